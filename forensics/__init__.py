@@ -1,0 +1,16 @@
+"""forensics: investigate incidents in AI features from their audit logs and traces.
+
+>>> import forensics
+>>> case = forensics.open("incident.duckdb")
+>>> case.load("audit.jsonl")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .case import Case, open
+from .errors import ForensicsError
+from .result import Result
+
+__all__ = ["Case", "ForensicsError", "Result", "__version__", "open"]

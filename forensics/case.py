@@ -1,0 +1,218 @@
+"""The case file: one DuckDB database holding the evidence and the findings.
+
+>>> import forensics
+>>> case = forensics.open("incident.duckdb")          # creates it when missing
+>>> case.load("audit.jsonl")                          # doctest: +SKIP
+>>> case.sql("SELECT count(*) AS n FROM events").df   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from .db import frame
+from .errors import CaseError, CaseLockedError, QueryError, QueryTimeoutError, ReadOnlyCaseError
+from .result import Result
+
+SCHEMA_VERSION = 1
+DEFAULT_ROW_CAP = 100_000
+DEFAULT_TIME_LIMIT_S = 300.0
+
+# version -> SQL statements that take a case from version-1 to version.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+def _schema_sql() -> str:
+    return resources.files("forensics").joinpath("sql/schema.sql").read_text(encoding="utf-8")
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            raise CaseLockedError(f"case file {path} is locked by another process: {text}") \
+                from exc
+        if "permission" in text.lower() or "read-only" in text.lower():
+            raise ReadOnlyCaseError(f"case file {path} cannot be opened for writing: {text}",
+                                    hint="open it with read_only=True (CLI: --read-only)") \
+                from exc
+        raise CaseError(f"cannot open case file {path}: {text}") from exc
+    except duckdb.Error as exc:
+        raise CaseError(f"{path} is not a DuckDB case file: {exc}") from exc
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+class Case:
+    """An open investigation. Create with :func:`forensics.open`."""
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if not read_only and self.path.exists() and not _writable(self.path):
+            raise ReadOnlyCaseError(f"case file {self.path} is read-only",
+                                    hint="open it with read_only=True (CLI: --read-only)")
+        if read_only and not self.path.exists():
+            raise CaseError(f"case file {self.path} does not exist")
+        self.read_only = read_only
+        self.con = _connect(self.path, read_only)
+        if not read_only:
+            self._migrate()
+        self._check_schema()
+
+    # -- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Case:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Case {str(self.path)!r}{' read-only' if self.read_only else ''}>"
+
+    @property
+    def schema_version(self) -> int:
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables").fetchall()}
+        if "meta" not in tables:
+            if tables - {"meta"}:
+                raise CaseError(f"{self.path} is a DuckDB file but not a forensics case",
+                                hint="use a new file name for the case")
+            self.con.execute("BEGIN")
+            self.con.execute(_schema_sql())
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?)",
+                             [str(SCHEMA_VERSION), f"forensics {_version()}"])
+            self.con.execute("COMMIT")
+            return
+        current = self.schema_version
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            self.con.execute("BEGIN")
+            for statement in MIGRATIONS.get(version, []):
+                self.con.execute(statement)
+            self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                             [str(version)])
+            self.con.execute("COMMIT")
+
+    def _check_schema(self) -> None:
+        try:
+            version = self.schema_version
+        except duckdb.CatalogException as exc:
+            raise CaseError(f"{self.path} is not a forensics case (no meta table)") from exc
+        if version > SCHEMA_VERSION:
+            raise CaseError(f"{self.path} has schema version {version}, newer than this "
+                            f"forensics ({SCHEMA_VERSION})", hint="upgrade forensics")
+
+    # -- SQL -------------------------------------------------------------------------
+    def sql(self, text: str, *, title: str = "", row_cap: int | None = DEFAULT_ROW_CAP,
+            time_limit: float | None = DEFAULT_TIME_LIMIT_S, **params: Any) -> Result:
+        """Run SQL with named ``$parameters`` bound by DuckDB, never pasted into the text.
+
+        >>> case.sql("SELECT count(*) AS n FROM events WHERE feature = $f", f="doc_qa")
+        ... # doctest: +SKIP
+        """
+        df, truncated = self._fetch(text, params, row_cap, time_limit)
+        meta = {"truncated": True, "row_cap": row_cap} if truncated else {}
+        return Result(df, sql=text, params=params, title=title, meta=meta)
+
+    def _fetch(self, text: str, params: dict[str, Any], row_cap: int | None,
+               time_limit: float | None) -> tuple[pl.DataFrame, bool]:
+        cur = self.con.cursor()
+        timer = _interrupt_after(cur, time_limit)
+        try:
+            rel = cur.sql(text, params=params or None)
+            if rel is None:
+                return pl.DataFrame(), False
+            if row_cap is None:
+                return rel.pl(), False
+            df, truncated = _fetch_capped(rel, row_cap)
+        except duckdb.InterruptException as exc:
+            raise QueryTimeoutError(f"query stopped after the time limit of {time_limit} s") \
+                from exc
+        except duckdb.Error as exc:
+            raise QueryError(f"query failed: {exc}") from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+            cur.close()
+        return df, truncated
+
+    def table(self, name: str, limit: int | None = None) -> pl.DataFrame:
+        """A canonical table as a Polars DataFrame: ``case.table("evidence")``."""
+        query = f'SELECT * FROM "{name}"' + (f" LIMIT {int(limit)}" if limit else "")
+        return frame(self.con, query)
+
+    def count(self, table: str) -> int:
+        row = self.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+        return int(row[0]) if row else 0
+
+    # -- investigation stages --------------------------------------------------------
+    def load(self, path: str | Path, format: str | None = None,
+             mapping: dict[str, Any] | str | Path | None = None,
+             progress: Callable[[str], None] | None = None) -> Result:
+        """Load one evidence file; see :func:`forensics.load.load_file`."""
+        from .load import load_file
+
+        return load_file(self, path, format=format, mapping=mapping, progress=progress)
+
+    def summary(self) -> Result:
+        """What the case holds: evidence, volumes, time span, features, versions."""
+        from .summary import summarize
+
+        return summarize(self)
+
+
+def _writable(path: Path) -> bool:
+    """Writable by us, and not marked read-only (root ignores the mode bits, we don't)."""
+    return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+
+
+def _fetch_capped(rel: duckdb.DuckDBPyRelation, row_cap: int) -> tuple[pl.DataFrame, bool]:
+    """Fetch at most ``row_cap`` rows without materialising the rest."""
+    import pyarrow as pa
+
+    reader = rel.to_arrow_reader(min(row_cap + 1, 1_000_000))
+    batches, n = [], 0
+    for batch in reader:
+        batches.append(batch)
+        n += batch.num_rows
+        if n > row_cap:
+            break
+    table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, row_cap)
+    return pl.from_arrow(table), n > row_cap  # type: ignore[return-value]
+
+
+def _interrupt_after(cur: duckdb.DuckDBPyConnection,
+                     seconds: float | None) -> threading.Timer | None:
+    if not seconds:
+        return None
+    timer = threading.Timer(seconds, cur.interrupt)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def open(path: str | Path, read_only: bool = False) -> Case:
+    """Create or open the case file at ``path``: ``case = forensics.open("incident.duckdb")``."""
+    return Case(path, read_only=read_only)

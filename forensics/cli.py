@@ -1,0 +1,194 @@
+"""The command line: a thin shell over the Python API, one public function per verb.
+
+Every verb takes ``--json`` and then prints exactly one JSON document on stdout; errors
+are ``{"ok": false, "error": ..., "hint": ...}`` with exit code 1 (2 for usage errors).
+
+    forensics load incident.duckdb audit.jsonl changes.csv --json
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from . import __version__
+from .errors import ForensicsError
+from .result import Result, _jsonable
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every verb shares (``--json``), and the one place errors become
+    friendly messages (sqlite-utils style)."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> None:
+        try:
+            payload = fn(*args, **kwargs)
+        except ForensicsError as exc:
+            _fail(exc.to_dict(), as_json)
+        except KeyboardInterrupt:
+            _fail({"ok": False, "error": "interrupted", "hint": "nothing partial was kept"},
+                  as_json)
+        _emit(payload, as_json)
+
+    return wrapper
+
+
+def _fail(error: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(error))
+    else:
+        err_console.print(f"[bold red]Error:[/] {error['error']}", highlight=False)
+        if error.get("hint"):
+            err_console.print(f"[dim]Hint: {error['hint']}[/]", highlight=False)
+    sys.exit(1)
+
+
+def _emit(payload: Any, as_json: bool) -> None:
+    """``payload`` is (json dict, human renderer) or a Result."""
+    if isinstance(payload, Result):
+        data, human = {"ok": True, **payload.to_dict()}, payload.to_markdown
+    else:
+        data, human = payload
+        data = {"ok": True, **data}
+    if as_json:
+        click.echo(json.dumps(_jsonable(data)))
+    else:
+        text = human() if callable(human) else str(human)
+        out_console.print(text, highlight=False, markup=False)
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[..., None]]:
+    """A progress display on stderr that appears only for work longer than a second."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                        TimeElapsedColumn(), console=err_console, transient=True)
+    task = progress.add_task(label, total=total)
+    timer = threading.Timer(1.0, progress.start)
+    timer.daemon = True
+    timer.start()
+
+    def update(message: str | int | None = None, total_: int | None = None) -> None:
+        if isinstance(message, int):
+            progress.update(task, completed=message, total=total_)
+        elif message:
+            progress.update(task, description=str(message))
+
+    try:
+        yield update
+    finally:
+        timer.cancel()
+        progress.stop()
+
+
+def _open_case(path: str, read_only: bool = False) -> Any:
+    from .case import open as open_case
+
+    return open_case(path, read_only=read_only)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="forensics")
+def cli() -> None:
+    """forensics: investigate incidents in AI features from audit logs and traces.
+
+    A case is one DuckDB file holding the evidence and the findings.
+    """
+
+
+@cli.command()
+@click.argument("case", type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", default=None,
+              help="Override format detection: jsonl, json, csv, parquet, changes, feedback, "
+                   "or a vendor format (otlp, openinference, langfuse, ...).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TOML file mapping canonical columns to source field paths.")
+@output_options
+def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None) -> Any:
+    """Load evidence FILES into CASE (created when missing). Same file twice adds nothing."""
+    from .load import load_files
+
+    c = _open_case(case)
+    try:
+        with progress_bar("loading") as update:
+            result = load_files(c, list(files), format=fmt, mapping=mapping, progress=update)
+    finally:
+        c.close()
+    return {"files": result.rows(), "rejects": result.meta.get("first_rejects", [])}, \
+        lambda: _load_text(result)
+
+
+def _load_text(result: Result) -> str:
+    lines = [f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
+             f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
+             f"(sha256 {r['sha256'][:12]})" for r in result.rows()]
+    lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@output_options
+def summary(case: str) -> Any:
+    """What CASE holds: evidence files, tables, time span, features."""
+    c = _open_case(case, read_only=True)
+    try:
+        return c.summary()
+    finally:
+        c.close()
+
+
+@cli.command()
+@click.argument("outdir", type=click.Path(file_okay=False))
+@click.option("--scenario", required=True, help="Scenario name (see --list).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--events", "n_events", default=200_000, show_default=True, type=int)
+@click.option("--days", default=21, show_default=True, type=int)
+@output_options
+def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int) -> Any:
+    """Generate a practice incident in OUTDIR, with its answer key."""
+    from .drill import generate
+
+    with progress_bar(f"drill {scenario}", total=n_events) as update:
+        summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
+                            progress=lambda done, total: update(done, total))
+    return summary_, lambda: json.dumps(_jsonable(summary_), indent=2)
+
+
+@cli.command()
+@click.option("--outdir", default="forensics-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Where the drill, case and report go.")
+@click.option("--events", "n_events", default=60_000, show_default=True, type=int)
+@click.option("--seed", default=7, show_default=True, type=int)
+@output_options
+def demo(outdir: str, n_events: int, seed: int) -> Any:
+    """Investigate a generated incident end to end and say what was found."""
+    from .demo import run_demo
+
+    with progress_bar("demo") as update:
+        report = run_demo(Path(outdir), events=n_events, seed=seed, progress=update)
+    return report.to_dict(), report.to_text
+
+
+def main() -> None:
+    cli(prog_name="forensics")
+
+
+if __name__ == "__main__":
+    main()

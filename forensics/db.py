@@ -1,0 +1,39 @@
+"""Small helpers over the DuckDB 2 Python API, used by every stage.
+
+DuckDB 2 wants each result fully fetched before the next statement on a connection, and
+hands results to Polars through Arrow.
+
+>>> frame(con, "SELECT $x AS x", {"x": 1})   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import polars as pl
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str,
+          params: dict[str, Any] | list[Any] | None = None) -> pl.DataFrame:
+    """Run ``sql`` with bound parameters and return all rows as a Polars DataFrame."""
+    rel = con.sql(sql, params=params or None)
+    if rel is None:
+        return pl.DataFrame()
+    return rel.pl()
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str,
+         params: dict[str, Any] | list[Any] | None = None) -> list[tuple[Any, ...]]:
+    return (con.execute(sql, params) if params else con.execute(sql)).fetchall()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str,
+           params: dict[str, Any] | list[Any] | None = None) -> Any:
+    result = rows(con, sql, params)
+    return result[0][0] if result else None
+
+
+def temp_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+                            "AND database_name = 'temp'", [table]))
