@@ -35,5 +35,6 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str,
 
 
 def temp_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
-                            "AND database_name = 'temp'", [table]))
+    return bool(scalar(con, "SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+                            "AND database_name = 'temp') + (SELECT count(*) FROM duckdb_views() "
+                            "WHERE view_name = ? AND temporary)", [table, table]))

@@ -37,11 +37,11 @@ if TYPE_CHECKING:
     from .case import Case
 
 LOADER_VERSION = "1"
+# DuckDB's memory cap while loading: staging spills to disk beyond it, so a load's
+# peak memory does not grow with the file. Override with FORENSICS_LOAD_MEMORY.
+LOAD_MEMORY = "1GB"
 TARGETS = ("events", "changes", "feedback")
 GENERIC = tuple(readers.CONTAINERS)
-STAGE_TABLES = ("_stage_records", "_stage_events", "_stage_retrievals", "_stage_moderations",
-                "_stage_feedback", "_stage_changes", "_stage_rejects",
-                "_stage_retrievals_src", "_stage_moderations_src")
 
 EVENT_COLUMNS = ["event_id", "trace_id", "span_id", "parent_id", "ts", "duration_ms", "user_id",
                  "session_id", "feature", "kind", "name", "provider", "model", "response_model",
@@ -71,14 +71,27 @@ class LoadResult(Result):
     kind = "load"
 
 
-def sha256_file(path: Path) -> tuple[str, int]:
+@dataclass
+class FileFacts:
+    sha256: str
+    size: int
+    lines: int | None  # physical lines of an uncompressed file
+
+
+def sha256_file(path: Path) -> FileFacts:
+    """sha256, size and (for uncompressed files) the number of lines, in one pass."""
     digest = hashlib.sha256()
-    size = 0
+    size = newlines = 0
+    last = b""
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
             size += len(chunk)
-    return digest.hexdigest(), size
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    compressed = path.name.lower().endswith((".gz", ".zst"))
+    lines = None if compressed else newlines + (1 if size and last != b"\n" else 0)
+    return FileFacts(digest.hexdigest(), size, lines)
 
 
 def _fingerprint(path: Path) -> tuple[int, int]:
@@ -91,8 +104,13 @@ _exists = temp_exists
 
 
 def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
-    for table in STAGE_TABLES:
-        con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    """Drop every temp table and view a load made (their names start with ``_``)."""
+    for name, is_view in con.execute(
+            "SELECT view_name, true FROM duckdb_views() WHERE temporary "
+            "AND starts_with(view_name, '_') UNION ALL "
+            "SELECT table_name, false FROM duckdb_tables() WHERE database_name = 'temp' "
+            "AND starts_with(table_name, '_')").fetchall():
+        con.execute(f'DROP {"VIEW" if is_view else "TABLE"} IF EXISTS temp."{name}"')
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,9 +164,12 @@ def _check_format_fits(path: Path, format: str) -> None:
 # staging
 
 def _stage_generic(con: duckdb.DuckDBPyConnection, path: Path, reader: str,
-                   target: str | None, mapping: dict[str, str]
+                   target: str | None, mapping: dict[str, str], lines: int | None = None
                    ) -> tuple[str, dict[str, list[str]]]:
-    readers.CONTAINERS[reader](con, path)
+    if reader == "jsonl":
+        readers.stage_jsonl(con, path, lines=lines)
+    else:
+        readers.CONTAINERS[reader](con, path)
     if target is None:
         target = _target_from_mapping(mapping) if mapping else \
             _target_from_keys(mapping_mod.sample_keys(con, limit=1000))
@@ -209,12 +230,18 @@ def _commit_table(con: duckdb.DuckDBPyConnection, evidence_id: int, sha: str, ta
     con.execute(f"""
         INSERT INTO {target} BY NAME
         SELECT {id_sel}{select}, {evidence_id} AS evidence_id, s.locator
-        FROM {table} s JOIN _verdict v USING (_ord) WHERE v.reason IS NULL ORDER BY s._ord
+        FROM {table} s JOIN _verdict v USING (_ord) WHERE v.reason IS NULL
     """)
+    raw, source = "s._raw::VARCHAR", ""
+    if _exists(con, "_stage_records") and table in ("_stage_events", "_stage_changes",
+                                                    "_stage_feedback"):
+        raw = "coalesce(s._raw::VARCHAR, r.j::VARCHAR)"
+        source = "LEFT JOIN _stage_records r ON r._ord = s._ord"
     con.execute(f"""
         INSERT INTO rejects
-        SELECT {evidence_id}, s.locator, v.reason, left(s._raw::VARCHAR, {readers.RAW_LIMIT})
-        FROM {table} s JOIN _verdict v USING (_ord) WHERE v.reason IS NOT NULL ORDER BY s._ord
+        SELECT {evidence_id}, s.locator, v.reason, left({raw}, {readers.RAW_LIMIT})
+        FROM {table} s JOIN _verdict v USING (_ord) {source}
+        WHERE v.reason IS NOT NULL ORDER BY s._ord
     """)
     total, bad = con.execute("SELECT count(*), count(reason) FROM _verdict").fetchall()[0]
     if target == "events":
@@ -271,7 +298,8 @@ def load_file(case: Case, path: str | Path, format: str | None = None,
     notify = progress or (lambda _msg: None)
     before = _fingerprint(path)
     notify(f"hashing {path.name}")
-    sha, size = sha256_file(path)
+    facts = sha256_file(path)
+    sha, size = facts.sha256, facts.size
     con = case.con
     known = con.execute("SELECT evidence_id, format, target, rows_loaded, rows_rejected "
                         "FROM evidence WHERE sha256 = ?", [sha]).fetchall()
@@ -283,11 +311,13 @@ def load_file(case: Case, path: str | Path, format: str | None = None,
     if size == 0:
         raise FormatError(f"{path}: the file is empty", hint="nothing to load")
     notify(f"reading {path.name} as {reader}")
+    previous_limit = scalar(con, "SELECT current_setting('memory_limit')")
+    con.execute(f"SET memory_limit = '{_load_memory()}'")
     con.execute("BEGIN TRANSACTION")
     try:
         mapping_mod.install_macros(con)
         evidence_id = int(_scalar(con, "SELECT nextval('evidence_seq')"))
-        target, resolved = _stage(con, path, reader, forced_target, explicit)
+        target, resolved = _stage(con, path, reader, forced_target, explicit, facts.lines)
         notify(f"committing {path.name}")
         stats = commit_stage(con, evidence_id, sha)
         _check_unchanged(path, before)
@@ -304,19 +334,31 @@ def load_file(case: Case, path: str | Path, format: str | None = None,
         raise LoadError(f"{path}: load failed, nothing from this file was kept: {exc}") from exc
     finally:
         _drop_stage(con)
+        con.execute(f"SET memory_limit = '{previous_limit}'")
     return _result(path, sha, size, reader, target, stats.records_in, stats.loaded,
                    stats.rejected, "loaded", evidence_id, con)
 
 
 def _stage(con: duckdb.DuckDBPyConnection, path: Path, reader: str, target: str | None,
-           explicit: dict[str, str]) -> tuple[str, dict[str, list[str]]]:
+           explicit: dict[str, str], lines: int | None = None
+           ) -> tuple[str, dict[str, list[str]]]:
     vendor = formats.vendor(reader)
     if vendor is not None:
         if explicit:
             raise MappingError(f"a mapping applies to generic files, not to {reader}")
         vendor.stage(con, path)
         return "events", {}
-    return _stage_generic(con, path, reader, target, explicit)
+    return _stage_generic(con, path, reader, target, explicit, lines)
+
+
+def _load_memory() -> str:
+    import os
+    import re
+
+    value = os.environ.get("FORENSICS_LOAD_MEMORY", LOAD_MEMORY)
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, re.IGNORECASE):
+        raise LoadError(f"FORENSICS_LOAD_MEMORY={value!r} is not a size like 1GB or 800MB")
+    return value
 
 
 def _check_unchanged(path: Path, before: tuple[int, int]) -> None:

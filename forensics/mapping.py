@@ -190,15 +190,16 @@ def _text_expr(paths: str | list[str]) -> str:
 TS_MACRO = r"""
 CREATE OR REPLACE TEMP MACRO _fx_ts(s) AS CASE
     WHEN s IS NULL OR trim(s) = '' THEN NULL
-    WHEN regexp_full_match(trim(s), '-?[0-9]+(\.[0-9]+)?') THEN
+    WHEN s[1] NOT IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
+         OR NOT regexp_full_match(trim(s), '-?[0-9]+(\.[0-9]+)?') THEN coalesce(
+        try_cast(s AS TIMESTAMPTZ)::TIMESTAMP,
+        try_strptime(s, ['%a, %d %b %Y %H:%M:%S GMT', '%d/%b/%Y:%H:%M:%S %z',
+                         '%Y/%m/%d %H:%M:%S', '%m/%d/%Y %H:%M:%S'])::TIMESTAMP)
+    ELSE
         CASE WHEN abs(s::DOUBLE) < 1e11 THEN make_timestamp(CAST(s::DOUBLE * 1e6 AS BIGINT))
              WHEN abs(s::DOUBLE) < 1e14 THEN make_timestamp(CAST(s::DOUBLE * 1e3 AS BIGINT))
              WHEN abs(s::DOUBLE) < 1e17 THEN make_timestamp(CAST(s::DOUBLE AS BIGINT))
              ELSE make_timestamp(CAST(s::DOUBLE / 1e3 AS BIGINT)) END
-    ELSE coalesce(
-        try_cast(s AS TIMESTAMPTZ)::TIMESTAMP,
-        try_strptime(s, ['%a, %d %b %Y %H:%M:%S GMT', '%d/%b/%Y:%H:%M:%S %z',
-                         '%Y/%m/%d %H:%M:%S', '%m/%d/%Y %H:%M:%S'])::TIMESTAMP)
 END
 """
 
@@ -207,11 +208,11 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(TS_MACRO)
 
 
-def _typed(column: str, sql_type: str, path: list[str] | None) -> tuple[str, str]:
-    """(value expression, reject-reason expression) for a numeric column."""
-    if path is None:
+def _typed(column: str, sql_type: str, raw: str | None) -> tuple[str, str]:
+    """(value expression, reject-reason expression) for a numeric column whose source
+    text is the SQL expression ``raw``."""
+    if raw is None:
         return f"NULL::{sql_type} AS {column}", "NULL"
-    raw = _text_expr(path)
     value = f"try_cast({raw} AS {sql_type})"
     if sql_type == "BIGINT":  # 12.0 is an integer; 12.5 is not
         value = (f"coalesce(try_cast({raw} AS BIGINT), CASE WHEN try_cast({raw} AS DOUBLE) "
@@ -224,48 +225,141 @@ def _typed(column: str, sql_type: str, path: list[str] | None) -> tuple[str, str
 def stage_events(con: duckdb.DuckDBPyConnection,
                  mapping: dict[str, str]) -> dict[str, list[str]]:
     """``_stage_records`` -> ``_stage_events`` (+ retrievals, moderations). Returns the
-    resolved mapping so the evidence row can record it."""
+    resolved mapping so the evidence row can record it.
+
+    Each record is parsed once, by ``from_json`` into a struct with one field per
+    top-level key: canonical sources as text, everything else as JSON for ``attributes``.
+    """
     columns = [*EVENT_TEXT, "ts", *EVENT_NUMERIC, *NESTED]
     check_columns(mapping, columns, "events")
-    resolved = resolve(columns, mapping, sample_keys(con))
-    selects = [f"{_text_expr(resolved[c])} AS {c}" if c in resolved else f"NULL::VARCHAR AS {c}"
-               for c in EVENT_TEXT]
-    reasons = []
+    keys = sample_keys(con)
+    resolved = resolve(columns, mapping, keys)
+    plan = _Plan(resolved, keys)
+    text = {c: plan.text(c) for c in [*EVENT_TEXT, "ts", *EVENT_NUMERIC]}
+    typed, reasons = [], []
     for column, sql_type in EVENT_NUMERIC.items():
-        expr, reason = _typed(column, sql_type, resolved.get(column))
-        selects.append(expr)
+        expr, reason = _typed(column, sql_type, f"_n_{column}" if text[column] else None)
+        typed.append(expr)
         reasons.append(reason)
-    ts_raw = _text_expr(resolved["ts"]) if "ts" in resolved else "NULL::VARCHAR"
-    patch = removal_patch(p for paths in resolved.values() for p in paths)
-    not_object = "CASE WHEN json_type(j) <> 'OBJECT' THEN 'record is not a JSON object' END"
-    reject = "coalesce(" + ", ".join([not_object, *reasons]) + ")"
+    nested = ", ".join(f"{plan.json(n)} AS _nest_{n}" for n in NESTED)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _stage_events AS
-        SELECT _ord, locator, {', '.join(selects)},
-               {ts_raw} AS _ts_raw, _fx_ts({ts_raw}) AS ts,
-               json_merge_patch(j, {_literal(patch)}) AS attributes,
-               {reject} AS _reject, j AS _raw
-        FROM _stage_records
+        WITH p AS (SELECT _ord, locator, j, from_json(j, {_literal(plan.struct())}) AS s
+                   FROM _stage_records),
+        q AS (SELECT _ord, locator,
+                     {', '.join(f"{text[c] or 'NULL::VARCHAR'} AS {c}" for c in EVENT_TEXT)},
+                     {', '.join(f"{text[c] or 'NULL::VARCHAR'} AS _n_{c}" for c in EVENT_NUMERIC)},
+                     {text['ts'] or 'NULL::VARCHAR'} AS _ts_raw,
+                     {plan.attributes()} AS attributes, {nested}
+              FROM p)
+        SELECT _ord, locator, {', '.join(EVENT_TEXT)}, {', '.join(typed)}, _ts_raw,
+               _fx_ts(_ts_raw) AS ts, attributes,
+               coalesce({', '.join(reasons)}) AS _reject, NULL::VARCHAR AS _raw,
+               {', '.join(f"_nest_{n}" for n in NESTED)}
+        FROM q
     """)
-    _stage_nested(con, resolved)
+    _stage_nested(con)
     return resolved
 
 
-def _stage_nested(con: duckdb.DuckDBPyConnection, resolved: dict[str, list[str]]) -> None:
+_TOP = re.compile(r'^\$\.(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_][\w-]*))(.*)$')
+
+
+def _split(path: str) -> tuple[str, str]:
+    """``$."a"."b"[0]`` -> (``a``, ``$."b"[0]``); rest is ``$`` for a top-level key."""
+    match = _TOP.match(path)
+    if not match:
+        raise MappingError(f"unsupported path {path!r}: it must start with a field name",
+                           hint="use a path like 'request.user.id' or '$.request.user.id'")
+    top = (match.group(1) or match.group(2)).replace('\\"', '"')
+    return top, "$" + match.group(3)
+
+
+def _ident(key: str) -> str:
+    return 's."' + key.replace('"', '""') + '"'
+
+
+class _Plan:
+    """Which top-level keys feed canonical columns (read as text), which feed nested
+    tables, and which stay in ``attributes`` (read as JSON)."""
+
+    def __init__(self, resolved: dict[str, list[str]], keys: set[str]) -> None:
+        self.sources = {c: [_split(p) for p in paths] for c, paths in resolved.items()}
+        scalar_cols = [c for c in self.sources if c not in NESTED]
+        self.scalar_keys = {top for c in scalar_cols for top, rest in self.sources[c]
+                            if rest == "$"}
+        self.parents: dict[str, list[str]] = {}
+        for c in scalar_cols:
+            for top, rest in self.sources[c]:
+                if rest != "$":
+                    self.parents.setdefault(top, []).append(rest)
+        self.nested_keys = {top for n in NESTED for top, _ in self.sources.get(n, [])}
+        wanted = sorted(keys | self.scalar_keys | set(self.parents) | self.nested_keys)
+        # Struct fields cannot be empty or differ only in case: such keys stay in
+        # attributes through a (rare) second pass over the record.
+        seen: set[str] = set()
+        self.keys, self.special = [], []
+        for key in wanted:
+            (self.special if not key or key.lower() in seen else self.keys).append(key)
+            seen.add(key.lower())
+        self.scalar_keys -= set(self.parents)  # a parent is read as JSON, then extracted
+
+    def struct(self) -> str:
+        import json
+
+        fields = {k: "VARCHAR" if k in self.scalar_keys else "JSON" for k in self.keys}
+        return json.dumps(fields or {"__none__": "JSON"})  # from_json needs a field
+
+    def text(self, column: str) -> str | None:
+        parts = []
+        for top, rest in self.sources.get(column, []):
+            if top in self.special:
+                path = '$."' + top.replace('"', '\\"') + '"' + rest[1:]
+                parts.append(f"json_extract_string(j, {_literal(path)})")
+            elif rest == "$" and top in self.scalar_keys:
+                parts.append(_ident(top))
+            else:
+                parts.append(f"json_extract_string({_ident(top)}, {_literal(rest)})")
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else "coalesce(" + ", ".join(parts) + ")"
+
+    def json(self, column: str) -> str:
+        parts = [_ident(top) if rest == "$" else f"json_extract({_ident(top)}, {_literal(rest)})"
+                 for top, rest in self.sources.get(column, [])]
+        return parts[0] if parts else "NULL::JSON"
+
+    def attributes(self) -> str:
+        members = []
+        for key in self.keys:
+            if key in self.scalar_keys or key in self.nested_keys:
+                continue
+            value = _ident(key)
+            if key in self.parents:
+                patch = removal_patch("$" + rest[1:] if rest.startswith("$") else rest
+                                      for rest in self.parents[key])
+                value = f"json_merge_patch({value}, {_literal(patch)})"
+            members.append(f"{_literal(key)}, {value}")
+        result = ("json_merge_patch('{}', json_object(" + ", ".join(members) + "))"
+                  if members else "'{}'::JSON")
+        if self.special:
+            import json
+
+            drop = json.dumps(dict.fromkeys(self.keys))
+            result = f"json_merge_patch({result}, json_merge_patch(j, {_literal(drop)}))"
+        return result
+
+
+def _stage_nested(con: duckdb.DuckDBPyConnection) -> None:
     """Nested retrieved documents and moderation results, one row per element."""
     for name in NESTED:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage_{name}_src "
-                    "(_ord BIGINT, _pos BIGINT, e JSON)")
-        if name not in resolved:
-            continue
-        path = resolved[name][0]
         con.execute(f"""
-            INSERT INTO _stage_{name}_src
+            CREATE OR REPLACE TEMP TABLE _stage_{name}_src AS
             SELECT _ord, generate_subscripts(arr, 1) AS _pos, unnest(arr) AS e FROM (
-                SELECT _ord, CASE json_type(j, {_literal(path)})
-                    WHEN 'ARRAY' THEN json_extract(j, {_literal(path + '[*]')})
-                    WHEN 'OBJECT' THEN [json_extract(j, {_literal(path)})] END AS arr
-                FROM _stage_records WHERE json_type(j) = 'OBJECT')
+                SELECT _ord, CASE json_type(_nest_{name})
+                    WHEN 'ARRAY' THEN json_extract(_nest_{name}, '$[*]')
+                    WHEN 'OBJECT' THEN [_nest_{name}] END AS arr
+                FROM _stage_events WHERE _nest_{name} IS NOT NULL)
             WHERE arr IS NOT NULL
         """)
     con.execute("""

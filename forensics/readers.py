@@ -18,7 +18,7 @@ from .errors import FormatError, LoadError
 
 RAW_LIMIT = 2000          # characters of a rejected record kept in ``rejects.raw``
 DETAILED_REASONS = 10_000  # rejects beyond this get the short reason only
-MAX_LINE_BYTES = 1 << 30  # one JSON line may be up to 1 GiB
+MAX_LINE_BYTES = 128 << 20  # one JSON line may be up to 128 MiB; longer ones are rejected
 
 _REJECTS_DDL = "CREATE OR REPLACE TEMP TABLE _stage_rejects (locator VARCHAR, reason VARCHAR, " \
                "raw VARCHAR)"
@@ -32,7 +32,8 @@ def _lines_source(path: Path, rejects: str) -> str:
     """``read_csv`` configured to hand back each physical line untouched."""
     return (f"read_csv({_q(path)}, columns={{'raw': 'VARCHAR'}}, delim='\\x1e', quote='', "
             f"escape='', header=false, auto_detect=false, strict_mode=false, "
-            f"max_line_size={MAX_LINE_BYTES}, store_rejects=true, "
+            f"max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}, "
+            f"store_rejects=true, "
             f"rejects_table='{rejects}_errors', rejects_scan='{rejects}_scans')")
 
 
@@ -61,50 +62,69 @@ def _explain_json_rejects(con: duckdb.DuckDBPyConnection) -> None:
                 "WHERE _stage_rejects.rowid = _why.rid")
 
 
-def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """JSON Lines (plain, .gz or .zst): one record per non-blank line."""
+def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, lines: int | None = None) -> None:
+    """JSON Lines (plain, .gz or .zst): one record per non-blank line.
+
+    One pass numbers the lines and checks each is a JSON object; ``_stage_records`` is a
+    view over the good ones, so the text is held once. ``lines``, the file's physical
+    line count when known, guards against lines the reader could not return."""
     con.execute(_REJECTS_DDL)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _lines AS "
-                    f"SELECT row_number() OVER () AS k, raw FROM {_lines_source(path, '_jl')}")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _numbered AS
+            SELECT line, raw, raw IS NULL OR regexp_full_match(raw, '\\s*') AS blank,
+                   regexp_matches(raw, '^\\s*\\{{') AND json_valid(raw) AS ok
+            FROM (SELECT row_number() OVER () AS line, raw FROM {_lines_source(path, '_jl')})
+        """)
     except duckdb.Error as exc:
         raise LoadError(f"{path}: cannot read as JSON Lines: {exc}") from exc
-    # Lines the reader itself refused (bad UTF-8) are not numbered by row_number();
-    # shift every later line by the number of refused lines before it.
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _bad_lines AS
-        SELECT line, min(error_message) AS msg, min(csv_line) AS raw,
-               row_number() OVER (ORDER BY line) AS j
-        FROM _jl_errors GROUP BY line
-    """)
-    con.execute(f"""
-        INSERT INTO _stage_rejects
-        SELECT 'line ' || line, 'invalid UTF-8: ' || msg, left(raw, {RAW_LIMIT}) FROM _bad_lines
-    """)
-    ok = ("CASE WHEN json_valid(raw) THEN json_type(raw) = 'OBJECT' ELSE false END AS ok")
-    if _has_rows(con, "_bad_lines"):
-        line = ("l.k + coalesce((SELECT count(*) FROM _bad_lines b WHERE b.line - b.j < l.k), 0)")
-    else:
-        line = "l.k"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _numbered AS
-        SELECT {line} AS line, raw, {ok}
-        FROM _lines l WHERE raw IS NOT NULL AND trim(raw) <> ''
-    """)
-    con.execute("DROP TABLE _lines")
+    bad = _renumber_after_bad_lines(con)
+    if lines is not None:
+        _check_all_lines_read(con, path, lines, bad)
     con.execute(f"""
         INSERT INTO _stage_rejects
         SELECT 'line ' || line,
                CASE WHEN json_valid(raw) THEN 'record is a JSON ' || lower(json_type(raw))
                     || ', not an object' ELSE 'invalid JSON' END,
                left(raw, {RAW_LIMIT})
-        FROM _numbered WHERE NOT ok ORDER BY line
+        FROM _numbered WHERE NOT ok AND NOT blank ORDER BY line
     """)
     _explain_json_rejects(con)
-    con.execute("CREATE OR REPLACE TEMP TABLE _stage_records AS "
-                "SELECT line AS _ord, 'line ' || line AS locator, raw::JSON AS j "
+    con.execute("CREATE OR REPLACE TEMP VIEW _stage_records AS "
+                "SELECT line AS _ord, 'line ' || line AS locator, raw AS j "
                 "FROM _numbered WHERE ok")
-    con.execute("DROP TABLE _numbered")
+
+
+def _check_all_lines_read(con: duckdb.DuckDBPyConnection, path: Path, lines: int,
+                          bad: int) -> None:
+    """DuckDB's line reader skips a line longer than its limit without a word: refuse
+    the file rather than lose a record or misnumber the rest."""
+    seen = int(con.execute("SELECT count(*) FROM _numbered").fetchall()[0][0]) + bad
+    if seen < lines:
+        raise LoadError(
+            f"{path}: {lines - seen} line(s) longer than {MAX_LINE_BYTES >> 20} MiB could not "
+            "be read; nothing from this file was kept",
+            hint="split the file, or raise forensics.readers.MAX_LINE_BYTES")
+
+
+def _renumber_after_bad_lines(con: duckdb.DuckDBPyConnection) -> int:
+    """Lines the reader itself refused (bad UTF-8) are not counted by row_number():
+    reject them, and shift every later line by the number refused before it."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _bad_lines AS
+        SELECT line, min(error_message) AS msg, min(csv_line) AS raw,
+               row_number() OVER (ORDER BY line) AS j
+        FROM _jl_errors GROUP BY line
+    """)
+    if not _has_rows(con, "_bad_lines"):
+        return 0
+    con.execute(f"""
+        INSERT INTO _stage_rejects
+        SELECT 'line ' || line, 'invalid UTF-8: ' || msg, left(raw, {RAW_LIMIT}) FROM _bad_lines
+    """)
+    con.execute("UPDATE _numbered SET line = line + coalesce((SELECT count(*) FROM _bad_lines b "
+                "WHERE b.line - b.j < _numbered.line), 0)")
+    return int(con.execute("SELECT count(*) FROM _bad_lines").fetchall()[0][0])
 
 
 def _has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -150,7 +170,8 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             CREATE OR REPLACE TEMP TABLE _rows AS
             SELECT row_number() OVER () AS n, t AS r FROM read_csv({_q(path)}, header=true,
                 all_varchar=true, store_rejects=true, rejects_table='_csv_errors',
-                rejects_scan='_csv_scans', max_line_size={MAX_LINE_BYTES}) t
+                rejects_scan='_csv_scans', max_line_size={MAX_LINE_BYTES},
+                buffer_size={2 * MAX_LINE_BYTES}) t
         """)
     except duckdb.Error as exc:
         raise LoadError(f"{path}: cannot read as CSV: {exc}") from exc

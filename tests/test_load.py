@@ -314,3 +314,17 @@ def test_load_many_from_api(case: Any, tmp_path: Path) -> None:
     result = load_files(case, [a, b])
     assert result.df["rows_loaded"].to_list() == [1, 1]
     assert forensics.Result.load(result.save(tmp_path / "r.json")).rows() == result.rows()
+
+
+def test_line_longer_than_the_reader_limit_refuses_the_file(
+        case: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB's line reader drops an over-long line silently; the loader notices (it
+    counted the lines while hashing) and refuses the file instead of losing a record."""
+    from forensics import readers
+
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1 << 20)
+    path = write_jsonl(tmp_path / "long.jsonl",
+                       [event(1), event(2, output_text="y" * (3 << 20)), event(3)])
+    with pytest.raises(LoadError, match=r"1 line.* longer than 1 MiB"):
+        case.load(path)
+    assert case.count("events") == 0 and case.count("evidence") == 0

@@ -77,7 +77,8 @@ def _open_text(path: Path) -> str:
         rows = con.execute(
             "SELECT raw FROM read_csv(?, columns={'raw': 'VARCHAR'}, delim='\\x1e', quote='', "
             "escape='', header=false, auto_detect=false, strict_mode=false, "
-            "ignore_errors=true, max_line_size=1073741824) LIMIT 50", [str(path)]).fetchall()
+            "ignore_errors=true, max_line_size=134217728, buffer_size=268435456) LIMIT 50",
+            [str(path)]).fetchall()
         con.close()
         return "\n".join(r[0] or "" for r in rows)
     with path.open("rb") as fh:
