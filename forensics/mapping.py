@@ -298,7 +298,8 @@ class _Plan:
         # Struct fields cannot be empty or differ only in case: such keys stay in
         # attributes through a (rare) second pass over the record.
         seen: set[str] = set()
-        self.keys, self.special = [], []
+        self.keys: list[str] = []
+        self.special: list[str] = []
         for key in wanted:
             (self.special if not key or key.lower() in seen else self.keys).append(key)
             seen.add(key.lower())
