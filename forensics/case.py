@@ -30,8 +30,12 @@ DEFAULT_TIME_LIMIT_S = 300.0
 MIGRATIONS: dict[int, list[str]] = {}
 
 
+def _sql_file(name: str) -> str:
+    return resources.files("forensics").joinpath(f"sql/{name}").read_text(encoding="utf-8")
+
+
 def _schema_sql() -> str:
-    return resources.files("forensics").joinpath("sql/schema.sql").read_text(encoding="utf-8")
+    return _sql_file("schema.sql")
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -68,6 +72,8 @@ class Case:
         if not read_only:
             self._migrate()
         self._check_schema()
+        if not read_only:
+            self.con.execute(_sql_file("facts.sql"))
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -84,8 +90,8 @@ class Case:
 
     @property
     def schema_version(self) -> int:
-        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def _migrate(self) -> None:
         tables = {r[0] for r in self.con.execute(
@@ -132,15 +138,15 @@ class Case:
 
     def _fetch(self, text: str, params: dict[str, Any], row_cap: int | None,
                time_limit: float | None) -> tuple[pl.DataFrame, bool]:
-        cur = self.con.cursor()
-        timer = _interrupt_after(cur, time_limit)
+        # The case's own connection: session state (variables, temp views) is visible.
+        timer = _interrupt_after(self.con, time_limit)
         try:
-            rel = cur.sql(text, params=params or None)
+            rel = self.con.sql(text, params=params or None)
             if rel is None:
                 return pl.DataFrame(), False
             if row_cap is None:
                 return rel.pl(), False
-            df, truncated = _fetch_capped(rel, row_cap)
+            return _fetch_capped(rel, row_cap)
         except duckdb.InterruptException as exc:
             raise QueryTimeoutError(f"query stopped after the time limit of {time_limit} s") \
                 from exc
@@ -149,8 +155,6 @@ class Case:
         finally:
             if timer is not None:
                 timer.cancel()
-            cur.close()
-        return df, truncated
 
     def table(self, name: str, limit: int | None = None) -> pl.DataFrame:
         """A canonical table as a Polars DataFrame: ``case.table("evidence")``."""
@@ -158,8 +162,17 @@ class Case:
         return frame(self.con, query)
 
     def count(self, table: str) -> int:
-        row = self.con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-        return int(row[0]) if row else 0
+        return int(self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
+
+    def query(self, name: str, *, row_cap: int | None = None, time_limit: float | None = None,
+              **params: Any) -> Result:
+        """Run a saved query from ``queries/``.
+
+        >>> case.query("exposure_window", label="pii_leak")   # doctest: +SKIP
+        """
+        from .queries import run
+
+        return run(self, name, row_cap=row_cap, time_limit=time_limit, **params)
 
     # -- investigation stages --------------------------------------------------------
     def load(self, path: str | Path, format: str | None = None,
@@ -183,18 +196,9 @@ def _writable(path: Path) -> bool:
 
 
 def _fetch_capped(rel: duckdb.DuckDBPyRelation, row_cap: int) -> tuple[pl.DataFrame, bool]:
-    """Fetch at most ``row_cap`` rows without materialising the rest."""
-    import pyarrow as pa
-
-    reader = rel.to_arrow_reader(min(row_cap + 1, 1_000_000))
-    batches, n = [], 0
-    for batch in reader:
-        batches.append(batch)
-        n += batch.num_rows
-        if n > row_cap:
-            break
-    table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, row_cap)
-    return pl.from_arrow(table), n > row_cap  # type: ignore[return-value]
+    """At most ``row_cap`` rows; DuckDB stops producing rows past the cap."""
+    df = rel.limit(row_cap + 1).pl()
+    return (df.head(row_cap), True) if df.height > row_cap else (df, False)
 
 
 def _interrupt_after(cur: duckdb.DuckDBPyConnection,

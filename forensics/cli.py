@@ -155,6 +155,63 @@ def summary(case: str) -> Any:
 
 
 @cli.command()
+@click.argument("case", required=False, type=click.Path(dir_okay=False))
+@click.argument("name", required=False)
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A query parameter; repeat for several.")
+@click.option("--list", "list_", is_flag=True, help="List the saved queries and exit.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+              default="table", show_default=True)
+@click.option("--row-cap", type=int, default=None, help="At most this many rows.")
+@click.option("--time-limit", type=float, default=None, help="Seconds before the query stops.")
+@output_options
+def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
+          row_cap: int | None, time_limit: float | None) -> Any:
+    """Run the saved query NAME on CASE (opened read-only), or --list them."""
+    from .errors import UsageError
+    from .queries import catalogue, run
+
+    if list_:
+        result = catalogue()
+        return {"queries": result.rows()}, result.to_markdown
+    if not case or not name:
+        raise UsageError("give CASE and NAME, or --list", hint="forensics query --list")
+    values = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"parameter {item!r} is not KEY=VALUE")
+        values[key.strip()] = value
+    c = _open_case(case, read_only=True)
+    try:
+        result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
+    finally:
+        c.close()
+    return result.to_dict(), lambda: _render(result, fmt)
+
+
+def _render(result: Result, fmt: str) -> str:
+    if fmt == "csv":
+        return result.df.write_csv()
+    if fmt == "json":
+        return json.dumps(result.rows())
+    if fmt == "markdown":
+        return result.to_markdown(max_rows=result.df.height)
+    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
+    from rich.table import Table
+
+    table = Table(title=result.title + with_truncation)
+    for column in result.df.columns:
+        table.add_column(column)
+    for row in result.df.head(200).iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console = Console(width=200, record=True)
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get()
+
+
+@cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--scenario", required=True, help="Scenario name (see --list).")
 @click.option("--seed", default=0, show_default=True, type=int)
