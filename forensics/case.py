@@ -183,6 +183,43 @@ class Case:
 
         return load_file(self, path, format=format, mapping=mapping, progress=progress)
 
+    def impact(self, **kwargs: Any) -> Result:
+        """Affected users, sessions and events; see :func:`forensics.impact.impact`.
+
+        >>> case.impact(label="pii_leak", by=["plan", "locale"])   # doctest: +SKIP
+        """
+        from .impact import impact
+
+        return impact(self, **kwargs)
+
+    def estimate_impact(self, **kwargs: Any) -> Result:
+        """Affected events and users estimated from a sampled review, with intervals;
+        see :func:`forensics.impact.estimate`."""
+        from .impact import estimate
+
+        return estimate(self, **kwargs)
+
+    def record(self, result: Result, title: str, note: str = "") -> str:
+        """Keep ``result`` as a finding with its SQL, parameters and evidence hashes."""
+        from .findings import record
+
+        return record(self, result, title, note)
+
+    def findings(self) -> Result:
+        from .findings import list_findings
+
+        return list_findings(self)
+
+    def rerun_finding(self, finding_id: str) -> Result:
+        from .findings import rerun
+
+        return rerun(self, finding_id)
+
+    def check_finding(self, finding_id: str) -> dict[str, Any]:
+        from .findings import check
+
+        return check(self, finding_id)
+
     def summary(self) -> Result:
         """What the case holds: evidence, volumes, time span, features, versions."""
         from .summary import summarize
