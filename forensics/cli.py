@@ -212,6 +212,40 @@ def _render(result: Result, fmt: str) -> str:
 
 
 @cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--label", default=None, help="A detector or reviewer label, e.g. pii_leak.")
+@click.option("--cluster", default=None, help="A cluster id.")
+@click.option("--where", default=None, help="Any SQL condition over event_facts.")
+@click.option("--start", default=None, help="Exposure window start (ISO time).")
+@click.option("--end", default=None, help="Exposure window end (ISO time).")
+@click.option("--by", multiple=True, help="Break down by a cohort column; repeatable.")
+@click.option("--approx", is_flag=True, help="Approximate distinct counts (large cases).")
+@click.option("--suppress-below", type=int, default=0, show_default=True,
+              help="Show cells with fewer users as <k.")
+@output_options
+def impact(case: str, label: str | None, cluster: str | None, where: str | None,
+           start: str | None, end: str | None, by: tuple[str, ...], approx: bool,
+           suppress_below: int) -> Any:
+    """Affected users, sessions and events in CASE for a pattern (default: any bad signal)."""
+    from .errors import UsageError
+    from .impact import impact as impact_fn
+
+    if (start is None) != (end is None):
+        raise UsageError("give both --start and --end, or neither")
+    c = _open_case(case, read_only=True)
+    try:
+        result = impact_fn(c, label=label, cluster=cluster, where=where,
+                           window=(start, end) if start else None, by=list(by),
+                           approx=approx, suppress_below=suppress_below)
+    finally:
+        c.close()
+    data = {**result.meta, "rows": result.rows(), "sql": result.sql, "params": result.params}
+    data["window"] = {"start": _jsonable(result.meta["first_exposure"]),
+                      "end": _jsonable(result.meta["last_exposure"])}
+    return data, result.to_markdown
+
+
+@cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--scenario", required=True, help="Scenario name (see --list).")
 @click.option("--seed", default=0, show_default=True, type=int)

@@ -65,3 +65,14 @@ def test_help_lists_verbs() -> None:
     assert code == 0
     for verb in ("load", "drill", "demo", "summary"):
         assert verb in out
+
+
+def test_impact_verb(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl",
+                       [event(i, status="error" if i % 2 else "ok") for i in range(10)])
+    run("load", str(tmp_path / "c.duckdb"), str(path))
+    code, out = run("impact", str(tmp_path / "c.duckdb"), "--by", "feature", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["events"] == 5 and doc["users"] and doc["sessions"]
+    assert doc["window"]["start"] and doc["window"]["end"]
