@@ -192,6 +192,42 @@ class Case:
 
         return impact(self, **kwargs)
 
+    def changes(self, **kwargs: Any) -> Result:
+        """Declared and inferred changes with their rollout; see
+        :func:`forensics.changes.changes`: ``case.changes(feature="doc_qa")``."""
+        from .changes import changes
+
+        return changes(self, **kwargs)
+
+    def timeline(self, metric: str = "bad_rate", **kwargs: Any) -> Result:
+        """A metric over time with change markers; see :func:`forensics.changes.timeline`:
+        ``case.timeline("refusal_rate", by="prompt_version").plot()``."""
+        from .changes import timeline
+
+        return timeline(self, metric, **kwargs)
+
+    def compare(self, a: Any = None, b: Any = None, **kwargs: Any) -> Result:
+        """Two cohorts with intervals and corrected p-values; see
+        :func:`forensics.diff.compare`: ``case.compare(by="prompt_version", a="v12", b="v13")``."""
+        from .diff import compare
+
+        return compare(self, a, b, **kwargs)
+
+    def suspects(self, pattern: str | None = None, **kwargs: Any) -> Result:
+        """Ranked candidate root causes; see :func:`forensics.diff.suspects`:
+        ``case.suspects(label="over_refusal")``."""
+        from .diff import suspects
+
+        return suspects(self, pattern, **kwargs)
+
+    def retrieval_diff(self, before: str | None = None, after: str | None = None,
+                       **kwargs: Any) -> Result:
+        """Top-k retrieval before vs after an index change; see
+        :func:`forensics.diff.retrieval_diff`."""
+        from .diff import retrieval_diff
+
+        return retrieval_diff(self, before, after, **kwargs)
+
     def estimate_impact(self, **kwargs: Any) -> Result:
         """Affected events and users estimated from a sampled review, with intervals;
         see :func:`forensics.impact.estimate`."""

@@ -245,6 +245,122 @@ def impact(case: str, label: str | None, cluster: str | None, where: str | None,
     return data, result.to_markdown
 
 
+# -- which change caused it (issue 5) ------------------------------------------------------
+
+def _with_case(case: str, fn: Callable[[Any], Result]) -> Result:
+    c = _open_case(case, read_only=True)
+    try:
+        return fn(c)
+    finally:
+        c.close()
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--feature", default=None, help="Only this feature.")
+@click.option("--bucket", default="1h", show_default=True, help="Rollout bucket.")
+@output_options
+def changes(case: str, feature: str | None, bucket: str) -> Any:
+    """Declared and inferred changes in CASE, with their rollout."""
+    from .changes import changes as changes_fn
+
+    return _with_case(case, lambda c: changes_fn(c, feature=feature, bucket=bucket))
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--metric", default="bad_rate", show_default=True,
+              help="bad_rate, refusal_rate, error_rate, flag_rate, negative_feedback, "
+                   "latency_p50, latency_p95, tokens, cost, volume, label:NAME, cluster:ID.")
+@click.option("--by", default=None, help="Split by a column or attributes key.")
+@click.option("--bucket", default="1h", show_default=True)
+@click.option("--where", default=None, help="SQL condition over event_facts.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Also save the chart (PNG) here.")
+@output_options
+def timeline(case: str, metric: str, by: str | None, bucket: str, where: str | None,
+             plot_path: str | None) -> Any:
+    """A metric of CASE over time, with change markers."""
+    from .changes import timeline as timeline_fn
+
+    result = _with_case(case, lambda c: timeline_fn(c, metric, by=by, bucket=bucket,
+                                                    where=where))
+    if plot_path:
+        result.plot().figure.savefig(plot_path, dpi=120, bbox_inches="tight")
+    return result
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--by", default=None, help="Cohort column (e.g. prompt_version).")
+@click.option("--a", "a", default=None, help="Value of cohort a (or SQL with --sql).")
+@click.option("--b", "b", default=None, help="Value of cohort b (or SQL with --sql).")
+@click.option("--at", default=None, help="Before/after this time (ISO) instead.")
+@click.option("--window", default=None, help="With --at: this long either side (e.g. 24h).")
+@click.option("--where", default=None, help="SQL condition over event_facts for both.")
+@click.option("--metric", "metrics", multiple=True, help="A metric; repeatable.")
+@click.option("--segment", "segments", multiple=True,
+              help="Drill-down column; repeatable (default feature, locale, plan, region, "
+                   "client_version, tenant).")
+@click.option("--sql", "as_sql", is_flag=True, help="--a/--b are SQL conditions.")
+@click.option("--no-concurrent", is_flag=True, help="Do not restrict to shared hours.")
+@output_options
+def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | None,
+            window: str | None, where: str | None, metrics: tuple[str, ...],
+            segments: tuple[str, ...], as_sql: bool, no_concurrent: bool) -> Any:
+    """Compare two cohorts of CASE: --by COLUMN --a X --b Y, or --at TS."""
+    from .diff import compare as compare_fn
+    from .metrics import SEGMENTS
+
+    if as_sql:
+        by = None
+    return _with_case(case, lambda c: compare_fn(
+        c, a, b, by=by, at=at, window=window, where=where, metrics=list(metrics) or None,
+        segments=list(segments) or SEGMENTS, concurrent=False if no_concurrent else None))
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pattern", default=None, help="A label, cluster id or SQL condition.")
+@click.option("--label", default=None)
+@click.option("--cluster", default=None)
+@click.option("--where", default=None, help="SQL condition over event_facts.")
+@click.option("--bucket", default="1h", show_default=True)
+@click.option("--window", default="48h", show_default=True,
+              help="Traffic either side of each change used as evidence.")
+@output_options
+def suspects(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, window: str) -> Any:
+    """Ranked candidate root causes in CASE for a pattern (default: any bad signal)."""
+    from .diff import suspects as suspects_fn
+
+    result = _with_case(case, lambda c: suspects_fn(c, pattern, label=label, cluster=cluster,
+                                                    where=where, bucket=bucket, window=window))
+    keep = ["rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
+            "ts", "source", "score", "effect", "ci_low", "ci_high", "q_value", "method",
+            "confounded_with", "verdict", "explanation"]
+    data = {"suspects": [{k: r[k] for k in keep} for r in result.rows()],
+            "onset": result.meta.get("onset"), "meta": result.meta, "sql": result.sql,
+            "params": result.params}
+    return data, result.to_markdown
+
+
+@cli.command("retrieval-diff")
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--before", default=None, help="retrieval_version before.")
+@click.option("--after", default=None, help="retrieval_version after.")
+@click.option("--at", default=None, help="Or split in time at this ISO time.")
+@click.option("--feature", default=None)
+@click.option("-k", "k", default=5, show_default=True, type=int)
+@output_options
+def retrieval_diff(case: str, before: str | None, after: str | None, at: str | None,
+                   feature: str | None, k: int) -> Any:
+    """Top-k retrieval of the same queries before vs after an index change."""
+    from .diff import retrieval_diff as rd_fn
+
+    return _with_case(case, lambda c: rd_fn(c, before, after, at=at, feature=feature, k=k))
+
+
 @cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--scenario", required=True, help="Scenario name (see --list).")

@@ -120,7 +120,10 @@ def _target_from_keys(keys: set[str]) -> str:
     lowered = {k.lower() for k in keys}
     has_text = lowered & {"output_text", "output", "completion", "response", "input_text",
                           "input", "prompt", "messages", "span_id", "model"}
-    if {"to_version", "kind"} <= lowered or ({"version", "kind"} <= lowered and not has_text):
+    versioned = lowered & {"to_version", "to", "new_version", "version"}
+    changey = lowered & {"kind", "change_id", "from", "from_version", "old_version"}
+    if ({"to_version", "kind"} <= lowered or {"from", "to"} <= lowered
+            or (versioned and changey and not has_text)):
         return "changes"
     if not has_text and lowered & {"value", "rating", "thumbs", "score", "verdict"} and \
             lowered & {"event_id", "trace_id", "request_id", "user_id"}:

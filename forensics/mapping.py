@@ -140,8 +140,11 @@ def resolve(columns: Iterable[str], explicit: dict[str, str],
         if column in explicit:
             chosen[column] = [explicit[column]]
             continue
-        paths = [to_jsonpath(c) for c in [column, *ALIASES.get(column, [])]
-                 if c in keys and to_jsonpath(c) not in taken]
+        # A key named like the column is always its own source, even when another
+        # column took it as a fallback alias (event_id falls back to span_id).
+        own = [to_jsonpath(column)] if column in keys else []
+        paths = own + [to_jsonpath(c) for c in ALIASES.get(column, [])
+                       if c in keys and to_jsonpath(c) not in taken]
         if paths:
             chosen[column] = paths
             taken.update(paths)

@@ -306,6 +306,17 @@ def test_change_log_and_feedback(case: Any, tmp_path: Path) -> None:
     assert [n["negative"] for n in neg] == [True, True, False, True]
 
 
+def test_change_log_with_from_and_to(case: Any, tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "deploys.jsonl", [
+        {"time": "2026-03-01T09:00:00Z", "kind": "prompt", "feature": "support_chat",
+         "from": "v12", "to": "v13", "note": "tighten policy", "author": "deploy-bot"}])
+    row = case.load(log).rows()[0]
+    assert (row["target"], row["rows_loaded"]) == ("changes", 1)
+    got = case.sql("SELECT from_version, to_version, attributes ->> 'author' AS author "
+                   "FROM changes").rows()[0]
+    assert got == {"from_version": "v12", "to_version": "v13", "author": "deploy-bot"}
+
+
 def test_load_many_from_api(case: Any, tmp_path: Path) -> None:
     from forensics.load import load_files
 
