@@ -1,0 +1,5 @@
+"""``python -m forensics``: the command line."""
+
+from .cli import main
+
+main()
