@@ -21,6 +21,7 @@ import click
 from rich.console import Console
 
 from . import __version__
+from .drill import SCENARIOS
 from .errors import ForensicsError
 from .result import Result, _jsonable
 
@@ -363,18 +364,25 @@ def retrieval_diff(case: str, before: str | None, after: str | None, at: str | N
 
 @cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
-@click.option("--scenario", required=True, help="Scenario name (see --list).")
+@click.option("--scenario", required=True,
+              type=click.Choice(list(SCENARIOS)),
+              help="The planted incident.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--events", "n_events", default=200_000, show_default=True, type=int)
+@click.option("--events", "n_events", default=200_000, show_default=True, type=int,
+              help="Requests to generate (agent tool calls add child spans).")
 @click.option("--days", default=21, show_default=True, type=int)
+@click.option("--gzip", "compress", is_flag=True,
+              help="Write events and feedback as .jsonl.gz (reproducible bytes).")
 @output_options
-def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int) -> Any:
+def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int,
+          compress: bool) -> Any:
     """Generate a practice incident in OUTDIR, with its answer key."""
     from .drill import generate
 
     with progress_bar(f"drill {scenario}", total=n_events) as update:
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
-                            progress=lambda done, total: update(done, total))
+                            progress=lambda done, total: update(done, total),
+                            compress=compress)
     return summary_, lambda: json.dumps(_jsonable(summary_), indent=2)
 
 

@@ -16,11 +16,13 @@ runs in bounded memory; the same (scenario, seed, events, days) gives the same b
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import polars as pl
@@ -654,8 +656,10 @@ def _write_changes(path: Path, harmful: Change, decoy: Change, benign: list[Chan
 
 def generate(outdir: str | Path, scenario: str, seed: int = 0, events: int = 200_000,
              days: int = 21, progress: Callable[[int, int], None] | None = None,
-             format: str = "jsonl") -> dict[str, Any]:
+             format: str = "jsonl", compress: bool = False) -> dict[str, Any]:
     """Write a drill to ``outdir``; return a summary (counts, files, answer key path).
+    ``compress`` writes the events and feedback gzip-compressed (``.gz``, reproducible:
+    no time stamp in the gzip header).
 
     >>> generate("drills/leak", "retrieval_leak", seed=3, events=50_000)  # doctest: +SKIP
     """
@@ -681,9 +685,11 @@ def generate(outdir: str | Path, scenario: str, seed: int = 0, events: int = 200
         "end_ts": (START + dt.timedelta(days=days)).timestamp()}
     per_day = rng.multinomial(events, [ctx["profile"][d * 24:(d + 1) * 24].sum()
                                        for d in range(days)])
-    name = "events.jsonl" if format == "jsonl" else f"events.{format}.jsonl"
+    gz = ".gz" if compress else ""
+    names = {"events": ("events.jsonl" if format == "jsonl" else f"events.{format}.jsonl") + gz,
+             "feedback": "feedback.jsonl" + gz, "changes": "changes.jsonl"}
     affected, rows_written, feedback_rows = [], 0, 0
-    with open(out / name, "wb") as ev_fh, open(out / "feedback.jsonl", "wb") as fb_fh:
+    with _sink(out / names["events"]) as ev_fh, _sink(out / names["feedback"]) as fb_fh:
         for day in range(days):
             chunk = _make_day(day, int(per_day[day]), ctx, rng, int(per_day[:day].sum()))
             _write_events(chunk.frame, ev_fh, format)
@@ -695,15 +701,28 @@ def generate(outdir: str | Path, scenario: str, seed: int = 0, events: int = 200
                 progress(int(per_day[:day + 1].sum()), events)
     _write_changes(out / "changes.jsonl", harmful, decoy, benign)
     key = _answer_key(out, scen, seed, events, days, harmful, decoy, benign,
-                      pl.concat(affected))
+                      pl.concat(affected), names)
     return {"scenario": scenario, "seed": seed, "format": format, "outdir": str(out),
             "requests": events, "events": rows_written, "feedback": feedback_rows,
             "files": sorted(p.name for p in out.iterdir()),
             "root_cause": key["root_cause"], "affected": key["affected"]}
 
 
+@contextmanager
+def _sink(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to stream into; gzip-compressed when ``path`` ends in ``.gz``, with
+    mtime 0 and no file name in the header so the same drill gives the same bytes."""
+    with open(path, "wb") as raw:
+        if path.suffix != ".gz":
+            yield raw
+            return
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
+            yield cast(BinaryIO, zipped)
+
+
 def _answer_key(out: Path, scen: Scenario, seed: int, events: int, days: int, harmful: Change,
-                decoy: Change, benign: list[Change], affected: pl.DataFrame) -> dict[str, Any]:
+                decoy: Change, benign: list[Change], affected: pl.DataFrame,
+                files: dict[str, str]) -> dict[str, Any]:
     for col, fname in (("user_id", "affected_users.txt"), ("session_id", "affected_sessions.txt"),
                        ("event_id", "affected_events.txt")):
         values = affected[col].unique().sort().to_list()
@@ -744,8 +763,7 @@ def _answer_key(out: Path, scen: Scenario, seed: int, events: int, days: int, ha
         "spared_if_contained_at": spared,
         "effect": [{"outcome": o, "probability": p} for o, p in effect.outcomes],
         "background_rates": BACKGROUND[effect.feature],
-        "files": {"events": "events.jsonl", "changes": "changes.jsonl",
-                  "feedback": "feedback.jsonl"},
+        "files": files,
     }
     (out / "answer_key.json").write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
     return key
