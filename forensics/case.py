@@ -54,6 +54,8 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise CaseError(f"{path} is not a DuckDB case file: {exc}") from exc
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB's own progress bar writes to the terminal: it would break `--json` output.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -167,17 +167,20 @@ def _check_format_fits(path: Path, format: str) -> None:
 # staging
 
 def _stage_generic(con: duckdb.DuckDBPyConnection, path: Path, reader: str,
-                   target: str | None, mapping: dict[str, str], lines: int | None = None
-                   ) -> tuple[str, dict[str, list[str]]]:
-    if reader == "jsonl":
+                   target: str | None, mapping: dict[str, str], lines: int | None = None,
+                   clean: readers.CleanJsonl | None = None) -> tuple[str, dict[str, list[str]]]:
+    if clean is not None:
+        readers.lazy_records(con, path)
+    elif reader == "jsonl":
         readers.stage_jsonl(con, path, lines=lines)
     else:
         readers.CONTAINERS[reader](con, path)
     if target is None:
-        target = _target_from_mapping(mapping) if mapping else \
-            _target_from_keys(mapping_mod.sample_keys(con, limit=1000))
-    stage = {"events": mapping_mod.stage_events, "changes": mapping_mod.stage_changes,
-             "feedback": mapping_mod.stage_feedback}[target]
+        keys = set(clean.keys) if clean else mapping_mod.sample_keys(con, limit=1000)
+        target = _target_from_mapping(mapping) if mapping else _target_from_keys(keys)
+    if target == "events":
+        return target, mapping_mod.stage_events(con, mapping, clean)
+    stage = {"changes": mapping_mod.stage_changes, "feedback": mapping_mod.stage_feedback}[target]
     return target, stage(con, mapping)
 
 
@@ -235,18 +238,19 @@ def _commit_table(con: duckdb.DuckDBPyConnection, evidence_id: int, sha: str, ta
         SELECT {id_sel}{select}, {evidence_id} AS evidence_id, s.locator
         FROM {table} s JOIN _verdict v USING (_ord) WHERE v.reason IS NULL
     """)
+    total, bad = con.execute("SELECT count(*), count(reason) FROM _verdict").fetchall()[0]
     raw, source = "s._raw::VARCHAR", ""
     if _exists(con, "_stage_records") and table in ("_stage_events", "_stage_changes",
                                                     "_stage_feedback"):
         raw = "coalesce(s._raw::VARCHAR, r.j::VARCHAR)"
         source = "LEFT JOIN _stage_records r ON r._ord = s._ord"
-    con.execute(f"""
-        INSERT INTO rejects
-        SELECT {evidence_id}, s.locator, v.reason, left({raw}, {readers.RAW_LIMIT})
-        FROM {table} s JOIN _verdict v USING (_ord) {source}
-        WHERE v.reason IS NOT NULL ORDER BY s._ord
-    """)
-    total, bad = con.execute("SELECT count(*), count(reason) FROM _verdict").fetchall()[0]
+    if bad:  # (the source records may be a view over the file: read only when needed)
+        con.execute(f"""
+            INSERT INTO rejects
+            SELECT {evidence_id}, s.locator, v.reason, left({raw}, {readers.RAW_LIMIT})
+            FROM {table} s JOIN _verdict v USING (_ord) {source}
+            WHERE v.reason IS NOT NULL ORDER BY s._ord
+        """)
     if target == "events":
         _commit_children(con, evidence_id)
     return Stats(records_in=total, loaded=total - bad, rejected=bad)
@@ -316,42 +320,81 @@ def load_file(case: Case, path: str | Path, format: str | None = None,
     notify(f"reading {path.name} as {reader}")
     previous_limit = scalar(con, "SELECT current_setting('memory_limit')")
     con.execute(f"SET memory_limit = '{_load_memory()}'")
+    clean = readers.precheck_jsonl(con, path, facts.lines) \
+        if reader == "jsonl" and forced_target in (None, "events") else None
+    job = _Job(path, facts, reader, forced_target, explicit, before, notify)
+    try:
+        try:
+            evidence_id, target, stats = _load_once(con, job, clean)
+        except _EngineError:
+            if clean is None:
+                raise
+            # The fast reader refused something the check let through: load the careful
+            # way, which explains each bad record.
+            evidence_id, target, stats = _load_once(con, job, None)
+    finally:
+        con.execute(f"SET memory_limit = '{previous_limit}'")
+    return _result(path, sha, size, reader, target, stats.records_in, stats.loaded,
+                   stats.rejected, "loaded", evidence_id, con)
+
+
+@dataclass
+class _Job:
+    """One file to load and what was learnt about it before the transaction."""
+
+    path: Path
+    facts: FileFacts
+    reader: str
+    target: str | None
+    mapping: dict[str, str]
+    fingerprint: tuple[int, int]
+    notify: Callable[[str], None]
+
+
+def _load_once(con: duckdb.DuckDBPyConnection, job: _Job,
+               clean: readers.CleanJsonl | None) -> tuple[int, str, Stats]:
+    """Stage, check and commit the file in one transaction: all of it or none of it."""
+    path = job.path
     con.execute("BEGIN TRANSACTION")
     try:
         mapping_mod.install_macros(con)
         evidence_id = int(_scalar(con, "SELECT nextval('evidence_seq')"))
-        target, resolved = _stage(con, path, reader, forced_target, explicit, facts.lines)
-        notify(f"committing {path.name}")
-        stats = commit_stage(con, evidence_id, sha)
-        _check_unchanged(path, before)
+        target, resolved = _stage(con, job, clean)
+        job.notify(f"committing {path.name}")
+        stats = commit_stage(con, evidence_id, job.facts.sha256)
+        _check_unchanged(path, job.fingerprint)
         con.execute("INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [evidence_id, str(path.resolve()), sha, size, reader, target,
-                     LOADER_VERSION, dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                     stats.records_in, stats.loaded, stats.rejected, json.dumps(resolved)])
+                    [evidence_id, str(path.resolve()), job.facts.sha256, job.facts.size,
+                     job.reader, target, LOADER_VERSION,
+                     dt.datetime.now(dt.UTC).replace(tzinfo=None), stats.records_in,
+                     stats.loaded, stats.rejected, json.dumps(resolved)])
         con.execute("COMMIT")
     except ForensicsError:
         con.execute("ROLLBACK")
         raise
     except (duckdb.Error, OSError) as exc:
         con.execute("ROLLBACK")
-        raise LoadError(f"{path}: load failed, nothing from this file was kept: {exc}") from exc
+        raise _EngineError(f"{path}: load failed, nothing from this file was kept: {exc}") \
+            from exc
     finally:
         _drop_stage(con)
-        con.execute(f"SET memory_limit = '{previous_limit}'")
-    return _result(path, sha, size, reader, target, stats.records_in, stats.loaded,
-                   stats.rejected, "loaded", evidence_id, con)
+    return evidence_id, target, stats
 
 
-def _stage(con: duckdb.DuckDBPyConnection, path: Path, reader: str, target: str | None,
-           explicit: dict[str, str], lines: int | None = None
-           ) -> tuple[str, dict[str, list[str]]]:
-    vendor = formats.vendor(reader)
+class _EngineError(LoadError):
+    """The engine failed on the file (as opposed to a problem we diagnosed)."""
+
+
+def _stage(con: duckdb.DuckDBPyConnection, job: _Job,
+           clean: readers.CleanJsonl | None) -> tuple[str, dict[str, list[str]]]:
+    vendor = formats.vendor(job.reader)
     if vendor is not None:
-        if explicit:
-            raise MappingError(f"a mapping applies to generic files, not to {reader}")
-        vendor.stage(con, path)
+        if job.mapping:
+            raise MappingError(f"a mapping applies to generic files, not to {job.reader}")
+        vendor.stage(con, job.path)
         return "events", {}
-    return _stage_generic(con, path, reader, target, explicit, lines)
+    return _stage_generic(con, job.path, job.reader, job.target, job.mapping,
+                          job.facts.lines, clean)
 
 
 def _load_memory() -> str:

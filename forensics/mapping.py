@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from .errors import MappingError
+from .readers import CleanJsonl
 
 EVENT_TEXT = [
     "event_id", "trace_id", "span_id", "parent_id", "user_id", "session_id", "feature",
@@ -225,19 +226,23 @@ def _typed(column: str, sql_type: str, raw: str | None) -> tuple[str, str]:
     return f"{value} AS {column}", reason
 
 
-def stage_events(con: duckdb.DuckDBPyConnection,
-                 mapping: dict[str, str]) -> dict[str, list[str]]:
+def stage_events(con: duckdb.DuckDBPyConnection, mapping: dict[str, str],
+                 clean: CleanJsonl | None = None) -> dict[str, list[str]]:
     """``_stage_records`` -> ``_stage_events`` (+ retrievals, moderations). Returns the
     resolved mapping so the evidence row can record it.
 
-    Each record is parsed once, by ``from_json`` into a struct with one field per
-    top-level key: canonical sources as text, everything else as JSON for ``attributes``.
+    Each record is parsed once into a struct with one field per top-level key: canonical
+    sources as text, everything else as JSON for ``attributes``; by ``from_json`` over
+    ``_stage_records``, or, for a ``clean`` JSON Lines file, by DuckDB's own reader.
     """
     columns = [*EVENT_TEXT, "ts", *EVENT_NUMERIC, *NESTED]
     check_columns(mapping, columns, "events")
-    keys = sample_keys(con)
+    keys = set(clean.keys) if clean else sample_keys(con)
     resolved = resolve(columns, mapping, keys)
     plan = _Plan(resolved, keys)
+    parsed = clean.parsed(plan.struct()) if clean and not plan.special else (
+        f"SELECT _ord, locator, j, from_json(j, {_literal(plan.struct())}) AS s "
+        "FROM _stage_records")
     text = {c: plan.text(c) for c in [*EVENT_TEXT, "ts", *EVENT_NUMERIC]}
     typed, reasons = [], []
     for column, sql_type in EVENT_NUMERIC.items():
@@ -247,8 +252,7 @@ def stage_events(con: duckdb.DuckDBPyConnection,
     nested = ", ".join(f"{plan.json(n)} AS _nest_{n}" for n in NESTED)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _stage_events AS
-        WITH p AS (SELECT _ord, locator, j, from_json(j, {_literal(plan.struct())}) AS s
-                   FROM _stage_records),
+        WITH p AS ({parsed}),
         q AS (SELECT _ord, locator,
                      {', '.join(f"{text[c] or 'NULL::VARCHAR'} AS {c}" for c in EVENT_TEXT)},
                      {', '.join(f"{text[c] or 'NULL::VARCHAR'} AS _n_{c}" for c in EVENT_NUMERIC)},

@@ -10,6 +10,7 @@ locator (``line N``, ``row N``, ``element N``) and a reason.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -93,6 +94,66 @@ def stage_jsonl(con: duckdb.DuckDBPyConnection, path: Path, lines: int | None = 
     con.execute("CREATE OR REPLACE TEMP VIEW _stage_records AS "
                 "SELECT line AS _ord, 'line ' || line AS locator, raw AS j "
                 "FROM _numbered WHERE ok")
+
+
+@dataclass(frozen=True)
+class CleanJsonl:
+    """A JSON Lines file every line of which is one JSON object with distinct keys:
+    DuckDB's own parallel JSON reader can parse it straight into a struct, and line N is
+    row N. ``keys`` are the top-level keys of all its records."""
+
+    path: Path
+    keys: frozenset[str]
+
+    def parsed(self, struct: str) -> str:
+        """SQL with ``_ord, locator, j, s``: each record parsed into ``struct`` (a JSON
+        object of field -> type, as ``from_json`` takes it)."""
+        fields = ", ".join(f'"{k.replace(chr(34), chr(34) * 2)}" {t}'
+                           for k, t in json.loads(struct).items())
+        spec = "{'s': 'STRUCT(" + fields.replace("'", "''") + ")'}"
+        return (f"SELECT row_number() OVER () AS _ord, 'line ' || row_number() OVER () "
+                f"AS locator, NULL::JSON AS j, s FROM read_json({_q(self.path)}, "
+                f"format='newline_delimited', records=false, columns={spec}, "
+                f"maximum_object_size={MAX_LINE_BYTES})")
+
+
+def precheck_jsonl(con: duckdb.DuckDBPyConnection, path: Path,
+                   lines: int | None) -> CleanJsonl | None:
+    """One pass over a JSON Lines file, outside any transaction: its keys when every line
+    is a JSON object with distinct keys (the fast path), else None (the careful path,
+    which finds and explains each bad line). Never raises for a bad file."""
+    try:  # one row per distinct key list: few, whatever the size of the file
+        groups = con.execute(f"""
+            SELECT count(*), any_value(k)
+            FROM (SELECT CASE WHEN regexp_matches(raw, '^\\s*\\{{') THEN json_keys(raw) END AS k
+                  FROM read_csv({_q(path)}, columns={{'raw': 'VARCHAR'}}, delim='\\x1e', quote='',
+                                escape='', header=false, auto_detect=false, strict_mode=false,
+                                max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}))
+            GROUP BY hash(k)
+        """).fetchall()
+    except duckdb.Error:
+        return None
+    key_lists = [k for _, k in groups]
+    if any(k is None or len(k) != len(set(k)) for k in key_lists):
+        return None  # a blank line, a line that is not an object, or a repeated key
+    n = sum(count for count, _ in groups)
+    if not n or (lines is not None and n != lines):
+        return None
+    return CleanJsonl(path, frozenset(k for keys in key_lists for k in keys))
+
+
+def lazy_records(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """``_stage_records`` as a view over the file's lines, read only if asked (the raw
+    text of a record rejected after parsing), with an empty ``_stage_rejects``."""
+    con.execute(_REJECTS_DDL)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW _stage_records AS
+        SELECT line AS _ord, 'line ' || line AS locator, raw AS j
+        FROM (SELECT row_number() OVER () AS line, raw
+              FROM read_csv({_q(path)}, columns={{'raw': 'VARCHAR'}}, delim='\\x1e', quote='',
+                            escape='', header=false, auto_detect=false, strict_mode=false,
+                            max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}))
+    """)
 
 
 def _check_all_lines_read(con: duckdb.DuckDBPyConnection, path: Path, lines: int,

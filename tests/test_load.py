@@ -339,3 +339,38 @@ def test_line_longer_than_the_reader_limit_refuses_the_file(
     with pytest.raises(LoadError, match=r"1 line.* longer than 1 MiB"):
         case.load(path)
     assert case.count("events") == 0 and case.count("evidence") == 0
+
+
+def test_fast_and_careful_paths_load_the_same_rows(tmp_path: Path) -> None:
+    """A clean JSON Lines file goes through DuckDB's own reader; the same records with one
+    blank line go the careful way. Both give identical events, retrievals, moderations,
+    rejects of the records they share (a bad timestamp, a duplicate id, a wrong type)."""
+    from forensics import readers
+
+    records = [event(i, retrievals=[{"doc_id": f"d{i}", "score": 0.5, "content": "c"}],
+                     moderations=[{"category": "pii", "flagged": i % 2 == 0}],
+                     plan="pro", nested={"a": [i, None]}) for i in range(40)]
+    records += [event(3), event(41, ts="not a time"), event(42, output_tokens="x")]
+    clean = write_jsonl(tmp_path / "clean.jsonl", records)
+    messy = tmp_path / "messy.jsonl"
+    messy.write_text(clean.read_text() + "\n")
+    probe = forensics.open(tmp_path / "probe.duckdb")
+    lines = len(clean.read_text().splitlines())
+    assert readers.precheck_jsonl(probe.con, clean, lines) is not None
+    assert readers.precheck_jsonl(probe.con, messy, lines + 1) is None
+    probe.close()
+    tables = {}
+    for path in (clean, messy):
+        c = forensics.open(tmp_path / f"{path.stem}.duckdb")
+        c.load(path)
+        tables[path.stem] = {
+            t: c.sql(f"SELECT * EXCLUDE (evidence_id) FROM {t} ORDER BY ALL").df
+            for t in ("events", "retrievals", "moderations", "rejects")}
+        c.close()
+    for t in ("events", "retrievals", "moderations"):
+        assert tables["clean"][t].equals(tables["messy"][t]), t
+    assert tables["clean"]["events"].height == 40
+    clean_rejects = tables["clean"]["rejects"].drop("raw")
+    assert clean_rejects.equals(tables["messy"]["rejects"].drop("raw").head(3))
+    assert tables["clean"]["rejects"]["raw"].to_list() == \
+        tables["messy"]["rejects"]["raw"].head(3).to_list()
