@@ -192,6 +192,11 @@ def _text_expr(paths: str | list[str]) -> str:
 
 
 TS_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO _fx_epoch(d) AS CASE
+    WHEN abs(d) < 1e11 THEN make_timestamp(CAST(d * 1e6 AS BIGINT))
+    WHEN abs(d) < 1e14 THEN make_timestamp(CAST(d * 1e3 AS BIGINT))
+    WHEN abs(d) < 1e17 THEN make_timestamp(CAST(d AS BIGINT))
+    ELSE make_timestamp(CAST(d / 1e3 AS BIGINT)) END;
 CREATE OR REPLACE TEMP MACRO _fx_ts(s) AS CASE
     WHEN s IS NULL OR trim(s) = '' THEN NULL
     WHEN s[1] NOT IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
@@ -199,11 +204,7 @@ CREATE OR REPLACE TEMP MACRO _fx_ts(s) AS CASE
         try_cast(s AS TIMESTAMPTZ)::TIMESTAMP,
         try_strptime(s, ['%a, %d %b %Y %H:%M:%S GMT', '%d/%b/%Y:%H:%M:%S %z',
                          '%Y/%m/%d %H:%M:%S', '%m/%d/%Y %H:%M:%S'])::TIMESTAMP)
-    ELSE
-        CASE WHEN abs(s::DOUBLE) < 1e11 THEN make_timestamp(CAST(s::DOUBLE * 1e6 AS BIGINT))
-             WHEN abs(s::DOUBLE) < 1e14 THEN make_timestamp(CAST(s::DOUBLE * 1e3 AS BIGINT))
-             WHEN abs(s::DOUBLE) < 1e17 THEN make_timestamp(CAST(s::DOUBLE AS BIGINT))
-             ELSE make_timestamp(CAST(s::DOUBLE / 1e3 AS BIGINT)) END
+    ELSE _fx_epoch(try_cast(s AS DOUBLE))  -- epoch s / ms / us / ns by magnitude
 END
 """
 
