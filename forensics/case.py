@@ -40,7 +40,7 @@ def _schema_sql() -> str:
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=_config(read_only))
     except duckdb.IOException as exc:
         text = str(exc)
         if "lock" in text.lower():
@@ -57,6 +57,15 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     # DuckDB's own progress bar writes to the terminal: it would break `--json` output.
     con.execute("SET enable_progress_bar = false")
     return con
+
+
+# Case files stay readable by DuckDB 1.5 and later (its CLI, its drivers, a colleague's
+# older notebook): new files are written in that storage format.
+STORAGE_COMPATIBILITY = "v1.5.0"
+
+
+def _config(read_only: bool) -> dict[str, str]:
+    return {} if read_only else {"storage_compatibility_version": STORAGE_COMPATIBILITY}
 
 
 class Case:

@@ -4,9 +4,11 @@ runner binds parameters, caps rows and stops slow queries."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +105,17 @@ def test_cli_query_and_list(small_case: Any, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and json.loads(bad.stdout)["ok"] is False
 
 
-@pytest.mark.skipif(not shutil.which("duckdb"), reason="duckdb CLI not installed")
+# The duckdb CLI: dev requirements install it into the virtualenv (duckdb-cli).
+DUCKDB_CLI = shutil.which("duckdb", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+
+
+@pytest.mark.skipif(not DUCKDB_CLI, reason="duckdb CLI not installed")
 def test_same_file_runs_in_the_duckdb_cli(small_case: Any) -> None:
     path = str(small_case.path)
     small_case.close()
     sql = queries.get("bad_rate_by_version_day").path.read_text()
-    out = subprocess.run(["duckdb", "-readonly", "-json", path],
+    assert DUCKDB_CLI
+    out = subprocess.run([DUCKDB_CLI, "-readonly", "-json", path],
                          input="SET VARIABLE feature = 'support_chat';\n" + sql,
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out)[0]["feature"] == "support_chat"
