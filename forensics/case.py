@@ -64,7 +64,7 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 STORAGE_COMPATIBILITY = "v1.5.0"
 
 
-def _config(read_only: bool) -> dict[str, str]:
+def _config(read_only: bool) -> dict[str, str | bool | int | float | list[str]]:
     return {} if read_only else {"storage_compatibility_version": STORAGE_COMPATIBILITY}
 
 
