@@ -14,3 +14,7 @@ from .errors import ForensicsError
 from .result import Result
 
 __all__ = ["Case", "ForensicsError", "Result", "__version__", "open"]
+
+from . import notebook as _notebook
+
+_notebook.install()
