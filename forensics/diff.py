@@ -894,6 +894,9 @@ def retrieval_diff(case: Case, before: str | None = None, after: str | None = No
     retrieved it, with a Wilson interval. ``meta['new_docs']`` contrasts after-events
     whose top-k held a new document with those that did not (Newcombe interval).
 
+    Without cohorts, the newest index version (by first use) is compared with the one
+    in use before it.
+
     >>> case.retrieval_diff(before="kb-2026-02-20", after="kb-2026-03-12").meta  # doctest: +SKIP
     """
     cond, params, desc = pattern_condition(case, pattern)
@@ -907,8 +910,10 @@ def retrieval_diff(case: Case, before: str | None = None, after: str | None = No
         params.update(before=str(before), after=str(after))
         keep = "e.retrieval_version IN ($before, $after)"
     else:
-        raise UsageError("retrieval_diff needs before= and after= index versions, or at=",
-                         hint="e.g. retrieval_diff(before='kb-1', after='kb-2')")
+        before, after = _latest_index_change(case, feature, before, after)
+        side = "CASE WHEN e.retrieval_version = $before THEN 'before' ELSE 'after' END"
+        params.update(before=before, after=after)
+        keep = "e.retrieval_version IN ($before, $after)"
     base = f"""
 WITH ev AS (
     SELECT e.event_id, {side} AS side,
@@ -955,6 +960,10 @@ FROM docs ORDER BY bad_after DESC, events_after DESC, doc_id"""
         docs = docs.with_columns(pl.Series("bad_rate_after", rate).fill_nan(None),
                                  pl.Series("low", low).fill_nan(None),
                                  pl.Series("high", high).fill_nan(None))
+        # Strongest evidence first: the lower bound of the bad rate, not the raw count
+        # (a document that came with few but mostly bad answers outranks a common one).
+        docs = docs.sort(["low", "bad_after", "doc_id"], descending=[True, True, False],
+                         nulls_last=True)
     contrast_sql = base + """, flagged AS (
     SELECT event_id, bool_or(doc_id IN (SELECT doc_id FROM hits GROUP BY doc_id
                                         HAVING count(*) FILTER (WHERE side = 'before') = 0))
@@ -987,3 +996,23 @@ SELECT has_new, count(*) AS n, count(*) FILTER (WHERE bad) AS bad FROM flagged G
                                params=_used(doc_sql, params),
                                title=f"retrieval diff {meta['before']} -> {meta['after']}",
                                meta=meta)
+
+
+def _latest_index_change(case: Case, feature: str | None, before: str | None,
+                         after: str | None) -> tuple[str, str]:
+    """The newest retrieval_version by first use, and the one first used before it (or
+    whichever of the two the caller gave)."""
+    versions = [r[0] for r in case.con.execute(
+        "SELECT retrieval_version FROM events WHERE retrieval_version IS NOT NULL "
+        "AND ($f IS NULL OR feature = $f) GROUP BY 1 ORDER BY min(ts) DESC, 1",
+        {"f": feature}).fetchall()]
+    if after is None:
+        after = versions[0] if versions else None
+    if before is None and after in versions:
+        older = versions[versions.index(after) + 1:]
+        before = older[0] if older else None
+    if before is None or after is None:
+        raise UsageError("no retrieval index change to compare: the events carry fewer than "
+                         "two retrieval_version values",
+                         hint="give before= and after= index versions, or at=TIME")
+    return str(before), str(after)

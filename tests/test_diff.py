@@ -137,3 +137,27 @@ def test_drill_planted_change_is_the_top_suspect(tmp_path: Path) -> None:
         assert r.rows()[1]["verdict"] == "no contrast"
     finally:
         case.close()
+
+
+
+def test_retrieval_diff_defaults_to_the_newest_index_change(case: Any, tmp_path: Path) -> None:
+    from tests.conftest import event, write_jsonl
+
+    rows = []
+    for i in range(60):
+        version = ("kb1", "kb2", "kb3")[i // 20]
+        bad = version == "kb3" and i % 2 == 0
+        rows.append(event(i, ts=f"2026-03-0{1 + i // 20}T10:{i % 60:02d}:00Z",
+                          input_text=f"q{i % 5}", retrieval_version=version,
+                          status="error" if bad else "ok",
+                          retrievals=[{"doc_id": f"{version}-{'leak' if bad else i % 3}",
+                                       "rank": 1}]))
+    case.load(write_jsonl(tmp_path / "r.jsonl", rows))
+    result = case.retrieval_diff()
+    assert (result.meta["before"], result.meta["after"]) == ("kb2", "kb3")
+    assert result.rows()[0]["doc_id"] == "kb3-leak"
+    assert result.rows()[0]["status"] == "entered"
+    lows = [v for v in result.df["low"].to_list() if v is not None]
+    assert lows == sorted(lows, reverse=True)
+    with pytest.raises(UsageError, match="fewer than two"):
+        case.retrieval_diff(feature="nope")
