@@ -175,17 +175,37 @@ class TimelineResult(Result):
             if "low" in part.columns:
                 ax.fill_between(part["bucket"].to_list(), part["low"].fill_null(0).to_list(),
                                 part["high"].fill_null(0).to_list(), alpha=0.15)
-        top = ax.get_ylim()[1]
-        for row in self.markers.head(max_markers).iter_rows(named=True):
-            ax.axvline(row["ts"], color="#c0392b", ls="--", lw=0.9)
-            ax.annotate(f"{row['feature']} {row['column'] or row['kind']}: "
-                        f"{row['to_version']}", (row["ts"], top), rotation=90, fontsize=7,
-                        va="top", ha="right", color="#c0392b")
+        _draw_markers(ax, self.markers.head(max_markers).sort("ts"))
         ax.set_ylabel(self.meta["metric"])
         ax.set_title(self.title)
         if len(groups) > 1:
             ax.legend(fontsize="small", loc="upper left")
         return ax
+
+
+def _draw_markers(ax: Any, markers: pl.DataFrame) -> None:
+    """Dashed change markers, labelled beside the line; labels of markers closer than
+    1/30 of the x-range apart go on alternate sides and heights so they stay readable."""
+    import matplotlib.dates as mdates
+
+    if not markers.height:
+        return
+    low, high = ax.get_xlim()
+    close = (high - low) / 30
+    bottom, top = ax.get_ylim()
+    slots = [(top, "right"), (top, "left"), (bottom + 0.45 * (top - bottom), "right"),
+             (bottom + 0.45 * (top - bottom), "left")]
+    previous, level = None, 0
+    for row in markers.iter_rows(named=True):
+        x = mdates.date2num(row["ts"])
+        level = (level + 1) % len(slots) if previous is not None and \
+            x - previous < close else 0
+        previous = x
+        y, side = slots[level]
+        ax.axvline(row["ts"], color="#c0392b", ls="--", lw=0.9)
+        ax.annotate(f"{row['feature']} {row['column'] or row['kind']}: {row['to_version']}",
+                    (row["ts"], y), rotation=90, fontsize=6.5, va="top", ha=side,
+                    color="#c0392b")
 
 
 def timeline(case: Case, metric_name: str = "bad_rate", *, by: str | None = None,
