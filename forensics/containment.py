@@ -19,7 +19,6 @@ events before T, ``k_u``: in all), computed for every T at once from one time-or
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -112,7 +111,8 @@ def containment(case: Case, pattern: str | None = None, *, label: str | None = N
     ``at`` (one time or a list). The old rate comes from the old version's traffic on the
     feature within ``reference`` of the exposure (Wilson interval); the events interval
     adds its uncertainty to the counterfactual's binomial noise (normal approximation);
-    users and sessions are evaluated at the ends of that interval.
+    users: evaluated at the ends of that interval, widened by the Bernoulli noise of
+    which events the change caused (normal approximation).
 
     >>> case.containment(change="CHG-2041", at="2026-03-13T12:00:00Z").df  # doctest: +SKIP
     """
@@ -161,7 +161,8 @@ def containment(case: Case, pattern: str | None = None, *, label: str | None = N
                        for r in df.filter(pl.col("label") != "").iter_rows(named=True)},
             "method": "spared = bad on the new version after T - old rate x its traffic; "
                       "users and sessions: each pattern event caused with probability "
-                      "f = spared / bad; normal interval on events, users at its ends"}
+                      "f = spared / bad; normal intervals (events: old rate and binomial "
+                      "noise; users: f at the events interval's ends and Bernoulli noise)"}
     if mode == "rollback" and stats.small_sample(x0, n0):
         meta["warning"] = f"the old rate rests on a small sample ({int(x0)} of {int(n0)})"
     what = "rollback of " + str(sus["change_id"]) if mode == "rollback" and sus \
@@ -243,13 +244,16 @@ def _curve(served: pl.DataFrame, exposed: pl.DataFrame, times: pl.DataFrame,
     f = np.array([spared[0], low[0], high[0]]) / total if total else np.zeros(3)
     ts = exposed["ts"].to_numpy()
     users = [_spared_units(exposed["user_id"], ts, float(q), t) for q in f]
-    sessions = _spared_units(exposed["session_id"], ts, float(f[0]), t)
+    sd = z * np.sqrt(users[0][1])
+    u_point = users[0][0]
+    u_low = np.maximum(np.minimum(users[1][0], u_point) - sd, 0.0)
+    u_high = np.maximum(users[2][0], u_point) + sd
+    sessions = _spared_units(exposed["session_id"], ts, float(f[0]), t)[0]
     return times.with_columns(
         pl.Series("events_spared", np.round(spared, 1)),
         pl.Series("events_low", np.round(low, 1)), pl.Series("events_high", np.round(high, 1)),
-        pl.Series("users_spared", np.round(users[0], 1)),
-        pl.Series("users_low", np.round(np.minimum(users[1], users[0]), 1)),
-        pl.Series("users_high", np.round(np.maximum(users[2], users[0]), 1)),
+        pl.Series("users_spared", np.round(u_point, 1)),
+        pl.Series("users_low", np.round(u_low, 1)), pl.Series("users_high", np.round(u_high, 1)),
         pl.Series("sessions_spared", np.round(sessions, 1)),
         pl.Series("bad_after", b.astype(np.int64)), pl.Series("traffic_after", n.astype(np.int64)),
         pl.Series("expected_on_old", np.round(expected, 1)),
@@ -261,22 +265,37 @@ def _tail_sums(values: np.ndarray) -> np.ndarray:
     return np.concatenate([np.cumsum(values[::-1])[::-1], [0.0]])
 
 
-def _spared_units(ids: pl.Series, ts: np.ndarray, f: float, t: np.ndarray) -> np.ndarray:
+def _spared_units(ids: pl.Series, ts: np.ndarray, f: float,
+                  t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Expected units (users or sessions) with no caused event before T and at least one
-    after, for every T at once; events are in time order, each caused with
-    probability ``f``."""
+    after, for every T at once, and the variance of that count; events are in time order,
+    each caused independently with probability ``f``.
+
+    A unit with ``a`` events before T and ``k`` in all is spared with probability
+    ``p = q^a - q^k`` (``q = 1 - f``); sums over units of ``q^a``, ``q^2a`` and
+    ``q^(a+k)`` change by a known step at each event, so one cumulative sum over the
+    time-ordered events gives them for every T.
+    """
     if ids.len() == 0:
-        return np.zeros(t.size)
+        return np.zeros(t.size), np.zeros(t.size)
     q = 1.0 - min(max(f, 0.0), 1.0)
-    frame_ = pl.DataFrame({"u": ids}).with_columns(
-        rank=pl.int_range(pl.len()).over("u"), k=pl.len().over("u"))
-    rank = frame_["rank"].to_numpy().astype(float)
-    delta = np.power(q, rank + 1) - np.power(q, rank)
-    final = float(np.power(q, frame_.group_by("u").agg(pl.first("k"))["k"].to_numpy()).sum())
-    units = float(frame_["u"].n_unique())
-    passed = np.concatenate([[0.0], np.cumsum(delta)])
+    per = pl.DataFrame({"u": ids}).with_columns(rank=pl.int_range(pl.len()).over("u"),
+                                                 k=pl.len().over("u"))
+    rank = per["rank"].to_numpy().astype(float)
+    k = per["k"].to_numpy().astype(float)
+    first = rank == 0                                   # one row per unit, for unit sums
     before = np.searchsorted(ts, t, side="left")
-    out = units + passed[before] - final
-    return np.where(np.isfinite(out), out, math.nan)
 
+    def running(base: float, weight: np.ndarray) -> np.ndarray:
+        """sum over units of weight * base^a(T), for every T."""
+        step = weight * (np.power(base, rank + 1) - np.power(base, rank))
+        return float(weight[first].sum()) + np.concatenate([[0.0], np.cumsum(step)])[before]
 
+    ones = np.ones_like(k)
+    s1 = running(q, ones)                               # sum q^a
+    s2 = running(q * q, ones)                           # sum q^2a
+    s3 = running(q, np.power(q, k))                     # sum q^(a+k)
+    qk = np.power(q, k[first])
+    mean = s1 - qk.sum()
+    var = mean - (s2 - 2 * s3 + (qk * qk).sum())
+    return mean, np.maximum(var, 0.0)

@@ -23,7 +23,8 @@ import polars as pl
 from . import stats
 from .changes import interval
 from .db import frame
-from .diff import _hours, _onset, _series, pattern_condition
+from .diff import _hours, _onset, _series, pattern_condition  # root cause's change points
+from .errors import UsageError
 from .milestones import to_utc
 from .result import Result
 
@@ -150,21 +151,26 @@ def episode(case: Case, pattern: str | None = None, *, label: str | None = None,
     params = {**pat.params, "bucket": interval(bucket)}
     sql = BUCKETS_SQL.format(cond=pat.cond)
     buckets = frame(case.con, sql, params)
+    if buckets.height == 0:
+        raise UsageError("no events in the case", hint="load evidence first: case.load(...)")
     step = _hours(bucket)
     found: stats.Onset | None = None
     point: dt.datetime | None = None
-    if buckets.height and onset is None:
+    if onset is None:
         found, feature_found, point = _onset(buckets, _series(buckets, step), step, method)
         feature = feature if feature is not None else feature_found
-    grid = _series(buckets, step, feature) if buckets.height else \
-        pl.DataFrame(schema={"bucket": pl.Datetime("us"), "n": pl.Int64, "bad": pl.Int64})
+    grid = _series(buckets, step, feature)
+    span: tuple[dt.datetime, dt.datetime] | None = None
     if point is not None:
-        k = extend_left(grid["bad"].to_numpy(), grid["n"].to_numpy(),
-                        _position(grid, point, step), max_back=int(_hours(lookback) / step))
-        point = grid["bucket"][k]
+        x, m = grid["bad"].to_numpy(), grid["n"].to_numpy()
+        k = extend_left(x, m, _position(grid, point, step), max_back=int(_hours(lookback) / step))
+        lo, hi = change_point_interval(x, m, k)
+        point, span = grid["bucket"][k], (grid["bucket"][lo], grid["bucket"][hi])
+    # the suspect anchors an onset that was found; a named change is always looked up
     chosen = _suspect(case, suspect, pattern, label, cluster, where, bucket) \
-        if onset is None or isinstance(suspect, str) else None
-    onset_ts, source = _anchor(onset, point, chosen, feature, step, _hours(lookback), buckets)
+        if isinstance(suspect, str) or (onset is None and point is not None) else None
+    onset_ts, source = _anchor(onset, span, chosen, feature, step, _hours(lookback), buckets)
+    onset_ts = point if source == "change point" else onset_ts
     rate, low, high = stats.wilson_arrays(grid["bad"].to_numpy(), grid["n"].to_numpy())
     df = grid.with_columns(pl.Series("rate", rate).fill_nan(None),
                            pl.Series("low", low).fill_nan(None),
@@ -172,6 +178,7 @@ def episode(case: Case, pattern: str | None = None, *, label: str | None = None,
     meta: dict[str, Any] = {"pattern": pat.desc, "bucket": bucket, "feature": feature,
                             "scope": feature or "all features", "onset": onset_ts,
                             "onset_source": source, "change_point": point,
+                            "change_point_interval": span,
                             "change_point_method": method, "suspect": chosen,
                             "data_start": grid["bucket"].min() if grid.height else None,
                             "data_end": _data_end(grid, step)}
@@ -218,6 +225,31 @@ def extend_left(bad: np.ndarray, n: np.ndarray, k: int, max_back: int = 72,
     return int(js[best]) if llr[best] > pen else k
 
 
+def change_point_interval(bad: np.ndarray, n: np.ndarray, k: int, window: int = 24,
+                          level: float = 0.95) -> tuple[int, int]:
+    """Likelihood interval of a change point's position: the splits ``j`` within
+    ``window`` buckets of ``k`` whose binomial log-likelihood gain (over one rate for
+    ``[k - window, k + window)``) is within ``chi2_1(level) / 2`` of the best split's.
+
+    >>> bad = np.r_[np.full(30, 1.0), np.full(30, 30.0)]
+    >>> change_point_interval(bad, np.full(60, 100.0), 30)
+    (30, 30)
+    """
+    from scipy.stats import chi2
+
+    x = np.asarray(bad, dtype=float)
+    m = np.asarray(n, dtype=float)
+    lo, hi = max(0, k - window), min(x.size, k + window)
+    if hi - lo < 2:
+        return k, k
+    cx = np.concatenate([[0.0], np.cumsum(x[lo:hi])])
+    cm = np.concatenate([[0.0], np.cumsum(m[lo:hi])])
+    js = np.arange(1, hi - lo)
+    gain = stats._binom_ll(cx[js], cm[js]) + stats._binom_ll(cx[-1] - cx[js], cm[-1] - cm[js])
+    ok = js[gain >= gain.max() - chi2.ppf(level, 1) / 2] + lo
+    return int(min(ok.min(), k)), int(max(ok.max(), k))
+
+
 def _position(grid: pl.DataFrame, ts: dt.datetime, step: float) -> int:
     first = grid["bucket"][0]
     return round((ts - first).total_seconds() / (step * 3600))
@@ -228,7 +260,6 @@ def _suspect(case: Case, suspect: bool | str, pattern: str | None, label: str | 
     """The change to hold responsible: the top suspect, or the named change."""
     from .changes import changes
     from .diff import suspects
-    from .errors import UsageError
 
     if suspect is False:
         return None
@@ -247,25 +278,27 @@ def _suspect(case: Case, suspect: bool | str, pattern: str | None, label: str | 
     return {k: ranked.df.row(0, named=True)[k] for k in keep}
 
 
-def _anchor(given: Any, point: dt.datetime | None, chosen: dict[str, Any] | None,
-            feature: str | None, step: float, lookback: float,
+def _anchor(given: Any, span: tuple[dt.datetime, dt.datetime] | None,
+            chosen: dict[str, Any] | None, feature: str | None, step: float, lookback: float,
             buckets: pl.DataFrame) -> tuple[dt.datetime | None, str]:
+    """The onset: given; else the suspect's deploy when it is a likely cause on the scope's
+    feature that landed from ``lookback`` before the change point's interval to one bucket
+    after it; else the change point (the start of ``span``'s best position)."""
     if given is not None:
         return _floor(to_utc(given), step, buckets), "given"
-    if chosen is not None and point is not None and chosen["verdict"] in ("likely cause",
-                                                                           "given"):
+    if span is None:
+        return None, "none"
+    if chosen is not None and chosen["verdict"] in ("likely cause", "given"):
         ts = _floor(chosen["ts"], step, buckets)
         same = feature is None or chosen["feature"] in (None, feature)
-        if same and point - dt.timedelta(hours=lookback) <= ts <= point + \
+        if same and span[0] - dt.timedelta(hours=lookback) <= ts <= span[1] + \
                 dt.timedelta(hours=step):
             return ts, f"deploy of suspect {chosen['change_id']}"
-    return point, "change point" if point is not None else "none"
+    return None, "change point"
 
 
 def _floor(ts: dt.datetime, step: float, buckets: pl.DataFrame) -> dt.datetime:
     """``ts`` floored to the bucket grid of ``buckets``."""
-    if buckets.height == 0:
-        return ts
     first = buckets["bucket"].min()
     assert isinstance(first, dt.datetime)
     k = math.floor((ts - first).total_seconds() / (step * 3600))
