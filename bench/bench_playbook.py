@@ -35,7 +35,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,7 +46,8 @@ SECTION = "## Playbook analytics (issue 8)"
 MIN_POINT_EVENTS = 50     # curve points scored: the key spares at least this many events
 SCENARIOS = ("prompt_regression", "retrieval_leak", "model_upgrade", "agent_tool")
 WORK = Path(os.environ.get("BENCH_DATA", "/work/bench-data/playbook"))
-PY = sys.executable
+sys.path.insert(0, str(ROOT))
+from bench.bench_suspects import _run  # noqa: E402  (one subprocess runner for the benches)
 
 
 def generate_with_truth(outdir: Path, scenario: str, seed: int, events: int) -> dict[str, Any]:
@@ -208,15 +208,6 @@ def score(case: Any, key: dict[str, Any], kw: dict[str, Any], scen: str,
         "alert_false_alarms": best.get("false_alarms"),
         "first_complaint_h": gap.meta.get("first_complaint_after_onset_hours"),
         "timeline_entries": tl.df.height, "gap_s": t_gap, "containment_s": t_what}
-
-
-def _run(code: str, *args: str) -> dict[str, Any]:
-    out = subprocess.run([PY, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
-                         check=False)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(out.stderr[-3000:])
-    return dict(json.loads(lines[-1]))
 
 
 def accuracy(events: int, seeds: int, workdir: Path) -> list[dict[str, Any]]:

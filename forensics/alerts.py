@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 
 from .changes import interval
-from .episode import EpisodeResult, episode, first_signals
+from .episode import EpisodeResult, episode, first_signals, mark_times
 from .errors import UsageError
 from .milestones import recorded
 from .result import Result
@@ -298,19 +298,12 @@ class DetectionResult(Result):
         if best.get("kind") == "threshold":
             ax.axhline(best["threshold"], color="#8e44ad", ls=":", lw=1,
                        label=f"threshold {_pct(best['threshold'])}")
-        marks = [("onset", "#c0392b", "-"), ("first_bad_output", "#e67e22", ":"),
-                 ("first_flag", "#16a085", ":"), ("first_complaint", "#7f8c8d", ":"),
-                 ("detected", "#2980b9", "-")]
-        for key, colour, style in marks:
-            if self.meta.get(key):
-                ax.axvline(self.meta[key], color=colour, ls=style, lw=1.2,
-                           label=key.replace("_", " "))
         if best.get("fired_at"):
             ax.axvline(best["fired_at"], color="#8e44ad", lw=1.6, label="proposed alert")
-        ax.set_ylabel("share of events")
-        ax.set_title(self.title)
-        ax.legend(fontsize="small", loc="upper left")
-        return ax
+        return mark_times(ax, self.meta, [
+            ("onset", "#c0392b", "-"), ("first_bad_output", "#e67e22", ":"),
+            ("first_flag", "#16a085", ":"), ("first_complaint", "#7f8c8d", ":"),
+            ("detected", "#2980b9", "-")], self.title)
 
 
 def detection_gap(case: Case, pattern: str | None = None, *, label: str | None = None,

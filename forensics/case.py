@@ -26,6 +26,7 @@ if TYPE_CHECKING:       # playbook analytics (issue 8)
     from .alerts import DetectionResult
     from .containment import ContainmentResult
     from .incident import IncidentTimelineResult
+    from .playbook import PlaybookResult
     from .severity import SeverityResult
 
 SCHEMA_VERSION = 2
@@ -309,6 +310,13 @@ class Case:
         from .incident import incident_timeline
 
         return incident_timeline(self, pattern, **kwargs)
+
+    def playbook(self, pattern: str | None = None, **kwargs: Any) -> PlaybookResult:
+        """Severity, time to detect, the alert that would have caught it, what a faster
+        rollback would have spared: :func:`forensics.playbook.playbook`."""
+        from .playbook import playbook
+
+        return playbook(self, pattern, **kwargs)
 
     def summary(self) -> Result:
         """What the case holds: evidence, volumes, time span, features, versions."""

@@ -487,6 +487,22 @@ def incident(case: str, pattern: str | None, label: str | None, cluster: str | N
 
 
 @cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A TOML or YAML severity rule table.")
+@output_options
+def playbook(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, rules: str | None) -> Any:
+    """The playbook's answers for CASE: severity, time to detect, the alert that would have
+    caught it, and what a faster rollback would have spared."""
+    from .playbook import playbook as playbook_fn
+
+    return _with_case(case, lambda c: playbook_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, rules=rules))
+
+
+@cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--scenario", required=True, help="Scenario name (see --list).")
 @click.option("--seed", default=0, show_default=True, type=int)

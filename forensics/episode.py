@@ -113,13 +113,21 @@ class EpisodeResult(Result):
         ax.plot(b, self.df["rate"].to_list(), color="#2c3e50", lw=1.0, label="pattern rate")
         ax.fill_between(b, self.df["low"].fill_null(0).to_list(),
                         self.df["high"].fill_null(0).to_list(), color="#2c3e50", alpha=0.15)
-        for key, colour in (("onset", "#c0392b"), ("subsided_at", "#27ae60")):
-            if self.meta.get(key):
-                ax.axvline(self.meta[key], color=colour, lw=1.4, label=key.replace("_", " "))
-        ax.set_ylabel("share of events")
-        ax.set_title(self.title)
-        ax.legend(fontsize="small", loc="upper left")
-        return ax
+        return mark_times(ax, self.meta, [("onset", "#c0392b", "-"),
+                                          ("subsided_at", "#27ae60", "-")], self.title)
+
+
+def mark_times(ax: Any, meta: dict[str, Any], marks: list[tuple[str, str, str]],
+               title: str) -> Any:
+    """Vertical lines at the times ``meta`` holds for ``marks`` (key, colour, line style),
+    then the axis labels shared by the playbook charts."""
+    for key, colour, style in marks:
+        if meta.get(key):
+            ax.axvline(meta[key], color=colour, ls=style, lw=1.3, label=key.replace("_", " "))
+    ax.set_ylabel("share of events")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="upper left")
+    return ax
 
 
 def episode(case: Case, pattern: str | None = None, *, label: str | None = None,

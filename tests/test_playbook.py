@@ -341,3 +341,25 @@ def test_cli_verbs_print_one_json_document(inc: Any, tmp_path: Path) -> None:
     bad = run.invoke(cli, ["containment", path, "--label", "pii_leak", "--change", "nope",
                            "--json"])
     assert bad.exit_code == 1 and json.loads(bad.output)["ok"] is False
+
+
+# -- the playbook's answers in one call ---------------------------------------------------
+
+def test_playbook_gathers_the_post_mortem_figures(inc: Any) -> None:
+    inc.mark("detected", pi.ONSET + dt.timedelta(hours=6))
+    pb = inc.playbook(label="pii_leak")
+    m = pb.meta
+    assert m["severity"] == "critical" and m["severity_rule"] and m["severity_reason"]
+    assert m["time_to_detect_hours"] == 6.0 and m["suspect"] == "CHG-9"
+    assert m["alert_false_alarms"] == 0 and m["alert_lead_hours"] > 0
+    assert m["containment_mode"] == "rollback"
+    assert m["users_spared_if_alert"] >= m["users_spared_if_detected"] > 0
+    lo, hi = m["users_spared_if_alert_interval"]
+    assert lo <= m["users_spared_if_alert"] <= hi
+    assert pb.severity.meta["level"] == m["severity"] and pb.timeline.df.height > 5
+    assert "alert that would have caught it" in pb.df["item"].to_list()
+    path = str(inc.path)
+    inc.close()
+    out = CliRunner().invoke(cli, ["playbook", path, "--label", "pii_leak", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["meta"]["severity"] == "critical"
