@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 MODES = ("rollback", "fallback")
 
 MINUTES_SQL = """
-SELECT time_bucket(INTERVAL 1 minute, ts) AS minute, {new} AS new, count(*) AS n,
+SELECT time_bucket(INTERVAL 1 minute, ts) AS minute, {new} AS new,
+       coalesce(CAST({stratum} AS VARCHAR), '(none)') AS stratum, count(*) AS n,
        count(*) FILTER (WHERE coalesce({cond}, false)) AS bad
 FROM event_facts
 WHERE coalesce(feature, '(none)') = $feature AND ts >= $lo AND ts < $hi
@@ -49,7 +50,8 @@ ORDER BY minute"""
 
 EXPOSED_SQL = """
 SELECT coalesce(user_id, '(unknown)') AS user_id,
-       coalesce(session_id, '(unknown)') AS session_id, ts
+       coalesce(session_id, '(unknown)') AS session_id, ts,
+       coalesce(CAST({stratum} AS VARCHAR), '(none)') AS stratum
 FROM event_facts
 WHERE coalesce(feature, '(none)') = $feature AND ts >= $start AND ts < $end
   AND {new} AND coalesce({cond}, false)
@@ -96,7 +98,8 @@ class ContainmentResult(Result):
 def containment(case: Case, pattern: str | None = None, *, label: str | None = None,
                 cluster: str | None = None, where: str | None = None,
                 change: str | None = None, at: Any = None, mode: str = "rollback",
-                bucket: str = "1h", reference: str = "7d", level: float = 0.95,
+                strata: str | None = None, bucket: str = "1h", reference: str = "7d",
+                level: float = 0.95,
                 ep: EpisodeResult | None = None,
                 detection: DetectionResult | None = None) -> ContainmentResult:
     """Events, sessions and users a rollback (``mode="rollback"``) of the suspect change, or
@@ -109,10 +112,12 @@ def containment(case: Case, pattern: str | None = None, *, label: str | None = N
     end of the data), plus the named times: deployed, onset, the detection gap's first
     signals and proposed alert (when ``detection`` is given), detected, contained, and any
     ``at`` (one time or a list). The old rate comes from the old version's traffic on the
-    feature within ``reference`` of the exposure (Wilson interval); the events interval
-    adds its uncertainty to the counterfactual's binomial noise (normal approximation);
-    users: evaluated at the ends of that interval, widened by the Bernoulli noise of
-    which events the change caused (normal approximation).
+    feature within ``reference`` of the exposure (Wilson interval), per stratum of
+    ``strata`` (a cohort column; default: the segment the suspect's excess concentrated
+    in, e.g. ``locale``), so that a change that hurt one cohort is not credited with the
+    background of the others; the events interval adds the old rate's uncertainty to the
+    counterfactual's binomial noise (normal approximation); users: evaluated at the ends
+    of that interval, widened by the Bernoulli noise of which events the change caused.
 
     >>> case.containment(change="CHG-2041", at="2026-03-13T12:00:00Z").df  # doctest: +SKIP
     """
@@ -125,26 +130,24 @@ def containment(case: Case, pattern: str | None = None, *, label: str | None = N
     end = ep.meta["contained_at"] or ep.data_end
     end_source = ep.meta["contained_source"] or "end of the data (not contained)"
     new = _new_sql(target, mode)
-    cond, pparams = ep.pattern.cond, ep.pattern.params
+    strata = strata or (str((sus or {}).get("segment") or "").partition("=")[0] or None)
+    stratum = column(strata) if strata else "NULL"
     ref = dt.timedelta(hours=_hours(reference))
-    params = {**pparams, "feature": target["feature"], "lo": target["start"] - ref,
-              "hi": end + ref, **({"to": target["to_version"]} if mode == "rollback" else {})}
-    sql = MINUTES_SQL.format(new=new, cond=cond)
+    params = {**ep.pattern.params, "feature": target["feature"],
+              "lo": target["start"] - ref, "hi": end + ref,
+              **({"to": target["to_version"]} if mode == "rollback" else {})}
+    sql = MINUTES_SQL.format(new=new, cond=ep.pattern.cond, stratum=stratum)
     minutes = frame(case.con, sql, params)
-    old = minutes.filter(~pl.col("new"))
-    x0, n0 = (0.0, 0.0) if mode == "fallback" else \
-        (float(old["bad"].sum()), float(old["n"].sum()))
-    if mode == "rollback" and n0 == 0:
-        raise UsageError(f"no traffic on the old version of {target['feature']} to compare",
-                         hint="widen reference=, or use mode='fallback'")
-    p0 = stats.wilson(x0, n0, level) if n0 else stats.Interval(0.0, 0.0, 0.0)
+    rates, x0, n0 = _old_rates(minutes, target, mode, level)
     served = minutes.filter(pl.col("new") & (pl.col("minute") >= target["start"])
                             & (pl.col("minute") < end))
-    exposed = frame(case.con, EXPOSED_SQL.format(new=new, cond=cond),
+    exposed = frame(case.con, EXPOSED_SQL.format(new=new, cond=ep.pattern.cond,
+                                                 stratum=stratum),
                     {k: v for k, v in params.items() if k not in ("lo", "hi")}
                     | {"start": target["start"], "end": end})
-    times = _times(case, ep, target, end, end_source, detection, at)
-    df = _curve(served, exposed, times, p0, stats.z_value(level))
+    df = _curve(served, exposed, _times(case, ep, target, end, end_source, detection, at),
+                rates, stats.z_value(level))
+    p0 = rates["(all)"]
     first = df.filter(pl.col("t") == target["start"]).row(0, named=True)
     meta = {"pattern": ep.pattern.desc, "mode": mode, "suspect": sus,
             "feature": target["feature"], "exposure_start": target["start"],
@@ -153,22 +156,51 @@ def containment(case: Case, pattern: str | None = None, *, label: str | None = N
             "old_bad": int(x0), "old_events": int(n0),
             "new_bad": int(served["bad"].sum()), "new_events": int(served["n"].sum()),
             "caused_events": first["events_spared"], "caused_users": first["users_spared"],
-            "caused_fraction": first["caused_fraction"], "level": level,
-            "points": {r["label"]: {k: r[k] for k in ("t", "events_spared", "events_low",
-                                                       "events_high", "users_spared",
-                                                       "users_low", "users_high",
-                                                       "sessions_spared")}
-                       for r in df.filter(pl.col("label") != "").iter_rows(named=True)},
-            "method": "spared = bad on the new version after T - old rate x its traffic; "
-                      "users and sessions: each pattern event caused with probability "
-                      "f = spared / bad; normal intervals (events: old rate and binomial "
-                      "noise; users: f at the events interval's ends and Bernoulli noise)"}
+            "caused_fraction": first["caused_fraction"], "strata": strata,
+            "old_rate_by_stratum": {k: v.estimate for k, v in rates.items()
+                                    if k != "(all)"} if strata else None, "level": level,
+            "points": _points(df), "method": METHOD}
     if mode == "rollback" and stats.small_sample(x0, n0):
         meta["warning"] = f"the old rate rests on a small sample ({int(x0)} of {int(n0)})"
-    what = "rollback of " + str(sus["change_id"]) if mode == "rollback" and sus \
+    what = f"rollback of {sus['change_id']}" if mode == "rollback" and sus \
         else f"fallback of {target['feature']}"
     return ContainmentResult(df, sql=sql, params=params, meta=meta,
                              title=f"containment what-if: {what}")
+
+
+METHOD = ("spared = bad on the new version after T - old rate x its traffic; users and "
+          "sessions: each pattern event caused with probability f = spared / bad; normal "
+          "intervals (events: old rate and binomial noise; users: f at the events "
+          "interval's ends and Bernoulli noise)")
+
+
+def _old_rates(minutes: pl.DataFrame, target: dict[str, Any], mode: str,
+               level: float) -> tuple[dict[str, stats.Interval], float, float]:
+    """The pattern rate the traffic would have had without the change, per stratum and
+    pooled (``"(all)"``), with Wilson intervals: the old version's, or 0 for a fallback.
+    A stratum with fewer than 30 old events borrows the pooled rate."""
+    zero = stats.Interval(0.0, 0.0, 0.0)
+    if mode == "fallback":
+        return {"(all)": zero}, 0.0, 0.0
+    old = minutes.filter(~pl.col("new"))
+    x0, n0 = float(old["bad"].sum()), float(old["n"].sum())
+    if n0 == 0:
+        raise UsageError(f"no traffic on the old version of {target['feature']} to compare",
+                         hint="widen reference=, or use mode='fallback'")
+    pooled = stats.wilson(x0, n0, level)
+    rates = {"(all)": pooled}
+    for r in old.group_by("stratum").agg(pl.col("bad").sum(), pl.col("n").sum()).iter_rows(
+            named=True):
+        rates[r["stratum"]] = stats.wilson(r["bad"], r["n"], level) \
+            if r["n"] >= stats.SMALL_N else pooled
+    return rates, x0, n0
+
+
+def _points(df: pl.DataFrame) -> dict[str, Any]:
+    keep = ("t", "events_spared", "events_low", "events_high", "users_spared", "users_low",
+            "users_high", "sessions_spared")
+    return {r["label"]: {k: r[k] for k in keep}
+            for r in df.filter(pl.col("label") != "").iter_rows(named=True)}
 
 
 def _target(ep: EpisodeResult, sus: dict[str, Any] | None, mode: str) -> dict[str, Any]:
@@ -227,37 +259,48 @@ def _times(case: Case, ep: EpisodeResult, target: dict[str, Any], end: dt.dateti
 
 
 def _curve(served: pl.DataFrame, exposed: pl.DataFrame, times: pl.DataFrame,
-           p0: stats.Interval, z: float) -> pl.DataFrame:
-    """Spared events (with interval), users and sessions for every T of ``times``."""
-    minute = served["minute"].to_numpy()
-    bad_after = _tail_sums(served["bad"].to_numpy().astype(float))
-    n_after = _tail_sums(served["n"].to_numpy().astype(float))
+           rates: dict[str, stats.Interval], z: float) -> pl.DataFrame:
+    """Spared events (with interval), users and sessions for every T of ``times``, summed
+    over strata."""
     t = times["t"].to_numpy()
-    i = np.searchsorted(minute, t, side="left")
-    b, n = bad_after[i], n_after[i]
-    expected = p0.estimate * n
-    var_p = ((p0.high - p0.low) / (2 * z)) ** 2
-    half = z * np.sqrt(n * p0.estimate * (1 - p0.estimate) + n * n * var_p)
+    b, n, expected, var = (np.zeros(t.size) for _ in range(4))
+    caused: dict[str, np.ndarray] = {}            # stratum -> f at its estimate, low, high
+    for (stratum,), part in served.partition_by("stratum", as_dict=True).items():
+        p = rates.get(str(stratum), rates["(all)"])
+        bad_after = _tail_sums(part["bad"].to_numpy().astype(float))
+        n_after = _tail_sums(part["n"].to_numpy().astype(float))
+        i = np.searchsorted(part["minute"].to_numpy(), t, side="left")
+        var_p = ((p.high - p.low) / (2 * z)) ** 2
+        v = n_after * p.estimate * (1 - p.estimate) + n_after ** 2 * var_p
+        b, n = b + bad_after[i], n + n_after[i]
+        expected, var = expected + p.estimate * n_after[i], var + v[i]
+        spared0 = bad_after[0] - p.estimate * n_after[0]
+        half0 = z * np.sqrt(v[0])
+        caused[str(stratum)] = np.clip(np.array([spared0, spared0 - half0, spared0 + half0])
+                                       / max(bad_after[0], 1.0), 0.0, 1.0)
     spared = np.clip(b - expected, 0, b)
+    half = z * np.sqrt(var)
     low, high = np.clip(spared - half, 0, b), np.clip(spared + half, 0, b)
-    total = float(bad_after[0])
-    f = np.array([spared[0], low[0], high[0]]) / total if total else np.zeros(3)
     ts = exposed["ts"].to_numpy()
-    users = [_spared_units(exposed["user_id"], ts, float(q), t) for q in f]
+    f = np.stack([caused.get(str(s), np.zeros(3)) for s in exposed["stratum"].to_list()]) \
+        if exposed.height else np.zeros((0, 3))
+    users = [_spared_units(exposed["user_id"], ts, f[:, j], t) for j in range(3)]
     sd = z * np.sqrt(users[0][1])
     u_point = users[0][0]
     u_low = np.maximum(np.minimum(users[1][0], u_point) - sd, 0.0)
     u_high = np.maximum(users[2][0], u_point) + sd
-    sessions = _spared_units(exposed["session_id"], ts, float(f[0]), t)[0]
+    sessions = _spared_units(exposed["session_id"], ts, f[:, 0], t)[0]
     return times.with_columns(
         pl.Series("events_spared", np.round(spared, 1)),
         pl.Series("events_low", np.round(low, 1)), pl.Series("events_high", np.round(high, 1)),
         pl.Series("users_spared", np.round(u_point, 1)),
         pl.Series("users_low", np.round(u_low, 1)), pl.Series("users_high", np.round(u_high, 1)),
         pl.Series("sessions_spared", np.round(sessions, 1)),
-        pl.Series("bad_after", b.astype(np.int64)), pl.Series("traffic_after", n.astype(np.int64)),
+        pl.Series("bad_after", b.astype(np.int64)),
+        pl.Series("traffic_after", n.astype(np.int64)),
         pl.Series("expected_on_old", np.round(expected, 1)),
-        pl.lit(round(float(f[0]), 4)).alias("caused_fraction"))
+        pl.Series("caused_fraction", np.round(np.where(b > 0, spared / np.maximum(b, 1), 0.0),
+                                              4)))
 
 
 def _tail_sums(values: np.ndarray) -> np.ndarray:
@@ -265,37 +308,36 @@ def _tail_sums(values: np.ndarray) -> np.ndarray:
     return np.concatenate([np.cumsum(values[::-1])[::-1], [0.0]])
 
 
-def _spared_units(ids: pl.Series, ts: np.ndarray, f: float,
+def _spared_units(ids: pl.Series, ts: np.ndarray, f: np.ndarray,
                   t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Expected units (users or sessions) with no caused event before T and at least one
     after, for every T at once, and the variance of that count; events are in time order,
-    each caused independently with probability ``f``.
+    event ``j`` caused independently with probability ``f[j]``.
 
-    A unit with ``a`` events before T and ``k`` in all is spared with probability
-    ``p = q^a - q^k`` (``q = 1 - f``); sums over units of ``q^a``, ``q^2a`` and
-    ``q^(a+k)`` change by a known step at each event, so one cumulative sum over the
-    time-ordered events gives them for every T.
+    With ``A_u(T)`` the product of ``1 - f`` over the unit's events before T and ``K_u``
+    over all of them, the unit is spared with probability ``A_u(T) - K_u``. The sums over
+    units of ``A``, ``A^2`` and ``A K`` change by a known step at each event, so one
+    cumulative sum over the time-ordered events gives them for every T.
     """
     if ids.len() == 0:
         return np.zeros(t.size), np.zeros(t.size)
-    q = 1.0 - min(max(f, 0.0), 1.0)
-    per = pl.DataFrame({"u": ids}).with_columns(rank=pl.int_range(pl.len()).over("u"),
-                                                 k=pl.len().over("u"))
-    rank = per["rank"].to_numpy().astype(float)
-    k = per["k"].to_numpy().astype(float)
-    first = rank == 0                                   # one row per unit, for unit sums
+    per = pl.DataFrame({"u": ids, "q": 1.0 - np.clip(f, 0.0, 1.0)}).with_columns(
+        incl=pl.col("q").cum_prod().over("u"))
+    per = per.with_columns(excl=pl.col("incl").shift(1, fill_value=1.0).over("u"),
+                           total=pl.col("incl").last().over("u"),
+                           first=pl.int_range(pl.len()).over("u") == 0)
+    incl, excl = per["incl"].to_numpy(), per["excl"].to_numpy()
+    total, first = per["total"].to_numpy(), per["first"].to_numpy()
     before = np.searchsorted(ts, t, side="left")
 
-    def running(base: float, weight: np.ndarray) -> np.ndarray:
-        """sum over units of weight * base^a(T), for every T."""
-        step = weight * (np.power(base, rank + 1) - np.power(base, rank))
-        return float(weight[first].sum()) + np.concatenate([[0.0], np.cumsum(step)])[before]
+    def running(start: float, step: np.ndarray) -> np.ndarray:
+        return start + np.concatenate([[0.0], np.cumsum(step)])[before]
 
-    ones = np.ones_like(k)
-    s1 = running(q, ones)                               # sum q^a
-    s2 = running(q * q, ones)                           # sum q^2a
-    s3 = running(q, np.power(q, k))                     # sum q^(a+k)
-    qk = np.power(q, k[first])
-    mean = s1 - qk.sum()
-    var = mean - (s2 - 2 * s3 + (qk * qk).sum())
+    units = float(first.sum())
+    s1 = running(units, incl - excl)                                # sum A
+    s2 = running(units, incl ** 2 - excl ** 2)                      # sum A^2
+    k = total[first]
+    s3 = running(float(k.sum()), total * (incl - excl))             # sum A K
+    mean = s1 - k.sum()
+    var = mean - (s2 - 2 * s3 + (k * k).sum())
     return mean, np.maximum(var, 0.0)

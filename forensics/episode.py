@@ -282,7 +282,7 @@ def _suspect(case: Case, suspect: bool | str, pattern: str | None, label: str | 
         return None
     keep = ("rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
             "ts", "source", "verdict", "score", "effect", "ci_low", "ci_high", "q_value",
-            "explanation")
+            "segment", "explanation")
     return {k: ranked.df.row(0, named=True)[k] for k in keep}
 
 

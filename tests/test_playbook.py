@@ -211,6 +211,16 @@ def test_containment_matches_the_planted_truth(inc: Any, truth: dict[str, Any]) 
     assert w.plot() is not None
 
 
+def test_containment_by_stratum(inc: Any, truth: dict[str, Any]) -> None:
+    w = inc.containment(label="pii_leak", strata="tenant")
+    assert w.meta["strata"] == "tenant"
+    assert set(w.meta["old_rate_by_stratum"]) == {"acme", "globex"}
+    events, users = pi.spared(truth, pi.ONSET)
+    row = w.at("deployed")
+    assert abs(row["events_spared"] - events) <= 0.1 * events + 3
+    assert abs(row["users_spared"] - users) <= 0.1 * users + 3
+
+
 def test_fallback_spares_every_pattern_event(inc: Any) -> None:
     rollback = inc.containment(label="pii_leak").at("deployed")
     fallback = inc.containment(label="pii_leak", mode="fallback").at("deployed")
