@@ -421,7 +421,7 @@ def _literal(value: Any) -> tuple[str, str]:
 ALERT_BODY = """WITH per_bucket AS (
     SELECT time_bucket(getvariable('bucket'), ts) AS bucket, count(*) AS n,
            count(*) FILTER (WHERE coalesce({cond}, false)) AS bad
-    FROM event_facts
+    FROM {relation}
     WHERE ts IS NOT NULL
       AND (getvariable('feature') IS NULL OR coalesce(feature, '(none)') = getvariable('feature'))
       AND (getvariable('since') IS NULL OR ts >= getvariable('since'))
@@ -504,4 +504,5 @@ def alert_sql(rule: dict[str, Any], ep: EpisodeResult, meta: dict[str, Any]) -> 
             "when fire is true."]
     head += [f"-- param: {name} {typ} = {default}   -- {note}"
              for name, typ, default, note in params]
-    return "\n".join(head) + "\n" + ALERT_BODY.format(cond=cond, tail=tail) + ";\n"
+    body = ALERT_BODY.format(cond=cond, tail=tail, relation=ep.pattern.relation)
+    return "\n".join(head) + "\n" + body + ";\n"

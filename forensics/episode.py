@@ -4,7 +4,7 @@ playbook analytics (severity, detection gap, containment what-if, incident timel
 >>> ep = episode(case, label="over_refusal")              # doctest: +SKIP
 >>> ep.meta["onset"], ep.meta["subsided_at"], ep.meta["ongoing"]   # doctest: +SKIP
 
-One scan of ``event_facts`` aggregates the pattern to (feature, bucket): events and pattern
+One scan of the events aggregates the pattern to (feature, bucket): events and pattern
 events. The onset is the change point of :func:`forensics.diff.suspects` (binomial binary
 segmentation over all traffic and per feature, the strongest rise wins); everything after
 runs on the small bucketed table.
@@ -37,25 +37,42 @@ BUCKETS_SQL = """
 SELECT coalesce(feature, '(none)') AS feature,
        time_bucket(CAST($bucket AS INTERVAL), ts) AS bucket, count(*) AS n,
        count(*) FILTER (WHERE coalesce({cond}, false)) AS bad
-FROM event_facts
+FROM {relation}
 WHERE ts IS NOT NULL
 GROUP BY ALL"""
 
 
 @dataclass(frozen=True)
 class Pattern:
-    """A bad pattern as SQL over ``event_facts`` (see :func:`forensics.diff.pattern_condition`)."""
+    """A bad pattern: an SQL condition over ``relation`` (see
+    :func:`forensics.diff.pattern_condition`). A pattern that is only a label or only a
+    cluster is a semi-join on ``labels`` / ``cluster_members`` and holds over plain
+    ``events``, so the big scans skip the joins of the ``event_facts`` view (about ten
+    times faster); the condition holds over ``event_facts`` too."""
 
     cond: str
     params: dict[str, Any]
     desc: str
+    relation: str = "event_facts"
+
+
+SEMI_JOINS = {
+    "list_contains(labels, $p_label)":
+        "event_id IN (SELECT event_id FROM labels WHERE label = $p_label)",
+    "event_id IN (SELECT event_id FROM cluster_members WHERE cluster_id = $p_cluster)":
+        "event_id IN (SELECT event_id FROM cluster_members WHERE cluster_id = $p_cluster)",
+}
 
 
 def resolve(case: Case, pattern: str | None = None, *, label: str | None = None,
             cluster: str | None = None, where: str | None = None) -> Pattern:
     """``pattern`` (a label, cluster id or SQL condition) or ``label`` / ``cluster`` /
     ``where``; nothing given: any bad signal."""
-    return Pattern(*pattern_condition(case, pattern, label=label, cluster=cluster, where=where))
+    cond, params, desc = pattern_condition(case, pattern, label=label, cluster=cluster,
+                                           where=where)
+    if cond in SEMI_JOINS:
+        return Pattern(SEMI_JOINS[cond], params, desc, "events")
+    return Pattern(cond, params, desc)
 
 
 class EpisodeResult(Result):
@@ -157,7 +174,7 @@ def episode(case: Case, pattern: str | None = None, *, label: str | None = None,
     """
     pat = resolve(case, pattern, label=label, cluster=cluster, where=where)
     params = {**pat.params, "bucket": interval(bucket)}
-    sql = BUCKETS_SQL.format(cond=pat.cond)
+    sql = BUCKETS_SQL.format(cond=pat.cond, relation=pat.relation)
     buckets = frame(case.con, sql, params)
     if buckets.height == 0:
         raise UsageError("no events in the case", hint="load evidence first: case.load(...)")
@@ -417,9 +434,11 @@ def first_signals(case: Case, ep: EpisodeResult) -> dict[str, Any]:
     event or its request (trace), with how many there were."""
     sql = """
 WITH p AS (
-    SELECT event_id, trace_id, ts, is_flagged FROM event_facts
+    SELECT event_id, trace_id, ts FROM {relation}
     WHERE coalesce({cond}, false) AND ts >= $since
       AND ($feature IS NULL OR coalesce(feature, '(none)') = $feature)
+), flagged AS (
+    SELECT ts FROM p WHERE event_id IN (SELECT event_id FROM moderations WHERE flagged)
 ), fb AS (
     SELECT ts, coalesce(nullif(trim(comment), ''), '') <> ''
                OR regexp_matches(lower(coalesce(name, '') || ' ' || coalesce(source, '')),
@@ -430,15 +449,16 @@ WITH p AS (
 )
 SELECT (SELECT min(ts) FROM p) AS first_bad_output,
        (SELECT count(*) FROM p) AS bad_outputs,
-       (SELECT min(ts) FROM p WHERE is_flagged) AS first_flag,
-       (SELECT count(*) FROM p WHERE is_flagged) AS flagged,
+       (SELECT min(ts) FROM flagged) AS first_flag,
+       (SELECT count(*) FROM flagged) AS flagged,
        (SELECT min(ts) FROM fb) AS first_negative_feedback,
        (SELECT count(*) FROM fb) AS negative_feedback,
        (SELECT min(ts) FROM fb WHERE complaint) AS first_complaint,
        (SELECT count(*) FROM fb WHERE complaint) AS complaints"""
     since = ep.onset or dt.datetime(1970, 1, 1)
     params = {**ep.pattern.params, "since": since, "feature": ep.feature}
-    row = frame(case.con, sql.format(cond=ep.pattern.cond), params).row(0, named=True)
+    row = frame(case.con, sql.format(cond=ep.pattern.cond, relation=ep.pattern.relation),
+                params).row(0, named=True)
     flagged, total = row["flagged"], row["bad_outputs"]
     row["flag_coverage"] = flagged / total if total else None
     return row
