@@ -299,7 +299,17 @@ def render(acc: list[dict[str, Any]] | None, spd: dict[str, Any] | None, events:
                 f"| {100 * r['max_events_rel_err']:.1f} % / {100 * r['max_users_rel_err']:.1f} % "
                 f"| {r['severity']} ({r['severity_rule']}) | {r['alert_delay_h']}, "
                 f"{r['alert_false_alarms']} | {r['first_complaint_h']} |")
-        lines.append("")
+        lines += ["", "Notes: the onset is the incident's start: the deploy of the top "
+                  "suspect when it is a likely cause that landed within the change point's "
+                  "likelihood interval (or up to 72 h before it), else the change point; the "
+                  "pure change point is reported beside it (a gradual rollout's first 10 % "
+                  "hours often show too few pattern events to place it within an hour). The "
+                  "what-if is scored where the key's figure rests on enough events (>= "
+                  f"{MIN_POINT_EVENTS}); below that the key itself is a handful of events "
+                  "and the comparison is noise (see the interval coverage). Proposed alerts: "
+                  "thresholds are set from the same history their false alarms are counted "
+                  "on (in-sample), and a rule must keep 1.2x headroom over the highest value "
+                  "it saw before the onset.", ""]
     if spd:
         scale = f"{speed_events:,}-request drill case ({case_rows or '?':,} event rows)"
         mark = "" if speed_events >= 10_000_000 else \

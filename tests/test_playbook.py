@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import forensics
-from forensics import alerts
+from forensics import alerts, queries
 from forensics.cli import cli
 from forensics.errors import ReadOnlyCaseError, UsageError
 from forensics.severity import DEFAULT_RULES, categorize
@@ -90,6 +91,9 @@ def test_mark_records_utc_times_and_corrections(case: Any) -> None:
     assert m.meta["current"]["detected"] == dt.datetime(2026, 3, 13, 17, 5)
     assert m.meta["warnings"] == ["contained (2026-03-13 16:00) is recorded before detected "
                                   "(2026-03-13 17:05)"]
+    rows = case.query("incident_milestones").df               # the saved query agrees
+    assert rows["name"].to_list() == ["contained", "detected"]
+    assert rows["hours_since_previous"][1] == round(65 / 60, 2)
     with pytest.raises(UsageError):
         case.mark("not a name!", "2026-03-13")
     with pytest.raises(UsageError):
@@ -176,6 +180,10 @@ def test_saved_alert_query_reproduces_the_backtest(inc: Any, tmp_path: Path,
     gap = inc.detection_gap(label="pii_leak", save=folder)
     path = Path(gap.meta["alert_query_path"])
     assert path.parent == folder and path.read_text().startswith("-- title: Alert:")
+    saved = queries.parse(path)                       # the saved-query format, checked
+    assert {p.name for p in saved.params} == set(re.findall(r"getvariable\('(\w+)'\)",
+                                                            saved.sql))
+    assert "$" not in saved.sql and "{" not in saved.sql
     best = gap.meta["best_rule"]
     cusum = gap.df.filter((pl.col("kind") == "cusum") & pl.col("caught")).row(0, named=True)
     other = tmp_path / "cusum.sql"
