@@ -71,12 +71,14 @@ def _episodes(fire: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     """For boolean alarms ``fire[..., t]``: alarms starting before bucket ``k`` (false),
     the first bucket >= k that fires (-1 when none), and the first false alarm (-1)."""
     start = fire & ~np.concatenate([np.zeros_like(fire[..., :1]), fire[..., :-1]], axis=-1)
-    false = start[..., :k].sum(axis=-1)
-    after = fire[..., k:]
-    first = np.where(after.any(axis=-1), after.argmax(axis=-1) + k, -1)
-    before = start[..., :k]
-    first_false = np.where(before.any(axis=-1), before.argmax(axis=-1), -1)
-    return false, first, first_false
+    return start[..., :k].sum(axis=-1), _first(fire[..., k:], k), _first(start[..., :k], 0)
+
+
+def _first(flags: np.ndarray, offset: int) -> np.ndarray:
+    """Index (plus ``offset``) of the first true value along the last axis, or -1."""
+    if flags.shape[-1] == 0:
+        return np.full(flags.shape[:-1], -1)
+    return np.where(flags.any(axis=-1), flags.argmax(axis=-1) + offset, -1)
 
 
 def baseline(scope: Scope, k: int) -> tuple[float, float]:

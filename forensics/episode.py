@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .case import Case
 
 RECENT_BUCKETS = 6        # "still ongoing" looks at the last this-many buckets of the data
+RAMP_HOURS = 12           # a gradual rollout's first, small steps: how far back they may go
 
 BUCKETS_SQL = """
 SELECT coalesce(feature, '(none)') AS feature,
@@ -188,7 +189,7 @@ def episode(case: Case, pattern: str | None = None, *, label: str | None = None,
     span: tuple[dt.datetime, dt.datetime] | None = None
     if point is not None:
         x, m = grid["bad"].to_numpy(), grid["n"].to_numpy()
-        k = extend_left(x, m, _position(grid, point, step), max_back=int(_hours(lookback) / step))
+        k = extend_left(x, m, _position(grid, point, step), max_back=int(RAMP_HOURS / step))
         lo, hi = change_point_interval(x, m, k)
         point, span = grid["bucket"][k], (grid["bucket"][lo], grid["bucket"][hi])
     # the suspect anchors an onset that was found; a named change is always looked up
@@ -219,22 +220,25 @@ def episode(case: Case, pattern: str | None = None, *, label: str | None = None,
     return result
 
 
-def extend_left(bad: np.ndarray, n: np.ndarray, k: int, max_back: int = 72,
+def extend_left(bad: np.ndarray, n: np.ndarray, k: int, max_back: int = 12,
                 penalty: float | None = None) -> int:
-    """Move a change point ``k`` earlier when a run of buckets just before it already ran
-    above the rate before them: the start ``j`` in ``[k - max_back, k)`` maximising the
-    one-sided binomial log-likelihood ratio of ``[j, k)`` against the rate of ``[0, j)``,
-    kept when it exceeds ``penalty`` (default ``1.5 log(max_back)``: the positions tried
-    are few, so a smaller penalty than the global search's).
+    """Move a change point ``k`` earlier when a short run of buckets just before it already
+    ran above the rate before them (a gradual rollout's first, small step): the start
+    ``j`` in ``[k - max_back, k)`` maximising the one-sided binomial log-likelihood ratio
+    of ``[j, k)`` against the rate of ``[0, j)``, kept when it exceeds ``penalty``
+    (default ``1.5 log(max_back)``: the positions tried are few, so a smaller penalty
+    than the global search's). Needs at least ``max_back`` buckets of history before.
 
     >>> bad = np.r_[np.full(40, 1.0), np.full(6, 4.0), np.full(10, 20.0)]
     >>> extend_left(bad, np.full(56, 100.0), 46)
     40
+    >>> extend_left(bad, np.full(56, 100.0), 46, max_back=40)    # not enough history
+    46
     """
     x = np.asarray(bad, dtype=float)
     m = np.asarray(n, dtype=float)
-    lo = max(1, k - max_back)
-    if k <= lo:
+    lo = k - max_back
+    if lo < max_back:                   # too little history before to judge a ramp against
         return k
     pen = penalty if penalty is not None else 1.5 * math.log(max(k - lo, 2))
     cx = np.concatenate([[0.0], np.cumsum(x)])

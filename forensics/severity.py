@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from . import stats
 from .db import frame
 from .episode import EpisodeResult, episode
 from .errors import UsageError
@@ -236,7 +237,14 @@ def severity(case: Case, pattern: str | None = None, *, label: str | None = None
         raise UsageError("no severity rule matched",
                          hint="end the rule table with a rule without conditions")
     level = deciding["level"]
-    meta = {"level": level, "respond_within": LEVELS[level],
+    warnings = []
+    if ep.onset is None:
+        warnings.append("no onset: the window is the whole history, so background "
+                        "occurrences of the pattern count as the incident")
+    if evidence["active_users"] < stats.SMALL_N or evidence["affected_events"] < stats.SMALL_N:
+        warnings.append(f"small sample: {evidence['affected_events']} pattern events, "
+                        f"{evidence['active_users']} active users")
+    meta = {"level": level, "respond_within": LEVELS[level], "warnings": warnings,
             "respond_within_minutes": RESPONSE_MINUTES[level], "rule": deciding["rule"],
             "why": deciding["why"], "reason": _reason(deciding, evidence),
             "evidence": evidence, **_response(marks, level)}

@@ -381,3 +381,21 @@ def test_playbook_gathers_the_post_mortem_figures(inc: Any) -> None:
     out = CliRunner().invoke(cli, ["playbook", path, "--label", "pii_leak", "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["meta"]["severity"] == "critical"
+
+
+def test_a_pattern_that_never_rose(inc: Any, tmp_path: Path) -> None:
+    gap = inc.detection_gap(where="false")
+    assert gap.meta["onset"] is None and gap.meta["best_rule"] is None and gap.meta["warning"]
+    with pytest.raises(UsageError):
+        gap.save_query(tmp_path)
+    sev = inc.severity(where="false")
+    assert sev.meta["level"] == "low" and sev.meta["warnings"]
+    assert inc.incident_timeline(where="false").meta["durations"]["exposure"]["hours"] is None
+    with pytest.raises(UsageError):
+        inc.containment(where="false")
+    assert "containment_unavailable" in inc.playbook(where="false").meta
+
+
+def test_an_empty_case_says_so(case: Any) -> None:
+    with pytest.raises(UsageError, match="no events"):
+        case.detection_gap()
