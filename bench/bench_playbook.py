@@ -338,11 +338,31 @@ def render(acc: list[dict[str, Any]] | None, spd: dict[str, Any] | None, events:
 
 
 def write_section(text: str) -> None:
+    """Put ``text`` in RESULTS.md as this benchmark's section; a part (``### Accuracy ...``,
+    ``### Speed: N-request ...``) that was not re-run keeps its previous figures."""
     old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(lambda _: text.rstrip() + "\n", old) if SECTION in old else \
-        old.rstrip() + "\n\n" + text.rstrip() + "\n"
+    found = pattern.search(old)
+    if found:
+        parts = _parts(text)
+        for name, body in _parts(found.group(0)).items():
+            parts.setdefault(name, body)
+        order = ["", *sorted(k for k in parts if k)]
+        text = "\n".join(parts[k].rstrip() + "\n" for k in order if k in parts)
+        new = old[:found.start()] + text.rstrip() + "\n" + old[found.end():]
+    else:
+        new = old.rstrip() + "\n\n" + text.rstrip() + "\n"
     RESULTS.write_text(new, encoding="utf-8")
+
+
+def _parts(section: str) -> dict[str, str]:
+    """Subsections by heading, up to its first parenthesis ("" = the head), so a speed run
+    at 10M sits beside the 1M validation instead of replacing it."""
+    chunks = re.split(r"\n(?=### )", section)
+    out = {"": chunks[0]}
+    for chunk in chunks[1:]:
+        out[chunk.splitlines()[0].split(" (")[0]] = chunk
+    return out
 
 
 def main() -> None:
