@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
@@ -22,20 +22,32 @@ from .db import frame
 from .errors import CaseError, CaseLockedError, QueryError, QueryTimeoutError, ReadOnlyCaseError
 from .result import Result
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:       # playbook analytics (issue 8)
+    from .alerts import DetectionResult
+    from .containment import ContainmentResult
+    from .incident import IncidentTimelineResult
+    from .playbook import PlaybookResult
+    from .severity import SeverityResult
+
+SCHEMA_VERSION = 2
 DEFAULT_ROW_CAP = 100_000
 DEFAULT_TIME_LIMIT_S = 300.0
-
-# version -> SQL statements that take a case from version-1 to version.
-MIGRATIONS: dict[int, list[str]] = {}
 
 
 def _sql_file(name: str) -> str:
     return resources.files("forensics").joinpath(f"sql/{name}").read_text(encoding="utf-8")
 
 
+# version -> SQL statements that take a case from version-1 to version. schema.sql is
+# version 1; a new case gets it plus every migration, so new and migrated cases agree.
+MIGRATIONS: dict[int, list[str]] = {
+    2: [_sql_file("milestones.sql")],       # issue 8: incident milestones (case.mark)
+}
+
+
 def _schema_sql() -> str:
-    return _sql_file("schema.sql")
+    steps = [s.strip().rstrip(";") for v in sorted(MIGRATIONS) for s in MIGRATIONS[v]]
+    return ";\n".join([_sql_file("schema.sql").strip().rstrip(";"), *steps]) + ";"
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -266,6 +278,56 @@ class Case:
         from .findings import check
 
         return check(self, finding_id)
+
+    # -- playbook analytics (issue 8) -------------------------------------------------
+    def mark(self, name: str, ts: Any = None, note: str = "") -> Result:
+        """Record a milestone (detected, contained, mitigated, resolved, ...); see
+        :func:`forensics.milestones.mark`: ``case.mark("contained", "2026-03-15T14:00Z")``."""
+        from .milestones import mark
+
+        return mark(self, name, ts, note)
+
+    def milestones(self) -> Result:
+        """The recorded milestones; see :func:`forensics.milestones.milestones`."""
+        from .milestones import milestones
+
+        return milestones(self)
+
+    def severity(self, pattern: str | None = None, **kwargs: Any) -> SeverityResult:
+        """Severity on the playbook's matrix with the deciding rule; see
+        :func:`forensics.severity.severity`: ``case.severity(label="pii_leak")``."""
+        from .severity import severity
+
+        return severity(self, pattern, **kwargs)
+
+    def detection_gap(self, pattern: str | None = None, **kwargs: Any) -> DetectionResult:
+        """Onset, first signals and backtested alert rules; see
+        :func:`forensics.alerts.detection_gap`: ``case.detection_gap(label="pii_leak")``."""
+        from .alerts import detection_gap
+
+        return detection_gap(self, pattern, **kwargs)
+
+    def containment(self, pattern: str | None = None, **kwargs: Any) -> ContainmentResult:
+        """What a rollback (or fallback) at time T would have spared; see
+        :func:`forensics.containment.containment`."""
+        from .containment import containment
+
+        return containment(self, pattern, **kwargs)
+
+    def incident_timeline(self, pattern: str | None = None,
+                          **kwargs: Any) -> IncidentTimelineResult:
+        """The merged incident timeline with computed durations; see
+        :func:`forensics.incident.incident_timeline`."""
+        from .incident import incident_timeline
+
+        return incident_timeline(self, pattern, **kwargs)
+
+    def playbook(self, pattern: str | None = None, **kwargs: Any) -> PlaybookResult:
+        """Severity, time to detect, the alert that would have caught it, what a faster
+        rollback would have spared: :func:`forensics.playbook.playbook`."""
+        from .playbook import playbook
+
+        return playbook(self, pattern, **kwargs)
 
     def summary(self) -> Result:
         """What the case holds: evidence, volumes, time span, features, versions."""

@@ -362,6 +362,147 @@ def retrieval_diff(case: str, before: str | None, after: str | None, at: str | N
     return _with_case(case, lambda c: rd_fn(c, before, after, at=at, feature=feature, k=k))
 
 
+# -- playbook analytics (issue 8) ----------------------------------------------------------
+
+def pattern_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that name a bad pattern, shared by the playbook verbs."""
+    for option in reversed([
+            click.option("--pattern", default=None, help="A label, cluster id or SQL condition."),
+            click.option("--label", default=None, help="A detector or reviewer label."),
+            click.option("--cluster", default=None, help="A cluster id."),
+            click.option("--where", default=None, help="SQL condition over event_facts."),
+            click.option("--bucket", default="1h", show_default=True)]):
+        fn = option(fn)
+    return fn
+
+
+def _save_plot(result: Result, plot_path: str | None) -> None:
+    if plot_path:
+        result.plot().figure.savefig(plot_path, dpi=120, bbox_inches="tight")
+
+
+@cli.command()
+@click.argument("case", type=click.Path(dir_okay=False))
+@click.argument("name")
+@click.option("--at", "ts", default=None, help="When (ISO time; default now).")
+@click.option("--note", default="", help="What happened.")
+@output_options
+def mark(case: str, name: str, ts: str | None, note: str) -> Any:
+    """Record that the incident in CASE reached milestone NAME (detected, contained, ...)."""
+    from .milestones import mark as mark_fn
+
+    c = _open_case(case)
+    try:
+        return mark_fn(c, name, ts, note)
+    finally:
+        c.close()
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@output_options
+def milestones(case: str) -> Any:
+    """The milestones recorded in CASE."""
+    from .milestones import milestones as milestones_fn
+
+    return _with_case(case, milestones_fn)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--category", default=None,
+              help="The seed category, when the signals do not say it (e.g. 'data leak').")
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A TOML or YAML severity rule table.")
+@output_options
+def severity(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, category: str | None, rules: str | None) -> Any:
+    """Severity of the incident in CASE on the playbook matrix, with the deciding rule."""
+    from .severity import severity as severity_fn
+
+    return _with_case(case, lambda c: severity_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket,
+        category=category, rules=rules))
+
+
+@cli.command("detection-gap")
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--onset", default=None, help="Use this onset (ISO time) instead.")
+@click.option("--change", default=None, help="Hold this change id responsible.")
+@click.option("--max-false-alarms", default=0, show_default=True, type=int)
+@click.option("--save", default=None, type=click.Path(),
+              help="Write the proposed alert as a saved query (folder or .sql file).")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
+@output_options
+def detection_gap(case: str, pattern: str | None, label: str | None, cluster: str | None,
+                  where: str | None, bucket: str, onset: str | None, change: str | None,
+                  max_false_alarms: int, save: str | None, plot_path: str | None) -> Any:
+    """When the pattern in CASE started, its first signals, and the alert that would have
+    caught it soonest (backtested, with its false alarms)."""
+    from .alerts import detection_gap as gap_fn
+
+    result = _with_case(case, lambda c: gap_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, onset=onset,
+        suspect=change or True, max_false_alarms=max_false_alarms, save=save))
+    _save_plot(result, plot_path)
+    return result
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--change", default=None, help="The change to roll back (default: top suspect).")
+@click.option("--at", "at", multiple=True, help="Also evaluate at this time; repeatable.")
+@click.option("--fallback", is_flag=True, help="Switch the feature to a fallback instead.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
+@output_options
+def containment(case: str, pattern: str | None, label: str | None, cluster: str | None,
+                where: str | None, bucket: str, change: str | None, at: tuple[str, ...],
+                fallback: bool, plot_path: str | None) -> Any:
+    """What rolling back the suspect change of CASE at time T would have spared."""
+    from .containment import containment as containment_fn
+
+    result = _with_case(case, lambda c: containment_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, change=change,
+        at=list(at), mode="fallback" if fallback else "rollback"))
+    _save_plot(result, plot_path)
+    return result
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
+@output_options
+def incident(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, plot_path: str | None) -> Any:
+    """The incident timeline of CASE, with the times to detect, contain and resolve."""
+    from .incident import incident_timeline
+
+    result = _with_case(case, lambda c: incident_timeline(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket))
+    _save_plot(result, plot_path)
+    return result
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A TOML or YAML severity rule table.")
+@output_options
+def playbook(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, rules: str | None) -> Any:
+    """The playbook's answers for CASE: severity, time to detect, the alert that would have
+    caught it, and what a faster rollback would have spared."""
+    from .playbook import playbook as playbook_fn
+
+    return _with_case(case, lambda c: playbook_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, rules=rules))
+
+
 @cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--scenario", required=True,

@@ -35,12 +35,14 @@ def test_open_creates_canonical_tables(tmp_path: Path) -> None:
 
 def test_migrations_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     forensics.open(tmp_path / "m.duckdb").close()
-    monkeypatch.setattr(case_mod, "SCHEMA_VERSION", 3)
+    base = case_mod.SCHEMA_VERSION
+    monkeypatch.setattr(case_mod, "SCHEMA_VERSION", base + 2)
     monkeypatch.setattr(case_mod, "MIGRATIONS", {
-        2: ["ALTER TABLE events ADD COLUMN tenant VARCHAR"],
-        3: ["CREATE TABLE milestones (name VARCHAR, ts TIMESTAMP)"]})
+        **case_mod.MIGRATIONS,
+        base + 1: ["ALTER TABLE events ADD COLUMN tenant VARCHAR"],
+        base + 2: ["CREATE TABLE later_table (name VARCHAR, ts TIMESTAMP)"]})
     c = forensics.open(tmp_path / "m.duckdb")
-    assert c.schema_version == 3
+    assert c.schema_version == base + 2
     cols = {r[0] for r in c.con.execute("SELECT column_name FROM information_schema.columns "
                                          "WHERE table_name = 'events'").fetchall()}
     assert "tenant" in cols
