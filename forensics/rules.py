@@ -225,7 +225,9 @@ PII_KINDS = ("email", "phone", "card", "ssn", "national_id", "iban", "address")
 SECRET_KINDS = ("api_key", "private_key", "credential", "requested_secret")
 PII_PATTERNS = {
     "email": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
-    "phone": r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|\d{2,4}[ .\-])\d{3,4}[ .\-]?\d{3,4}\b",
+    # RE2 has no look-around: the number is group 1, the edges must not continue a digit run
+    "phone": r"(?:^|[^\d+ .\-]|[^\d][ .\-])((?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|"
+             r"\d{2,4}[ .\-])\d{3,4}[ .\-]?\d{3,4})(?:$|[^\d .\-]|[ .\-](?:$|[^\d]))",
     "card": r"\b(?:\d[ \-]?){12,18}\d\b",
     "ssn": r"\b\d{3}-\d{2}-\d{4}\b",
     "nino": r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
@@ -244,6 +246,7 @@ SECRET_PATTERNS = {
                   r"access[_ \-]?token|auth[_ \-]?token|client[_ \-]?secret)\b\s*(?:is|:|=)\s*"
                   r"[\"'`]?[^\s\"'`]{6,}",
 }
+GROUPED = ("phone",)   # patterns whose value is capture group 1
 # What a user asks for when the bare answer (a number, a token) is the private datum.
 REQUEST_CONTEXT = {
     "ssn": r"(?i)\b(?:ssn|social security)\b",
@@ -260,9 +263,11 @@ def _candidates(p: Params, o: dict[str, Any]) -> str:
     for kind, pattern in {**PII_PATTERNS, **SECRET_PATTERNS}.items():
         if kind in o["skip_kinds"]:
             continue
+        group = 1 if kind in GROUPED else 0
         parts.append(f"SELECT event_id, '{kind}' AS kind, "
-                     f"unnest(regexp_extract_all(output_text, {p(kind, pattern)})) AS value "
-                     f"FROM src WHERE regexp_matches(output_text, {p(kind + '_any', pattern)})")
+                     f"unnest(regexp_extract_all(output_text, {p(kind, pattern)}, {group})) "
+                     f"AS value FROM src WHERE regexp_matches(output_text, "
+                     f"{p(kind + '_any', pattern)})")
     # bare values answering a request for that kind of datum
     bare = {"ssn": r"\b\d{9}\b", "phone": r"\b\+?\d{10,12}\b", "card": r"\b\d{13,19}\b",
             "passport": r"\b[A-Z0-9]{8,10}\b", "secret": r"\b[A-Za-z0-9_\-+/]{8,64}\b"}
