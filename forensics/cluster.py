@@ -71,6 +71,7 @@ class Settings:
     min_jaccard: float = 0.3
     examples: int = 3
     threads: int = 1     # BLAS / OpenMP threads for scikit-learn (1: no oversubscription)
+    max_events: int = 2_000_000
     weights: tuple[tuple[str, float], ...] = tuple(WEIGHTS.items())
 
 
@@ -194,35 +195,44 @@ FROM (SELECT hash(text) AS th, any_value(text) AS text FROM _cl_docs GROUP BY 1)
 def text_matrix(case: Case, n_docs: int, s: Settings
                 ) -> tuple[sp.csr_matrix, list[str], np.ndarray]:
     """TF-IDF (sublinear tf, smooth idf, L2 rows) of the distinct texts of ``_cl_docs``
-    over words, word bigrams, punctuation and CJK characters, counted in DuckDB. The
-    vocabulary (at most ``max_terms`` terms in at least ``min_df`` texts) and the idf come
-    from a sample of ``fit_sample`` texts. Returns the matrix (one row per distinct text),
-    its terms, and each doc's row."""
+    over words, word bigrams, punctuation and CJK characters, counted in DuckDB (terms
+    are hashed; their text is kept for the vocabulary only). The vocabulary (at most
+    ``max_terms`` terms in at least ``min_df`` texts) and the idf come from a sample of
+    ``fit_sample`` texts. Returns the matrix (one row per distinct text), its terms, and
+    each doc's row."""
     from sklearn.preprocessing import normalize
 
     n_texts = int(scalar(case.con, "SELECT count(*) FROM _cl_texts") or 0)
-    terms_of = """
-        WITH w AS (SELECT u, regexp_extract_all(lower(text), $tok) AS w FROM _cl_texts {where})
-        SELECT u, unnest(list_concat(w, list_transform(range(1, len(w)),
-                                                        lambda i: w[i] || ' ' || w[i + 1])))
-               AS term FROM w"""
     n_fit = min(n_texts, s.fit_sample)
-    case.con.execute(f"""
+    case.con.execute("""
 CREATE OR REPLACE TEMP TABLE _cl_vocab AS
-SELECT term, CAST(row_number() OVER (ORDER BY df DESC, term) - 1 AS INTEGER) AS j,
-       ln((1 + $n) / (1 + df)) + 1 AS idf
-FROM (SELECT term, count(DISTINCT u) AS df
-      FROM ({terms_of.format(where="WHERE hash(u, $seed) % $every = 0 OR $every = 1")})
-      GROUP BY term
-      HAVING count(DISTINCT u) >= $min_df AND count(DISTINCT u) <= greatest(0.95 * $n, $min_df)
-      ORDER BY df DESC, term LIMIT $max_terms)""",
+WITH w AS (SELECT u, regexp_extract_all(lower(text), $tok) AS w FROM _cl_texts
+           WHERE $every = 1 OR hash(u, $seed) % $every = 0),
+g AS (SELECT u, unnest(list_concat(list_transform(w, lambda x: x),
+                                   list_transform(range(1, len(w)),
+                                                  lambda i: w[i] || ' ' || w[i + 1]))) AS term,
+             unnest(list_concat(list_transform(w, lambda x: hash(x)),
+                                list_transform(range(1, len(w)),
+                                               lambda i: hash(w[i], w[i + 1])))) AS h
+      FROM w)
+SELECT any_value(term) AS term, h,
+       CAST(row_number() OVER (ORDER BY count(DISTINCT u) DESC, any_value(term)) - 1 AS INTEGER)
+           AS j,
+       ln((1 + $n) / (1 + count(DISTINCT u))) + 1 AS idf
+FROM g GROUP BY h
+HAVING count(DISTINCT u) >= $min_df AND count(DISTINCT u) <= greatest(0.95 * $n, $min_df)
+ORDER BY j LIMIT $max_terms""",
                      {"tok": TOKEN, "n": n_fit, "seed": s.seed,
                       "every": max(1, int(np.ceil(n_texts / max(s.fit_sample, 1)))),
                       "min_df": min(s.min_df, max(n_fit // 2, 1)), "max_terms": s.max_terms})
-    arr = case.con.execute(f"""
-SELECT t.u, v.j, (1 + ln(count(*))) * any_value(v.idf) AS w
-FROM ({terms_of.format(where="")}) t JOIN _cl_vocab v USING (term)
-GROUP BY t.u, v.j""", {"tok": TOKEN}).fetchnumpy()
+    arr = case.con.execute("""
+WITH w AS (SELECT u, regexp_extract_all(lower(text), $tok) AS w FROM _cl_texts),
+g AS (SELECT u, unnest(list_concat(list_transform(w, lambda x: hash(x)),
+                                   list_transform(range(1, len(w)),
+                                                  lambda i: hash(w[i], w[i + 1])))) AS h
+      FROM w)
+SELECT g.u, v.j, (1 + ln(count(*))) * any_value(v.idf) AS w
+FROM g JOIN _cl_vocab v USING (h) GROUP BY g.u, v.j""", {"tok": TOKEN}).fetchnumpy()
     terms = [r[0] for r in case.con.execute("SELECT term FROM _cl_vocab ORDER BY j").fetchall()]
     matrix = sp.csr_matrix((np.asarray(arr["w"], dtype=np.float32),
                             (np.asarray(arr["u"]), np.asarray(arr["j"]))),
@@ -468,8 +478,10 @@ ev_cat AS (   -- each event's most severe labelled category
     FROM d JOIN labels l USING (event_id) JOIN label_vocabulary v ON v.label = l.label
     WHERE v.bad AND v.category IS NOT NULL GROUP BY d.doc
 ),
-lab AS (SELECT c, label, count(*) AS n FROM (SELECT c, unnest(labels) AS label FROM d)
-        GROUP BY ALL),
+lab AS (   -- labels that name a failure (generic verdicts such as "bad" say nothing)
+    SELECT c, label, count(*) AS n FROM (SELECT c, unnest(labels) AS label FROM d)
+    WHERE label NOT IN (SELECT label FROM label_vocabulary WHERE category IS NULL)
+    GROUP BY ALL),
 cat AS (SELECT d.c, e.category, count(*) AS n FROM d JOIN ev_cat e USING (doc) GROUP BY ALL)
 SELECT c, count(*) AS size, min(ts) AS first_seen, max(ts) AS last_seen,
        (SELECT list(label || ' ' || n ORDER BY n DESC, label)[1:4] FROM lab WHERE lab.c = d.c)
@@ -633,6 +645,11 @@ def _cluster(case: Case, where: str, s: Settings,
     if n == 0:
         raise UsageError(f"no events match {where!r}",
                          hint="run case.detect() first, or pass where='all' / a condition")
+    if n > s.max_events:
+        raise UsageError(f"{n:,} events match {where!r}; clustering holds them in memory "
+                         f"(limit max_events={s.max_events:,})",
+                         hint="narrow where= (a feature, a time window, a label), or raise "
+                              "max_events on a machine with the memory for it")
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(seed)

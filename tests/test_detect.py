@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import forensics
 from forensics.cli import cli
 from forensics.errors import ReadOnlyCaseError, UsageError
+from forensics.rules import RULES
 
 from .conftest import event, write_jsonl
 
@@ -72,6 +73,9 @@ def test_private_data_checksums_and_echo(case: Any, tmp_path: Path) -> None:
     assert set(detail["kinds"]) == {"card", "email"}
     assert all("1111 1111 1111" not in e for e in detail["examples"])   # masked
     assert {"label", "events", "checked", "rate", "rate_low", "rate_high"} <= set(result.df.columns)
+    again = case.sql(result.sql, **result.params).df           # the SQL reproduces the rows
+    assert again.select("label", "events", "checked").equals(
+        result.df.select("label", "events", "checked"))
 
 
 def test_system_prompt_leak(case: Any, tmp_path: Path) -> None:
@@ -161,7 +165,7 @@ def test_tool_call_errors_and_unauthorized_actions(case: Any, tmp_path: Path) ->
     assert got["e5"] == {"tool_call_error"} and got["e6"] == {"tool_call_error"}
     assert got["e7"] == {"tool_call_error"}
     assert got["e8"] == {"unauthorized_action"}         # another decision attribute
-    case.detect(rules={name: name == "unauthorized_action" for name in forensics.rules.RULES} |
+    case.detect(rules={name: name == "unauthorized_action" for name in RULES} |
                 {"unauthorized_action": {"decision_attributes": ["guard.verdict"],
                                          "deny_values": ["nope"]}})
     assert "e2" not in labels_of(case)                  # configurable: other attribute names
@@ -245,7 +249,7 @@ def test_vocabulary_is_bad_and_bad_events(case: Any, tmp_path: Path) -> None:
     facts = {r["event_id"]: r for r in case.sql("SELECT * FROM event_facts").rows()}
     assert not facts["e3"]["is_bad"] and facts["e2"]["is_bad"]       # ok vs hallucination
     vocab = {r["label"]: r for r in case.sql("SELECT * FROM label_vocabulary").rows()}
-    rule_labels = {lab for rule in forensics.rules.RULES.values() for lab in rule.labels}
+    rule_labels = {lab for rule in RULES.values() for lab in rule.labels}
     assert rule_labels <= set(vocab)
     assert {vocab[lab]["category"] for lab in rule_labels if vocab[lab]["bad"]} <= {
         r["category"] for r in case.sql("SELECT category FROM failure_categories").rows()}

@@ -39,14 +39,15 @@ def run_rule(tmp_path: Path, rows: list[dict[str, Any]], rule: str) -> dict[str,
     return got
 
 
-def rates(rows: list[dict[str, Any]], got: dict[str, set[str]], label: str
-          ) -> tuple[float, float]:
+def rates(rows: list[dict[str, Any]], got: dict[str, set[str]], label: str,
+          name: str | None = None) -> tuple[float, float]:
     """(recall on rows whose _truth is true, rate on rows whose _truth is false); printed
     with their counts (``pytest -s`` shows them)."""
     hit = [label in got.get(f"r{i}", set()) for i in range(len(rows))]
     pos = [h for h, r in zip(hit, rows, strict=True) if r["_truth"]]
     neg = [h for h, r in zip(hit, rows, strict=True) if not r["_truth"]]
-    print(f"\n{label}: recall {sum(pos)}/{len(pos)}, false positives {sum(neg)}/{len(neg)}")
+    print(f"\n{name or label}: recall {sum(pos)}/{len(pos)}, "
+          f"false positives {sum(neg)}/{len(neg)}")
     return sum(pos) / max(len(pos), 1), sum(neg) / max(len(neg), 1)
 
 
@@ -115,7 +116,8 @@ def test_truncated_on_decodingtrust_toxicity(tmp_path: Path) -> None:
     # without the finish reason, the mid-sentence heuristic still finds most cuts
     blind = [{k: v for k, v in r.items() if k != "finish_reason"} for r in rows]
     (tmp_path / "b").mkdir()
-    recall, false_rate = rates(blind, run_rule(tmp_path / "b", blind, "truncated"), "truncated")
+    recall, false_rate = rates(blind, run_rule(tmp_path / "b", blind, "truncated"), "truncated",
+                               "truncated_without_finish_reason")
     assert recall >= 0.75 and false_rate <= 0.35, (recall, false_rate)
 
 
