@@ -2,11 +2,17 @@
 
 Each event becomes one feature vector: its output text (TF-IDF over words, word bigrams,
 punctuation and CJK characters, counted set-based in DuckDB, reduced with truncated SVD)
-next to what the log says about it (detector labels weighted by confidence, finish
-reason, status, output language, moderation categories, feature, output length, whether
-it had retrieved context, and, lightly, its model and versions). k-means groups the
-vectors, with the number of clusters chosen by silhouette when not given. No network, no
-torch: DuckDB, NumPy, SciPy and scikit-learn.
+next to what the log says about it (detector labels weighted by confidence, detector
+family, finish reason, status, output language, moderation categories, feature, output
+length, whether it had retrieved context, and, lightly, its model and versions).
+
+Default method (``families``): events are grouped by their dominant detector family (the
+family of their most confident bad label, or "none" when no detector fired), and a family
+is split by k-means only where the silhouette shows clear structure (>= 0.5) and each part
+is material (>= 5% of the events): families never merge, so a rare pattern (a few
+unauthorized actions) is never lost in a big one. ``method="kmeans"`` runs one k-means
+over everything, with k chosen by silhouette (or given). No network, no torch: DuckDB,
+NumPy, SciPy and scikit-learn.
 
 Each cluster gets a short title from its distinctive terms, its size, the playbook
 category of its labels, representative examples (redacted), first and last seen, its
