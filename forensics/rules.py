@@ -687,7 +687,7 @@ def prepare_language(con: duckdb.DuckDBPyConnection, o: dict[str, Any]) -> dict[
     """Identify, once per distinct text, the language of the outputs that can be judged
     (a language was requested, or the input is long enough to identify) and of the inputs
     where no language was requested: a temp table ``_lang(h, lang, prob, letters)`` keyed
-    by the hash of the text's sample (:func:`_lang_sample`)."""
+    by the hash of the whole text (the identifier reads its sample, :func:`_lang_sample`)."""
     import polars as pl
 
     from .db import frame
@@ -700,15 +700,18 @@ def prepare_language(con: duckdb.DuckDBPyConnection, o: dict[str, Any]) -> dict[
             SELECT e.output_text, e.input_text, nullif({req}, '') AS requested FROM events e
             WHERE {GENERATES} AND length(e.output_text) >= {m}
               AND ({req} <> '' OR length(e.input_text) >= {m}))
-        SELECT DISTINCT hash(t) AS h, t,
+        , distinct_texts AS (
+            SELECT hash(t) AS h, any_value(t) AS t FROM (
+                SELECT output_text AS t FROM ev
+                UNION ALL SELECT input_text FROM ev WHERE requested IS NULL)
+            GROUP BY 1 LIMIT {p("cap", o["max_texts"] + 1)}
+        ), sampled AS (SELECT h, {_lang_sample("t", n)} AS t FROM distinct_texts)
+        SELECT h, t,
                -- letters, and 0 for a single "word" (an address, an id) outside CJK scripts
                CASE WHEN length(t) - length(replace(t, ' ', '')) >= 2
                          OR regexp_matches(t, {p("cjk", CJK)})
                     THEN length(regexp_replace(t, '[^[:alpha:]]', '', 'g')) ELSE 0 END AS letters
-        FROM (SELECT {_lang_sample("t", n)} AS t FROM (
-                  SELECT output_text AS t FROM ev
-                  UNION ALL SELECT input_text FROM ev WHERE requested IS NULL))
-        LIMIT {p("cap", o["max_texts"] + 1)}""", p.values)
+        FROM sampled""", p.values)
     capped = texts.height > o["max_texts"]
     texts = texts.head(o["max_texts"])
     found = identify(texts["t"].to_list(), max_chars=o["max_chars"])
@@ -724,7 +727,7 @@ def prepare_language(con: duckdb.DuckDBPyConnection, o: dict[str, Any]) -> dict[
 
 def wrong_language(o: dict[str, Any], p: Params) -> str:
     requested = _expected_language(o, p)
-    n, conf = p("n", o["max_chars"]), p("conf", o["min_confidence"])
+    conf = p("conf", o["min_confidence"])
     letters = p("letters", o["min_letters"])
     skip_fmt = attr(p, "fmt", o["format_attributes"])
     return f"""
@@ -735,8 +738,8 @@ WITH ev AS (
                OR coalesce(regexp_matches({skip_fmt}, '(?i)json|tool|function|code'), false)
                AS structured
     FROM events e
-    JOIN _lang lo ON lo.h = hash({_lang_sample("e.output_text", n)})
-    LEFT JOIN _lang li ON li.h = hash({_lang_sample("e.input_text", n)})
+    JOIN _lang lo ON lo.h = hash(e.output_text)
+    LEFT JOIN _lang li ON li.h = hash(e.input_text)
                       AND li.letters >= {letters}
     WHERE {GENERATES} AND lo.letters >= {letters}
 ), judged AS (
