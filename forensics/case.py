@@ -258,6 +258,28 @@ class Case:
 
         return estimate(self, **kwargs)
 
+    # -- what went wrong (issue 4) ----------------------------------------------------
+    def detect(self, rules: Any = None) -> Result:
+        """Run the failure detectors and write ``labels``; see
+        :func:`forensics.detect.detect`: ``case.detect(rules=["refusal", "private_data"])``."""
+        from .detect import detect
+
+        return detect(self, rules=rules)
+
+    def import_labels(self, path: str | Path, **kwargs: Any) -> Result:
+        """Reviewer verdicts from a file into ``labels``; see
+        :func:`forensics.detect.import_labels`."""
+        from .detect import import_labels
+
+        return import_labels(self, path, **kwargs)
+
+    def cluster(self, where: str = "bad", **kwargs: Any) -> Result:
+        """Group bad events into failure patterns; see :func:`forensics.cluster.cluster`:
+        ``case.cluster(where="feature = 'doc_qa'")``."""
+        from .cluster import cluster
+
+        return cluster(self, where=where, **kwargs)
+
     def record(self, result: Result, title: str, note: str = "") -> str:
         """Keep ``result`` as a finding with its SQL, parameters and evidence hashes."""
         from .findings import record

@@ -246,6 +246,101 @@ def impact(case: str, label: str | None, cluster: str | None, where: str | None,
     return data, result.to_markdown
 
 
+# -- what went wrong (issue 4) -------------------------------------------------------------
+
+def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
+               settings: tuple[str, ...]) -> dict[str, Any]:
+    """``--rule`` / ``--skip`` / ``--set rule.option=json`` as the ``rules=`` argument."""
+    from .errors import UsageError
+    from .rules import RULES
+
+    spec: dict[str, Any] = {name: (not only or name in only) and name not in skip
+                            for name in RULES}
+    for name in (*only, *skip):
+        if name not in RULES:
+            raise UsageError(f"unknown detector {name!r}", hint="detectors: " + ", ".join(RULES))
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        rule, dot, option = key.strip().partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--set {item!r} is not RULE.OPTION=VALUE",
+                             hint="e.g. --set wrong_language.min_confidence=0.9")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        current = spec.get(rule)
+        spec[rule] = {**(current if isinstance(current, dict) else {}), option: value}
+    return spec
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rule", "only", multiple=True, help="Run only this detector; repeatable.")
+@click.option("--skip", multiple=True, help="Do not run this detector; repeatable.")
+@click.option("--set", "settings", multiple=True, metavar="RULE.OPTION=VALUE",
+              help="Change a detector option (value as JSON); repeatable.")
+@output_options
+def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
+           settings: tuple[str, ...]) -> Any:
+    """Run the failure detectors on CASE and write labels (replacing earlier rule labels)."""
+    from .detect import detect as detect_fn
+
+    spec = _rule_spec(only, skip, settings)
+    c = _open_case(case)
+    try:
+        with progress_bar("running detectors"):
+            result = detect_fn(c, rules=spec)
+    finally:
+        c.close()
+    return {"labels": result.rows(), "meta": _jsonable(result.meta), "sql": result.sql,
+            "params": _jsonable(result.params)}, result.to_markdown
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--where", default="bad", show_default=True,
+              help="Which events: bad, all, or an SQL condition over event_facts.")
+@click.option("-k", "k", type=int, default=None, help="Number of clusters (default: chosen).")
+@click.option("--method", type=click.Choice(["families", "kmeans"]), default="families",
+              show_default=True, help="Group by detector family first, or one k-means.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@output_options
+def cluster(case: str, where: str, k: int | None, method: str, seed: int) -> Any:
+    """Group the bad outputs of CASE into failure patterns and write clusters."""
+    from .cluster import cluster as cluster_fn
+
+    c = _open_case(case)
+    try:
+        with progress_bar("clustering"):
+            result = cluster_fn(c, where=where, k=k, seed=seed, method=method)
+    finally:
+        c.close()
+    keep = ("cluster_id", "title", "size", "share", "category", "top_labels", "first_seen",
+            "last_seen", "terms", "examples", "top_versions", "status")
+    return {"clusters": [{key: r[key] for key in keep} for r in result.rows()],
+            "run_id": result.meta["run_id"], "meta": _jsonable(result.meta),
+            "sql": result.sql, "params": result.params}, result.to_markdown
+
+
+@cli.command("import-labels")
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--event-id", "event_id", default="event_id", show_default=True)
+@click.option("--label", default="label", show_default=True, help="Column with the verdict.")
+@click.option("--source", default="reviewer", show_default=True)
+@output_options
+def import_labels(case: str, file: str, event_id: str, label: str, source: str) -> Any:
+    """Import reviewer verdicts from FILE (CSV / JSONL / Parquet) into the labels of CASE."""
+    from .detect import import_labels as import_fn
+
+    c = _open_case(case)
+    try:
+        return import_fn(c, file, event_id=event_id, label=label, source=source)
+    finally:
+        c.close()
+
+
 # -- which change caused it (issue 5) ------------------------------------------------------
 
 def _with_case(case: str, fn: Callable[[Any], Result]) -> Result:
