@@ -483,10 +483,16 @@ def suspects(case: Case, pattern: str | None = None, *, label: str | None = None
     found, onset_feature, onset_ts = _onset(cube, series, step, method)
     chg = list_changes(case, rollout=False).df
     declared = int((chg["source"] != "inferred").sum()) if chg.height else 0
+    warning = None if found is not None else "no onset detected: every change was considered"
     if onset_ts is not None and chg.height:
         lo = onset_ts - dt.timedelta(hours=_hours(lookback))
         hi = onset_ts + dt.timedelta(hours=_hours(lookahead))
-        chg = chg.filter((pl.col("ts") >= lo) & (pl.col("ts") <= hi))
+        near = chg.filter((pl.col("ts") >= lo) & (pl.col("ts") <= hi))
+        if near.height:
+            chg = near
+        else:  # a change point with no change near it is more likely noise than a cause
+            warning = (f"no change between {lookback} before and {lookahead} after the onset "
+                       f"({onset_ts}): every change was considered")
     ctx = {"cube": cube, "step": step, "window": _hours(window), "level": level,
            "min_n": min_n, "onset": onset_ts, "changes": chg,
            "feature_onsets": _feature_onsets(cube, step, method, onset_ts)}
@@ -512,8 +518,8 @@ def suspects(case: Case, pattern: str | None = None, *, label: str | None = None
             "scoring": "0.5 contrast (z of the increase; halved unless significant, x0.6 "
                        "when not concurrent) + 0.25 alignment + 0.15 dose-response x contrast "
                        "+ 0.1 segment specificity"}
-    if found is None:
-        meta["warning"] = "no onset detected: every change was considered"
+    if warning:
+        meta["warning"] = warning
     return SuspectsResult(df, series=series, sql=sql, params=params,
                           title=f"suspects: {desc}", meta=meta)
 

@@ -161,3 +161,10 @@ def test_retrieval_diff_defaults_to_the_newest_index_change(case: Any, tmp_path:
     assert lows == sorted(lows, reverse=True)
     with pytest.raises(UsageError, match="fewer than two"):
         case.retrieval_diff(feature="nope")
+
+
+def test_no_change_near_the_onset_means_every_change_is_considered(loaded: Any) -> None:
+    narrow = loaded.suspects(lookback="1h", lookahead="0h", window="48h")
+    assert narrow.df.height >= 2
+    assert "every change was considered" in narrow.meta["warning"]
+    assert narrow.rows()[0]["change_id"] == "CHG-1"
