@@ -1,0 +1,1000 @@
+"""Write it up: the post-mortem, its charts, the notification drafts and the eval pack.
+
+>>> case.postmortem("postmortem/")            # doctest: +SKIP
+<Result 'post-mortem': 12 rows>
+
+The seed playbook's post-mortem, section by section (summary; timeline of detection,
+containment, investigation and fix; impact; root cause with the suspect evidence; why it
+was not caught earlier; what's changing; communication), as Markdown with PNG charts and
+a self-contained HTML twin, plus the affected-user notice and status-page text for a
+person to edit, and the regression eval pack (:mod:`forensics.evals`).
+
+Every number comes from a recorded finding (SQL and parameters in the case, listed in
+the evidence appendix), so it can be re-run: :func:`gather` records them, reusing a
+finding that is already there. User and session ids are pseudonymised and quoted text
+redacted unless ``redact=False``; cohort cells of fewer than ``min_cell`` users are
+shown as ``<k``. Nothing depends on the clock: the same case gives the same bytes.
+
+Each section is one function ``(doc, incident, writer)``: to add or replace one (for
+example severity triage or the detection gap of a later stage), edit :data:`SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from . import stats
+from .db import frame, scalar
+from .document import Document
+from .errors import ForensicsError, ReadOnlyCaseError
+from .findings import record_once
+from .impact import ImpactResult, impact, scope
+from .redact import case_key, pseudonym, redact_text
+from .result import Result, _jsonable
+
+if TYPE_CHECKING:
+    from .case import Case
+
+COHORT_TABLES = ("plan", "locale", "region", "client_version", "tenant")
+EXAMPLES = 5
+CO_RISING_HOURS = 6          # labels whose onset is this close to the top one's join it
+
+
+# =======================================================================================
+# what the case says
+
+@dataclass
+class Incident:
+    """The facts the post-mortem states, each one a recorded finding (``cite``)."""
+
+    pattern: str                    # SQL condition over event_facts
+    pattern_desc: str
+    labels: list[str]
+    change: dict[str, Any] | None   # impact.change_scope of the root cause
+    suspects: Result | None
+    scope: dict[str, Any]           # impact.scope: the affected events' condition
+    impact: ImpactResult
+    cohorts: dict[str, ImpactResult]
+    series: Result | None
+    markers: pl.DataFrame
+    milestones: Result
+    clusters: Result | None
+    estimate: Result | None
+    examples: Result
+    evidence: Result
+    findings: dict[str, str]        # what -> finding id
+
+    def cite(self, what: str) -> str:
+        fid = self.findings.get(what)
+        return f" [{fid}]" if fid else ""
+
+    def milestone(self, name: str) -> Any:
+        rows = self.milestones.df.filter(pl.col("milestone") == name)
+        return rows["ts"][0] if rows.height else None
+
+    def fact(self, name: str) -> Any:
+        return self.milestones.meta.get(name)
+
+
+def gather(case: Case, pattern: str | list[str] | None = None,
+           change: str | None = None) -> Incident:
+    """Run the investigation's summary queries and record each as a finding.
+
+    ``pattern``: a label, cluster id or SQL condition (default: the labels whose rate
+    rose most sharply, see :func:`choose_pattern`; any bad signal when there are none);
+    ``change``: the root-cause change id (default: the top suspect).
+    """
+    found: dict[str, str] = {}
+
+    def keep(what: str, result: Result, title: str, note: str = "") -> Any:
+        found[what] = record_once(case, result, title, note)
+        return result
+
+    cond, labels, desc = resolve_pattern(case, pattern, keep)
+    suspects = _suspects(case, cond, keep)
+    root = change or _top_change(suspects)
+    sc = scope(case, cond, change=root)
+    scope_ = sc["change"]
+    total = keep("impact", impact(case, cond, change=root),
+                 "Affected users, sessions and events",
+                 "exact distinct counts of the pattern's events served by the root-cause "
+                 "change in its exposure window")
+    cohorts = {b: keep(f"impact_{b}", impact(case, cond, change=root, by=b),
+                       f"Affected users by {b}") for b in _cohort_columns(case)}
+    series, markers = _series(case, cond, scope_, keep)
+    return Incident(
+        pattern=cond, pattern_desc=desc, labels=labels, change=scope_, suspects=suspects,
+        scope=sc, impact=total, cohorts=cohorts, series=series, markers=markers,
+        milestones=keep("milestones", milestones(case, sc), "Incident milestones"),
+        clusters=_clusters(case, sc, keep), estimate=_estimate(case, cond, keep),
+        examples=keep("examples", examples(case, sc), "Examples of affected events"),
+        evidence=keep("evidence", evidence(case), "Evidence files"), findings=found)
+
+
+Keep = Callable[..., Any]
+
+
+def resolve_pattern(case: Case, pattern: str | list[str] | None = None,
+                    keep: Keep | None = None) -> tuple[str, list[str], str]:
+    """(SQL condition over ``event_facts``, labels, description) of the incident's
+    pattern: a label, cluster id or SQL condition, a list of labels (any of them), or by
+    default the labels :func:`choose_pattern` picks (any bad signal when there are none).
+    ``keep`` records the candidate table as a finding."""
+    from .diff import pattern_condition
+
+    if isinstance(pattern, str):
+        cond, params, desc = pattern_condition(case, pattern)
+        if "p_label" in params:
+            return _labels_condition([params["p_label"]]), [params["p_label"]], \
+                params["p_label"]
+        return _inline(cond, params), [], desc
+    if pattern is None:
+        chosen = choose_pattern(case)
+        if chosen.df.height and keep is not None:
+            keep("patterns", chosen, "Candidate patterns (labels by the sharpness of their "
+                 "rise)")
+        pattern = chosen.meta["chosen"]
+    if not pattern:
+        return "is_bad", [], "a bad signal (an error, a moderation flag or negative feedback)"
+    labels = sorted(pattern)
+    return _labels_condition(labels), labels, " or ".join(labels)
+
+
+def _labels_condition(labels: list[str]) -> str:
+    return "list_has_any(labels, [" + ", ".join(_literal(x) for x in labels) + "])"
+
+
+def _inline(cond: str, params: dict[str, Any]) -> str:
+    for key, value in params.items():
+        cond = cond.replace(f"${key}", _literal(str(value)))
+    return cond
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def choose_pattern(case: Case, bucket: str = "1h") -> Result:
+    """Labels (not reviewer verdicts) ranked by the sharpness of their rise: for each, the
+    hourly rate in the features where it occurs and its onset (:func:`stats.onset`). The
+    top label is chosen, with the labels that rose within :data:`CO_RISING_HOURS` of it
+    at least half as sharply (the same incident seen by several detectors)."""
+    sql = """
+WITH lab AS (
+    SELECT DISTINCT l.label, e.feature, time_bucket(CAST($bucket AS INTERVAL), e.ts) AS b,
+           l.event_id
+    FROM labels l JOIN events e USING (event_id)
+    WHERE coalesce(l.source, '') <> 'reviewer' AND e.ts IS NOT NULL
+), feats AS (SELECT DISTINCT label, feature FROM lab),
+per_feature AS (
+    SELECT feature, time_bucket(CAST($bucket AS INTERVAL), ts) AS b, count(*) AS n
+    FROM events WHERE feature IN (SELECT feature FROM feats) AND ts IS NOT NULL GROUP BY ALL
+), tot AS (SELECT f.label, p.b, sum(p.n) AS n FROM feats f JOIN per_feature p USING (feature)
+           GROUP BY ALL),
+bad AS (SELECT label, b, count(DISTINCT event_id) AS bad FROM lab GROUP BY ALL)
+SELECT tot.label, tot.b AS bucket, CAST(tot.n AS BIGINT) AS n,
+       CAST(coalesce(bad.bad, 0) AS BIGINT) AS bad
+FROM tot LEFT JOIN bad USING (label, b) ORDER BY tot.label, tot.b"""
+    params = {"bucket": _interval(bucket)}
+    cube = frame(case.con, sql, params)
+    rows = []
+    for (label,), part in cube.group_by("label", maintain_order=True):
+        o = stats.onset(part["bad"].to_numpy(), part["n"].to_numpy())
+        if o is None:
+            continue
+        rows.append({"label": label, "onset": part["bucket"][o.index], "rate_before": o.before,
+                     "rate_after": o.after, "llr": o.llr if not math.isnan(o.llr)
+                     else o.after - o.before, "events": int(part["bad"].sum())})
+    schema: dict[str, Any] = {"label": pl.String, "onset": pl.Datetime("us"),
+                              "rate_before": pl.Float64, "rate_after": pl.Float64,
+                              "llr": pl.Float64, "events": pl.Int64}
+    df = pl.DataFrame(rows, schema=schema).sort(["llr", "label"], descending=[True, False])
+    if df.height:
+        top = df.row(0, named=True)
+        near = (pl.col("onset") - top["onset"]).abs() <= dt.timedelta(hours=CO_RISING_HOURS)
+        df = df.with_columns(chosen=(near & (pl.col("llr") >= top["llr"] / 2))
+                             | (pl.col("label") == top["label"]))
+    else:
+        df = df.with_columns(chosen=pl.lit(False))
+    return Result(df, sql=sql, params=params, title="candidate patterns",
+                  meta={"chosen": df.filter(pl.col("chosen"))["label"].to_list()})
+
+
+def _interval(bucket: str) -> str:
+    from .changes import interval
+
+    return interval(bucket)
+
+
+def _suspects(case: Case, cond: str, keep: Keep) -> Result | None:
+    try:
+        result = case.suspects(where=cond)
+    except ForensicsError:
+        return None
+    if result.df.height == 0:
+        return None
+    return keep("suspects", result, "Ranked suspects",
+                "candidate changes around the onset, with their contrast, alignment and "
+                "dose-response")
+
+
+def _top_change(suspects: Result | None) -> str | None:
+    if suspects is None or suspects.df.height == 0:
+        return None
+    return str(suspects.df["change_id"][0])
+
+
+def _cohort_columns(case: Case) -> list[str]:
+    """The cohort columns the case has values for."""
+    present = []
+    for b in COHORT_TABLES:
+        if scalar(case.con, f"SELECT count(*) FROM (SELECT 1 FROM event_facts WHERE {b} IS "
+                            "NOT NULL LIMIT 1)"):
+            present.append(b)
+    return present
+
+
+def _series(case: Case, cond: str, scope_: dict[str, Any] | None,
+            keep: Keep) -> tuple[Result | None, pl.DataFrame]:
+    """The pattern's rate per bucket in the root-cause feature (all traffic without one),
+    with Wilson intervals, and the change markers of that feature."""
+    from .changes import TimelineResult, changes
+
+    feature = scope_["feature"] if scope_ else None
+    span = frame(case.con, "SELECT min(ts) AS lo, max(ts) AS hi FROM events").row(0)
+    if span[0] is None:
+        return None, pl.DataFrame()
+    bucket = "1h" if (span[1] - span[0]) <= dt.timedelta(days=8) else "6h"
+    sql = f"""
+SELECT time_bucket(CAST($bucket AS INTERVAL), ts) AS bucket,
+       count(*) FILTER (WHERE {cond}) AS count, count(*) AS n,
+       count(*) FILTER (WHERE {cond}) / count(*) AS value
+FROM event_facts
+WHERE ts IS NOT NULL AND ($feature IS NULL OR feature = $feature)
+GROUP BY ALL ORDER BY bucket"""
+    params = {"bucket": _interval(bucket), "feature": feature}
+    df = frame(case.con, sql, params)
+    _, low, high = stats.wilson_arrays(df["count"].to_numpy(), df["n"].to_numpy())
+    df = df.with_columns(pl.Series("low", low), pl.Series("high", high))
+    marks = changes(case, rollout=False).df
+    if feature is not None and marks.height:
+        marks = marks.filter(pl.col("feature") == feature)
+    result = TimelineResult(df, markers=marks, sql=sql, params=params,
+                            title=f"pattern rate per {bucket}"
+                                  + (f" in {feature}" if feature else ""),
+                            meta={"metric": "pattern rate", "bucket": bucket})
+    keep("series", result, "Pattern rate over time")
+    return result, marks
+
+
+def milestones(case: Case, sc: dict[str, Any]) -> Result:
+    """When things happened, from the affected events and their feedback: first and
+    last affected event, first negative feedback, first complaint, first moderation
+    flag; and how many of the affected events the guardrails and the users flagged.
+    ``sc``: :func:`forensics.impact.scope` of the affected events."""
+    from .impact import COMPLAINT_NAMES, COMPLAINT_SOURCES
+
+    names = ", ".join(_literal(n) for n in COMPLAINT_NAMES)
+    sources = ", ".join(_literal(s) for s in COMPLAINT_SOURCES)
+    sql = f"""
+WITH hit AS (SELECT event_id, trace_id, user_id, ts, is_flagged, negative_feedback
+             FROM event_facts WHERE {sc['condition']}),
+fb AS (
+    SELECT f.ts, f.negative, lower(coalesce(f.name, '')) IN ({names})
+               OR lower(coalesce(f.source, '')) IN ({sources}) AS complaint
+    FROM feedback f
+    WHERE f.event_id IN (SELECT event_id FROM hit)
+       OR (f.event_id IS NULL AND f.trace_id IN (SELECT trace_id FROM hit))
+), firsts AS (
+    SELECT 'first affected event' AS milestone, min(ts) AS ts FROM hit
+    UNION ALL SELECT 'last affected event', max(ts) FROM hit
+    UNION ALL SELECT 'first moderation flag', min(ts) FILTER (WHERE is_flagged) FROM hit
+    UNION ALL SELECT 'first negative feedback', min(ts) FILTER (WHERE negative) FROM fb
+    UNION ALL SELECT 'first complaint', min(ts) FILTER (WHERE complaint) FROM fb
+)
+SELECT milestone, ts,
+       (SELECT count(*) FROM hit) AS affected_events,
+       (SELECT count(*) FILTER (WHERE is_flagged) FROM hit) AS flagged_by_moderation,
+       (SELECT count(*) FILTER (WHERE negative_feedback) FROM hit) AS with_negative_feedback,
+       (SELECT count(*) FILTER (WHERE complaint) FROM fb) AS complaints,
+       (SELECT count(DISTINCT user_id) FROM hit h WHERE h.ts < (SELECT min(ts) FROM fb
+            WHERE complaint)) AS users_before_first_complaint
+FROM firsts ORDER BY ts NULLS LAST, milestone"""
+    df = frame(case.con, sql, sc["params"])
+    first = df.row(0, named=True) if df.height else {}
+    meta = {k: first.get(k) for k in ("affected_events", "flagged_by_moderation",
+                                      "with_negative_feedback", "complaints",
+                                      "users_before_first_complaint")}
+    return Result(df.select("milestone", "ts"), sql=sql, params=sc["params"],
+                  title="incident milestones", meta=meta)
+
+
+def _clusters(case: Case, sc: dict[str, Any], keep: Keep) -> Result | None:
+    """Failure clusters of the latest clustering run: size, and how many of their events
+    are among the affected ones, with their daily counts (for the trend chart)."""
+    if not scalar(case.con, "SELECT count(*) FROM clusters"):
+        return None
+    sql = f"""
+WITH run AS (
+    SELECT coalesce((SELECT run_id FROM runs WHERE stage = 'cluster'
+                     ORDER BY created_at DESC, run_id DESC LIMIT 1),
+                    (SELECT max(run_id) FROM clusters)) AS run_id
+), members AS (
+    SELECT m.cluster_id, e.event_id, e.ts, e.event_id IN (
+               SELECT event_id FROM event_facts WHERE {sc['condition']}) AS affected
+    FROM cluster_members m JOIN events e USING (event_id)
+    WHERE m.run_id = (SELECT run_id FROM run)
+)
+SELECT c.cluster_id, c.title, c.category, c.size, date_trunc('day', m.ts) AS day,
+       count(*) AS events, count(*) FILTER (WHERE m.affected) AS affected
+FROM clusters c JOIN members m USING (cluster_id)
+WHERE c.run_id = (SELECT run_id FROM run)
+GROUP BY ALL ORDER BY c.size DESC, c.cluster_id, day"""
+    df = frame(case.con, sql, sc["params"])
+    if df.height == 0:
+        return None
+    return keep("clusters", Result(df, sql=sql, params=sc["params"], title="failure clusters"),
+                "Failure clusters and their daily counts")
+
+
+def _estimate(case: Case, cond: str, keep: Keep) -> Result | None:
+    """The sampled-review estimate, when reviewers judged some of the pattern's events."""
+    has = scalar(case.con, f"SELECT count(*) FROM event_facts WHERE ({cond}) AND event_id IN "
+                           "(SELECT event_id FROM labels WHERE source = 'reviewer')")
+    if not has:
+        return None
+    return keep("estimate", case.estimate_impact(flagged=cond),
+                "Truly affected users and events, estimated from the sampled review")
+
+
+def examples(case: Case, sc: dict[str, Any], n: int = EXAMPLES) -> Result:
+    """A few affected events, chosen by a hash of their id (the same every time), with
+    the user's request (from the parent span for a tool call) and what they got."""
+    sql = f"""
+SELECT e.event_id, e.ts, e.user_id, e.feature, e.kind, e.name,
+       coalesce(e.input_text, p.input_text) AS input_text, e.output_text
+FROM (SELECT * FROM event_facts WHERE {sc['condition']}) e
+LEFT JOIN events p ON p.span_id = e.parent_id AND p.trace_id = e.trace_id
+ORDER BY hash(e.event_id), e.event_id
+LIMIT {int(n)}"""
+    return Result(frame(case.con, sql, sc["params"]), sql=sql, params=sc["params"],
+                  title="examples")
+
+
+def evidence(case: Case) -> Result:
+    sql = ("SELECT evidence_id, path, sha256, format, target, rows_loaded, rows_rejected "
+           "FROM evidence ORDER BY evidence_id")
+    return Result(frame(case.con, sql), sql=sql, title="evidence files")
+
+
+# =======================================================================================
+# how to write it
+
+@dataclass
+class Writer:
+    """Output choices: redaction, small-cell suppression, where the files go."""
+
+    out: Path
+    redact: bool
+    min_cell: int
+    key: bytes
+    charts: dict[str, Path] = field(default_factory=dict)
+    user_ids: set[str] = field(default_factory=set)   # ids found in finding parameters
+
+    def user(self, value: str | None) -> str:
+        return (pseudonym(value, self.key) or "") if self.redact else (value or "")
+
+    def text(self, value: str | None, limit: int = 400) -> str:
+        text = (redact_text(value) if self.redact else value) or ""
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[:limit - 3] + "..."
+
+    def cells(self, result: ImpactResult) -> pl.DataFrame:
+        from .impact import suppress
+
+        return suppress(result.df, self.min_cell) if self.min_cell else result.df
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
+def _span(a: Any, b: Any) -> str:
+    if not isinstance(a, dt.datetime) or not isinstance(b, dt.datetime):
+        return "unknown"
+    hours = (b - a).total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if abs(hours) >= 48 else f"{hours:.1f} hours"
+
+
+def _n(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def _count(w: Writer, value: Any) -> str:
+    """A total as exported: below the small-cell threshold it reads ``<k``."""
+    if w.min_cell and isinstance(value, int) and value < w.min_cell:
+        return f"<{w.min_cell}"
+    return _n(value)
+
+
+# =======================================================================================
+# sections
+
+def section_summary(doc: Document, inc: Incident, w: Writer) -> None:
+    m = inc.impact.meta
+    c = inc.change
+    doc.heading("Summary")
+    where = f" in {c['feature']}" if c else ""
+    doc.para(f"Between {_when(m['first_exposure'])} and {_when(m['last_exposure'])}, "
+             f"{_count(w, m['users'])} users in {_count(w, m['sessions'])} sessions received "
+             f"{_count(w, m['events'])} responses showing {_pattern_words(inc)}{where}"
+             f"{inc.cite('impact')}.")
+    if c:
+        doc.para(f"The likely cause is the {c['kind']} change {c['change_id']} "
+                 f"({c['column'] or c['kind']} {c['from_version']} -> {c['to_version']}"
+                 f"{': ' + w.text(c['note']) if c.get('note') else ''}), in effect from "
+                 f"{_when(c['window'][0])} to {_when(c['window'][1])}"
+                 f"{inc.cite('suspects')}. It served {_count(w, m.get('exposed_users'))} "
+                 f"users; {_share(m['users'], m.get('exposed_users'))} of them were affected.")
+    else:
+        doc.para("No change in the case explains the pattern: the root cause is not "
+                 "established from this evidence.")
+
+
+def _share(part: Any, whole: Any) -> str:
+    if not isinstance(part, int) or not isinstance(whole, int) or whole == 0:
+        return "an unknown share"
+    return f"{100 * part / whole:.1f}%"
+
+
+def section_timeline(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Timeline (UTC)")
+    rows = [[_when(ts), what, source] for ts, what, source in timeline_rows(inc)]
+    doc.table(["time", "what happened", "source"], rows)
+    first = inc.milestone("first affected event")
+    signals = [(n, inc.milestone(n)) for n in ("first moderation flag",
+                                                "first negative feedback", "first complaint")]
+    signals = [(n, t) for n, t in signals if t is not None]
+    lines = []
+    if signals:
+        name, ts = min(signals, key=lambda s: s[1])
+        lines.append(f"Detection: the first signal was the {name} at {_when(ts)}, "
+                     f"{_span(first, ts)} after the first affected event"
+                     f"{inc.cite('milestones')}.")
+    if inc.change and inc.change["window"][1] is not None:
+        lines.append(f"Containment: the change stopped serving at "
+                     f"{_when(inc.change['window'][1])}, {_span(first, inc.change['window'][1])} "
+                     "after the first affected event.")
+    recorded = sorted(inc.evidence.meta.get("finding_times") or [])
+    if recorded:
+        lines.append(f"Investigation: {len(inc.findings)} findings recorded in the case, from "
+                     f"{_when(recorded[0])} to {_when(recorded[-1])}.")
+    doc.bullets(lines)
+    if "timeline" in w.charts:
+        doc.image(w.charts["timeline"], "pattern rate over time with change markers")
+
+
+def timeline_rows(inc: Incident) -> list[tuple[Any, str, str]]:
+    """(time, what happened, finding) for the timeline table, in time order."""
+    rows: list[tuple[Any, str, str]] = []
+    c = inc.change
+    if c:
+        rows.append((c["window"][0], f"{c['change_id']} deployed: {c['column'] or c['kind']} "
+                     f"{c['from_version']} -> {c['to_version']} ({c['feature']})",
+                     inc.findings.get("suspects", "")))
+        if c["window"][1] is not None:
+            rows.append((c["window"][1], f"{c['to_version']} stops serving (rolled back or "
+                         "replaced): containment", inc.findings.get("suspects", "")))
+    onset = inc.suspects.meta.get("onset") if inc.suspects is not None else None
+    if onset is not None:
+        rows.append((onset, "onset of the rise in the pattern rate (change-point detection)",
+                     inc.findings.get("suspects", "")))
+    for row in inc.milestones.df.iter_rows(named=True):
+        if row["ts"] is not None:
+            rows.append((row["ts"], row["milestone"], inc.findings.get("milestones", "")))
+    return sorted(rows, key=lambda r: (_sortable(r[0]), r[1]))
+
+
+def _sortable(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    return dt.datetime.max
+
+
+def section_impact(doc: Document, inc: Incident, w: Writer) -> None:
+    m = inc.impact.meta
+    doc.heading("Impact")
+    window = m.get("window") or [None, None]
+    doc.para(f"Affected: events showing {_pattern_words(inc)}"
+             + (f" served by {inc.change['change_id']}" if inc.change else "")
+             + f" in the exposure window {window[0] or 'start of the evidence'} to "
+             f"{window[1] or 'end of the evidence'} (UTC). Exact distinct counts"
+             f"{inc.cite('impact')}:")
+    doc.table(["measure", "value"], [
+        ["users", _count(w, m["users"])], ["sessions", _count(w, m["sessions"])],
+        ["events", _count(w, m["events"])],
+        ["first exposure", _when(m["first_exposure"])],
+        ["last exposure", _when(m["last_exposure"])],
+        ["users hit more than once", _count(w, m["users_hit_repeatedly"])],
+        ["users who gave negative feedback", _count(w, m["users_with_negative_feedback"])],
+        ["users who complained", _count(w, m["users_who_complained"])],
+        ["complaints", _count(w, m["complaints"])],
+        *([["users served the changed version", _count(w, m["exposed_users"])],
+           ["events served by the changed version", _count(w, m["exposed_events"])]]
+          if "exposed_users" in m else [])])
+    for b, result in inc.cohorts.items():
+        df = w.cells(result).filter(pl.col("cohort") != "all")
+        if df.height == 0:
+            continue
+        doc.heading(f"By {b}{inc.cite('impact_' + b)}", level=3)
+        doc.table([b, "users", "sessions", "events", "share of users", "complained"],
+                  [[r["cohort"], r["users"], r["sessions"], r["events"],
+                    "" if r["share_of_users"] is None else f"{100 * r['share_of_users']:.1f}%",
+                    r["users_who_complained"]] for r in df.iter_rows(named=True)])
+    if w.min_cell:
+        doc.para(f"Cells of fewer than {w.min_cell} users are shown as <{w.min_cell} (and "
+                 "one more cell where needed so they cannot be worked out from the total).")
+    if "impact" in w.charts:
+        doc.image(w.charts["impact"], "affected users by cohort")
+    _estimate_block(doc, inc, w)
+    _examples_block(doc, inc, w)
+
+
+def _estimate_block(doc: Document, inc: Incident, w: Writer) -> None:
+    if inc.estimate is None:
+        return
+    e = inc.estimate.meta
+    doc.heading(f"Estimated from the sampled review{inc.cite('estimate')}", level=3)
+    doc.para(f"Reviewers judged {_n(e['reviewed_events'])} of {_n(e['flagged_events'])} "
+             f"flagged events and confirmed {_n(e['confirmed_in_review'])}. Truly affected: "
+             f"about {_n(e['events_estimate'])} events ({_n(e['events_low'])} to "
+             f"{_n(e['events_high'])}) and {_n(e['users_estimate'])} users "
+             f"({_n(e['users_low'])} to {_n(e['users_high'])}), {e['level']:.0%} intervals. "
+             f"Method: {e['method']}."
+             + (" Some strata had fewer than 30 reviewed events: treat with care."
+                if e.get("small_sample") else ""))
+
+
+def _examples_block(doc: Document, inc: Incident, w: Writer) -> None:
+    df = inc.examples.df
+    if df.height == 0:
+        return
+    doc.heading(f"What users saw{inc.cite('examples')}", level=3)
+    note = (" User ids are pseudonymised and personal data in the quotes is redacted."
+            if w.redact else "")
+    doc.para(f"{df.height} affected events chosen at random (by a hash of the event id).{note}")
+    doc.table(["time", "user", "request", "response"],
+              [[_when(r["ts"]), w.user(r["user_id"]), w.text(r["input_text"], 160),
+                w.text(r["output_text"], 240)] for r in df.iter_rows(named=True)])
+
+
+def section_root_cause(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Root cause")
+    s = inc.suspects
+    if s is None or s.df.height == 0:
+        doc.para("No declared or inferred change could be tested against the pattern.")
+    else:
+        top = s.df.row(0, named=True)
+        doc.para(f"{w.text(top['explanation'], 2000)}{inc.cite('suspects')}")
+        doc.table(["rank", "change", "kind", "feature", "versions", "at", "effect (points)",
+                   "q", "verdict"],
+                  [[r["rank"], r["change_id"], r["kind"], r["feature"],
+                    f"{r['from_version'] or '?'} -> {r['to_version']}", _when(r["ts"]),
+                    _effect(r), "" if r["q_value"] is None else f"{r['q_value']:.2g}",
+                    r["verdict"]] for r in s.df.head(6).iter_rows(named=True)])
+        doc.para(f"Method: {s.meta.get('scoring', '')}.")
+    _clusters_block(doc, inc, w)
+
+
+def _effect(r: dict[str, Any]) -> str:
+    if r["effect"] is None:
+        return ""
+    return (f"{100 * r['effect']:+.2f} [{100 * r['ci_low']:+.2f}, "
+            f"{100 * r['ci_high']:+.2f}]")
+
+
+def _clusters_block(doc: Document, inc: Incident, w: Writer) -> None:
+    if inc.clusters is None:
+        return
+    per = (inc.clusters.df.group_by("cluster_id", "title", "category", "size")
+           .agg(pl.col("affected").sum()).sort(["size", "cluster_id"],
+                                                 descending=[True, False]))
+    doc.heading(f"Forms of the failure{inc.cite('clusters')}", level=3)
+    doc.table(["cluster", "title", "category", "events", "of them affected"],
+              [[r["cluster_id"], w.text(r["title"], 120), r["category"] or "", r["size"],
+                r["affected"]] for r in per.head(12).iter_rows(named=True)])
+    if "clusters" in w.charts:
+        doc.image(w.charts["clusters"], "failure clusters per day")
+
+
+def section_why_not_caught(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Why it was not caught earlier")
+    f = inc.milestones.meta
+    first = inc.milestone("first affected event")
+    points = []
+    affected = f.get("affected_events") or 0
+    if affected:
+        flagged = f.get("flagged_by_moderation") or 0
+        ci = stats.wilson(flagged, affected)
+        points.append(f"Guardrails: moderation flagged {_n(flagged)} of {_n(affected)} "
+                      f"affected events ({100 * ci.estimate:.1f}%, 95% CI "
+                      f"{100 * ci.low:.1f}-{100 * ci.high:.1f}%){inc.cite('milestones')}.")
+        neg = f.get("with_negative_feedback") or 0
+        ci = stats.wilson(neg, affected)
+        points.append(f"User signals: {_n(neg)} of {_n(affected)} affected events got "
+                      f"negative feedback ({100 * ci.estimate:.1f}%, 95% CI "
+                      f"{100 * ci.low:.1f}-{100 * ci.high:.1f}%) and there were "
+                      f"{_n(f.get('complaints') or 0)} complaints; "
+                      f"{_count(w, f.get('users_before_first_complaint') or 0)} users were "
+                      "affected before the first complaint.")
+    complaint = inc.milestone("first complaint")
+    if complaint is not None:
+        points.append(f"The first complaint came {_span(first, complaint)} after the first "
+                      "affected event.")
+    c = inc.change
+    if c:
+        declared = c["change_id"] and not str(c["change_id"]).startswith("inferred:")
+        points.append("Change process: the change was " + (
+            "declared in the change log" if declared else
+            "not in the change log (inferred from the traffic)") + ", and nothing in the "
+            "evidence shows an evaluation against this failure pattern before it shipped.")
+    if not points:
+        points.append("The evidence holds no detection signal for these events.")
+    doc.bullets(points)
+
+
+def section_whats_changing(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("What's changing")
+    doc.para("Proposed actions; owners and dates to be agreed.")
+    items = []
+    c = inc.change
+    if c:
+        items.append(_fix_for(c))
+    evals = w.out / "evals"
+    items.append(f"Add the regression pack in {evals.name}/ (one or more cases per failure "
+                 "form, from the affected events) to the checks every "
+                 f"{c['kind'] if c else 'prompt, model, retrieval or release'} change must "
+                 "pass before rollout.")
+    s = inc.suspects
+    if s is not None and s.meta.get("onset_rate_before") is not None:
+        before, after = s.meta["onset_rate_before"], s.meta["onset_rate_after"]
+        items.append(f"Alert on the pattern rate{' in ' + c['feature'] if c else ''}: it rose "
+                     f"from {100 * before:.2f}% to {100 * after:.2f}% at the onset; a "
+                     "threshold between the two catches a repeat within the first hours.")
+    f = inc.milestones.meta
+    if f.get("affected_events") and (f.get("flagged_by_moderation") or 0) < \
+            0.5 * f["affected_events"]:
+        items.append("Guardrails: add a check for this pattern to the output moderation "
+                     "rules (they flagged fewer than half of the affected events).")
+    items.append("Keep staged rollouts, with the pattern rate of the new version compared "
+                 "with the old one at each stage before widening.")
+    doc.bullets(items)
+
+
+def _fix_for(c: dict[str, Any]) -> str:
+    return {
+        "prompt": f"Prompt: keep {c['from_version']} until a revised prompt passes the "
+                  "regression pack; review the prompt change process for safety cases.",
+        "model": f"Model: pin {c['from_version']} until {c['to_version']} passes the "
+                 "regression pack; watch the served model version for silent upgrades.",
+        "retrieval": f"Retrieval: rebuild {c['to_version']} with the offending documents "
+                     "filtered and access checks on retrieved content before it reaches "
+                     "the model.",
+        "release": f"Release: keep {c['from_version']} until {c['to_version']} passes the "
+                   "regression pack and its actions are checked against the policy decision.",
+    }.get(c["kind"], f"Revert or fix {c['change_id']} at the layer that caused it.")
+
+
+def section_communication(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Communication")
+    doc.para("Drafts for a person to edit before sending (also in notifications/):")
+    doc.heading("Affected users", level=3)
+    doc.para(affected_user_notice(inc, w))
+    doc.heading("Status page", level=3)
+    doc.para(status_page_text(inc, w))
+    if _personal_data(inc):
+        doc.para("The failure exposed personal data: check the notification duties that "
+                 "apply (data protection authority, affected data subjects) with legal.")
+
+
+def _personal_data(inc: Incident) -> bool:
+    words = " ".join([inc.pattern_desc, *inc.labels]).lower()
+    return any(k in words for k in ("pii", "leak", "private", "personal", "secret"))
+
+
+def _feature_name(inc: Incident) -> str:
+    return f"the {inc.change['feature']} feature" if inc.change else "our AI features"
+
+
+def _told(inc: Incident) -> str:
+    from .evals import expectation
+
+    return expectation(" ".join([inc.pattern_desc, *inc.labels])).told
+
+
+def affected_user_notice(inc: Incident, w: Writer) -> str:
+    """The seed playbook's note to affected users, filled from the findings."""
+    m = inc.impact.meta
+    fixed = inc.change["window"][1] if inc.change else None
+    return (f"Between {_day(m['first_exposure'])} and {_day(m['last_exposure'])}, the "
+            f"assistant in {_feature_name(inc)} {_told(inc)}. [Say what the correct "
+            "information is, or what you need the user to do.] "
+            + (f"We fixed the underlying issue on {_day(fixed)}" if fixed else
+               "We are fixing the underlying issue")
+            + ", and we have added checks so that it does not happen again. We are sorry.")
+
+
+def status_page_text(inc: Incident, w: Writer) -> str:
+    """The seed playbook's status-page update, filled from the findings."""
+    m = inc.impact.meta
+    fixed = inc.change["window"][1] if inc.change else None
+    state = f"It was resolved on {_when(fixed)}." if fixed else "We are working on a fix."
+    return (f"We identified an issue with {_feature_name(inc)}: between "
+            f"{_when(m['first_exposure'])} and {_when(m['last_exposure'])} the assistant "
+            f"sometimes {_told(inc)} ({_count(w, m['users'])} users affected). {state}")
+
+
+def _day(value: Any) -> str:
+    return value.strftime("%Y-%m-%d") if isinstance(value, dt.datetime) else "unknown"
+
+
+def section_appendix(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Evidence appendix")
+    doc.para("Files the case was built from (the sha256 is the file's identity):")
+    doc.table(["id", "file", "sha256", "format", "rows loaded", "rows rejected"],
+              [[r["evidence_id"], Path(str(r["path"])).name, r["sha256"], r["format"],
+                r["rows_loaded"], r["rows_rejected"]]
+               for r in inc.evidence.df.iter_rows(named=True)])
+    doc.para("Findings cited above; each can be re-run with `case.rerun_finding(id)` and "
+             "checked with `case.check_finding(id)`:")
+    for row in _findings(inc, w):
+        doc.heading(f"{row['finding_id']}: {w.text(row['title'], 200)}", level=3)
+        if row["note"]:
+            doc.para(w.text(row["note"], 1000))
+        doc.code(row["sql"] or "-- no SQL", "sql")
+        doc.code(row["params"], "json")
+
+
+def _findings(inc: Incident, w: Writer) -> list[dict[str, Any]]:
+    ids = sorted(set(inc.findings.values()))
+    rows = inc.evidence.meta.get("findings") or []
+    by_id = {r["finding_id"]: r for r in rows}
+    out = []
+    for fid in ids:
+        r = dict(by_id[fid])
+        params = json.loads(r["params"] or "{}")
+        if w.redact:
+            params = _redact_params(params, w)
+        r["params"] = json.dumps(_jsonable(params), sort_keys=True, indent=1)
+        r["sql"] = (redact_text(r["sql"]) if w.redact else r["sql"]) or ""
+        out.append(r)
+    return out
+
+
+def _redact_params(value: Any, w: Writer) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_params(v, w) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_params(v, w) for v in value]
+    if isinstance(value, str):
+        if value in w.user_ids:
+            return w.user(value)
+        return redact_text(value)
+    return value
+
+
+SECTIONS: list[Callable[[Document, Incident, Writer], None]] = [
+    section_summary, section_timeline, section_impact, section_root_cause,
+    section_why_not_caught, section_whats_changing, section_communication, section_appendix]
+
+
+# =======================================================================================
+# charts
+
+def _figure(w: Writer, name: str, draw: Callable[[Any], None], size: tuple[float, float]
+            ) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context({"figure.dpi": 100, "font.size": 9, "svg.hashsalt": "forensics"}):
+        fig, ax = plt.subplots(figsize=size)
+        try:
+            draw(ax)
+            path = w.out / "charts" / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+            w.charts[name] = path
+        finally:
+            plt.close(fig)
+
+
+def draw_charts(inc: Incident, w: Writer) -> None:
+    """timeline.png (pattern rate with change markers and the exposure window),
+    impact.png (affected users by cohort), clusters.png (cluster trends)."""
+    if inc.series is not None and inc.series.df.height:
+        _figure(w, "timeline", lambda ax: _timeline_chart(ax, inc), (10, 3.8))
+    if inc.cohorts:
+        _figure(w, "impact", lambda ax: _impact_chart(ax, inc, w), (9, 3.6))
+    if inc.clusters is not None:
+        _figure(w, "clusters", lambda ax: _cluster_chart(ax, inc, w), (10, 3.6))
+
+
+def _timeline_chart(ax: Any, inc: Incident) -> None:
+    assert inc.series is not None
+    inc.series.plot(ax=ax)
+    if inc.change and inc.change["window"][1] is not None:
+        ax.axvspan(inc.change["window"][0], inc.change["window"][1], color="#f5b7b1",
+                   alpha=0.3, lw=0, label="exposure window")
+    ax.set_ylabel("share of events showing the pattern")
+
+
+def _impact_chart(ax: Any, inc: Incident, w: Writer) -> None:
+    labels, values, notes = [], [], []
+    for b, result in inc.cohorts.items():
+        df = w.cells(result).filter(pl.col("cohort") != "all").head(6)
+        for r in df.iter_rows(named=True):
+            labels.append(f"{b}: {r['cohort']}")
+            raw = r["users"]
+            values.append(float(raw) if not isinstance(raw, str) or raw.isdigit() else 0.0)
+            notes.append(raw if isinstance(raw, str) and not raw.isdigit() else "")
+    y = list(range(len(labels)))[::-1]
+    ax.barh(y, values, color="#c0392b")
+    ax.set_yticks(y, labels, fontsize=7)
+    for yy, note in zip(y, notes, strict=True):
+        if note:
+            ax.annotate(note, (0, yy), va="center", fontsize=7)
+    ax.set_xlabel("affected users")
+    ax.set_title("affected users by cohort")
+
+
+def _cluster_chart(ax: Any, inc: Incident, w: Writer) -> None:
+    assert inc.clusters is not None
+    df = inc.clusters.df
+    top = (df.group_by("cluster_id", "size").agg().sort(["size", "cluster_id"],
+                                                         descending=[True, False])
+           .head(6)["cluster_id"].to_list())
+    for cid in top:
+        part = df.filter(pl.col("cluster_id") == cid).sort("day")
+        title = w.text(str(part["title"][0]), 40)
+        ax.plot(part["day"].to_list(), part["events"].to_list(), marker="o", ms=3, lw=1.2,
+                label=f"{cid}: {title}")
+    ax.set_ylabel("events per day")
+    ax.set_title("failure clusters over time")
+    ax.legend(fontsize=7, loc="upper left")
+
+
+# =======================================================================================
+# the post-mortem
+
+class ReportResult(Result):
+    kind = "report"
+
+
+def postmortem(case: Case, path: str | Path, *, pattern: str | None = None,
+               change: str | None = None, redact: bool = True, min_cell: int = 5,
+               evals: bool = True, evals_per_cluster: int = 5,
+               title: str | None = None) -> ReportResult:
+    """Write the post-mortem to directory ``path``: ``postmortem.md`` and its HTML twin
+    ``postmortem.html`` (images embedded), ``charts/*.png``,
+    ``notifications/affected_users.md`` and ``notifications/status_page.md``, and the
+    eval pack in ``evals/`` (unless ``evals=False``). Returns the files written with
+    their sha256 and, in ``meta``, the headline numbers.
+
+    ``pattern`` / ``change`` override the pattern and root cause (see :func:`gather`);
+    ``redact=False`` keeps raw user ids and unredacted quotes; ``min_cell`` suppresses
+    cohort cells of fewer users (0: none).
+
+    >>> case.postmortem("out/", pattern="over_refusal").meta["users"]   # doctest: +SKIP
+    """
+    if case.read_only:
+        raise ReadOnlyCaseError("the report records its findings in the case",
+                                hint="open the case for writing (not read_only)")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    inc = gather(case, pattern=pattern, change=change)
+    _attach_findings(case, inc)
+    w = Writer(out=out, redact=redact, min_cell=min_cell, key=case_key(case.con),
+               user_ids=_param_user_ids(case, inc))
+    draw_charts(inc, w)
+    doc = Document(title or _title(inc))
+    for section in SECTIONS:
+        section(doc, inc, w)
+    files = [_write(out / "postmortem.md", doc.markdown(base=out)),
+             _write(out / "postmortem.html", doc.html())]
+    files += [_write(out / "notifications" / "affected_users.md",
+                     "# Notice to affected users (draft)\n\n" + affected_user_notice(inc, w)
+                     + "\n"),
+              _write(out / "notifications" / "status_page.md",
+                     "# Status page update (draft)\n\n" + status_page_text(inc, w) + "\n")]
+    files += sorted(w.charts.values())
+    if evals:
+        from .evals import export_evals
+
+        pack = export_evals(case, out / "evals", format="all",
+                            pattern=inc.labels or inc.pattern,
+                            change=inc.change["change_id"] if inc.change else None,
+                            per_cluster=evals_per_cluster, redact=redact)
+        files += [Path(p) for p in pack.df["path"].to_list()]
+    df = pl.DataFrame({"path": [p.relative_to(out).as_posix() for p in files],
+                       "bytes": [p.stat().st_size for p in files],
+                       "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]})
+    m = inc.impact.meta
+    meta = {"outdir": str(out), "pattern": inc.pattern_desc,
+            "root_cause": inc.change["change_id"] if inc.change else None,
+            "users": m["users"], "sessions": m["sessions"], "events": m["events"],
+            "window": m.get("window"), "first_exposure": m["first_exposure"],
+            "last_exposure": m["last_exposure"], "findings": sorted(set(inc.findings.values())),
+            "redacted": redact, "min_cell": min_cell}
+    return ReportResult(df.sort("path"), title="post-mortem", meta=meta)
+
+
+def _title(inc: Incident) -> str:
+    where = f" in {inc.change['feature']} after {inc.change['change_id']}" if inc.change else ""
+    return f"Post-mortem: {inc.pattern_desc}{where}"
+
+
+def _pattern_words(inc: Incident) -> str:
+    if inc.labels:
+        return f"the failure pattern {inc.pattern_desc}"
+    return inc.pattern_desc
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def _attach_findings(case: Case, inc: Incident) -> None:
+    """The cited findings' stored SQL, parameters and times, for the appendix."""
+    ids = sorted(set(inc.findings.values()))
+    rows = frame(case.con, "SELECT finding_id, title, note, kind, sql, CAST(params AS VARCHAR) "
+                 "AS params, created_at FROM findings WHERE list_contains($ids, finding_id) "
+                 "ORDER BY finding_id", {"ids": ids}).to_dicts()
+    inc.evidence.meta["findings"] = rows
+    inc.evidence.meta["finding_times"] = [r["created_at"] for r in rows]
+
+
+def _param_user_ids(case: Case, inc: Incident) -> set[str]:
+    """String parameters of the cited findings that are user or session ids."""
+    values = set()
+    for r in inc.evidence.meta.get("findings") or []:
+        values |= set(_strings(json.loads(r["params"] or "{}")))
+    if not values:
+        return set()
+    rows = frame(case.con, "SELECT DISTINCT v FROM unnest($v) t(v) WHERE v IN (SELECT user_id "
+                 "FROM events) OR v IN (SELECT session_id FROM events)",
+                 {"v": sorted(values)})
+    return set(rows["v"].to_list()) if rows.height else set()
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+__all__ = ["SECTIONS", "Incident", "Writer", "choose_pattern", "gather", "postmortem"]
