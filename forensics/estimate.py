@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+from scipy import special
 from scipy import stats as sps
 
 from .db import frame
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from .case import Case
 
 CELL_PRIOR = 2.0     # events' worth of prior on a (stratum, time) cell's rate
+LIFT_PRIOR_SD = 1.5  # prior sd of the within-user log odds ratio, see Population.user_lift
 JEFFREYS = 0.5
 REVIEWER_SOURCES = ("reviewer", "review", "annotator", "human_review", "qa")
 
@@ -283,6 +285,9 @@ class Population:
     first_s: np.ndarray      # (F,) per confirmed event: its stratum
     first_blocked: np.ndarray  # (F,) an earlier flagged event of its user is confirmed
     first_open: np.ndarray   # (F, C) its user's earlier unreviewed events per cell
+    pair_cell: np.ndarray    # (P,) reviewed events before a confirmed event of their user:
+    pair_bad: np.ndarray     # (P,)   their cell, their verdict,
+    pair_user: np.ndarray    # (P,)   their user (an index, for the bootstrap over users)
     multi_reviewed_users: int
 
     @classmethod
@@ -312,10 +317,13 @@ class Population:
         hit = t.filter(pl.col("user_id").is_in(
             users.filter(pl.col("hit"))["user_id"].implode()))
         first_s, blocked, open_ = _first_bad(hit, n_cells)
+        pairs = _earlier_verdicts(hit)
         return cls(strata, per["N"].to_numpy(), per["n"].to_numpy(), per["x"].to_numpy(),
                    users.height, int(users["hit"].sum()),
                    int((users["clear"] & ~users["hit"]).sum()), cell_s, cell_n, cell_x,
-                   first_s, blocked, open_, int((users["reviewed"] >= 2).sum()))
+                   first_s, blocked, open_, pairs["cell"].to_numpy(),
+                   pairs["confirmed"].to_numpy(), pairs["u"].to_numpy(),
+                   int((users["reviewed"] >= 2).sum()))
 
     # -- events ----------------------------------------------------------------------
     def rate_draws(self, reps: int, rng: np.random.Generator,
@@ -355,6 +363,26 @@ class Population:
         b = (self.cell_n - self.cell_x)[None, :] + CELL_PRIOR * (1 - prior)
         return a / (a + b) if rng is None else rng.beta(a, b)
 
+    def user_lift(self, q: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """(R,): the log odds ratio of a flagged event being bad when a later flagged event
+        of the same user is, against its cell's rate ``q`` (R, C): fitted to the reviewed
+        events that precede a confirmed one, under a Bayesian bootstrap over their users
+        (``rng`` None: unweighted), with a normal prior of sd :data:`LIFT_PRIOR_SD`."""
+        reps = q.shape[0]
+        if not len(self.pair_bad):
+            return np.zeros(reps) if rng is None else rng.normal(0, LIFT_PRIOR_SD, reps)
+        n_users = int(self.pair_user.max()) + 1
+        w = np.ones((reps, n_users)) if rng is None else rng.gamma(1.0, size=(reps, n_users))
+        w = w[:, self.pair_user]                                           # (R, P)
+        logit = special.logit(np.clip(q[:, self.pair_cell], 1e-9, 1 - 1e-9))
+        beta = np.zeros(reps)
+        for _ in range(25):                     # Newton on the penalised log-likelihood
+            fit = special.expit(logit + beta[:, None])
+            grad = (w * (self.pair_bad - fit)).sum(axis=1) - beta / LIFT_PRIOR_SD ** 2
+            hess = (w * fit * (1 - fit)).sum(axis=1) + 1 / LIFT_PRIOR_SD ** 2
+            beta = beta + np.clip(grad / hess, -2, 2)
+        return beta
+
     def first_chance(self, q: np.ndarray) -> np.ndarray:
         """(R, F): the chance that each confirmed event is its user's first truly bad
         flagged event: no earlier unreviewed event of the user was bad (cell rates ``q``)."""
@@ -371,6 +399,8 @@ class Population:
         cell's rate), the unreviewed drawn per stratum from the posterior predictive."""
         h = len(self.N)
         q = self.cell_rates(self.rate_draws(reps, rng), rng)
+        beta = self.user_lift(q, rng)
+        q = special.expit(special.logit(np.clip(q, 1e-9, 1 - 1e-9)) + beta[:, None])
         first = rng.random((reps, len(self.first_s))) < self.first_chance(q)
         y = first.astype(float) @ np.eye(h)[self.first_s]                     # (R, H)
         p = self.rate_draws(reps, rng, x=y)
@@ -379,7 +409,10 @@ class Population:
 
     def users_point(self) -> float:
         p = ((self.x + JEFFREYS) / (self.n + 2 * JEFFREYS))[None, :]
-        chance = self.first_chance(self.cell_rates(p, None))[0]
+        q = self.cell_rates(p, None)
+        beta = self.user_lift(q, None)
+        q = special.expit(special.logit(np.clip(q, 1e-9, 1 - 1e-9)) + beta[:, None])
+        chance = self.first_chance(q)[0]
         y = np.bincount(self.first_s, weights=chance, minlength=len(self.N))
         return min(max(self._point(y), self.sure_users), self.n_users - self.clear_users)
 
@@ -409,6 +442,15 @@ def _bucket(table: pl.DataFrame, buckets: int) -> pl.Expr:
     width = max(3600.0, float(np.ceil(span / buckets / 3600.0)) * 3600.0)
     return (((pl.col("ts") - pl.lit(lo)).dt.total_seconds() // width).fill_null(0)
             .cast(pl.Int64))
+
+
+def _earlier_verdicts(hit: pl.DataFrame) -> pl.DataFrame:
+    """Reviewed events that precede a confirmed event of their user (``hit`` sorted by
+    user and time): cell, confirmed, and a user index."""
+    later = (pl.col("confirmed").cast(pl.Int64).reverse().cum_sum().reverse()
+             - pl.col("confirmed").cast(pl.Int64)).over("user_id")
+    rows = hit.with_columns(later=later).filter(pl.col("reviewed") & (pl.col("later") > 0))
+    return rows.select("cell", "confirmed", u=pl.col("user_id").rank("dense").cast(pl.Int64) - 1)
 
 
 def _first_bad(hit: pl.DataFrame, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -247,8 +247,9 @@ def _case(r: dict[str, Any], docs: dict[str, list[dict[str, Any]]], desc: str,
         "assertions": assertions(e),
         "pattern": {"description": desc, "form": r["form"], "title": clean(r["form_title"]),
                     "category": r["form_category"]},
-        "source": {"event_id": r["event_id"], "trace_id": r["trace_id"],
-                   "ts": _jsonable(r["ts"]), "change_id": change, "kind": r["kind"]},
+        "source": {"event_id": r["event_id"], "trace_id": r["trace_id"], "kind": r["kind"],
+                   "ts": r["ts"].strftime("%Y-%m-%dT%H:%M:%SZ") if r["ts"] else None,
+                   "change_id": change},
     }
 
 
