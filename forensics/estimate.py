@@ -126,7 +126,7 @@ ORDER BY f.event_id"""
 
 
 def _pattern(case: Case, flagged: str) -> tuple[str, dict[str, Any], str]:
-    from .diff import pattern_condition
+    from .patterns import pattern_condition
 
     return pattern_condition(case, flagged)
 
@@ -251,9 +251,9 @@ def estimate(case: Case, *, flagged: str, confirmed: str = "confirmed",
         "strata": per.height, "unreviewed_strata": int((per["reviewed"] == 0).sum()),
         "small_sample": bool((per["reviewed"] < 30).any()),
         "method": method_text(strata, level, reps)}
-    return EstimateResult(per, sql=sql, params={**params, "strata": strata, "level": level,
-                                                "reps": reps, "seed": seed},
-                          title=f"estimated impact: {desc}", meta=meta)
+    meta["settings"] = {"strata": strata, "level": level, "reps": reps, "seed": seed}
+    return EstimateResult(per, sql=sql, params=params, title=f"estimated impact: {desc}",
+                          meta=meta)
 
 
 def method_text(strata: str, level: float, reps: int) -> str:
@@ -370,7 +370,8 @@ class Population:
         (``rng`` None: unweighted), with a normal prior of sd :data:`LIFT_PRIOR_SD`."""
         reps = q.shape[0]
         if not len(self.pair_bad):
-            return np.zeros(reps) if rng is None else rng.normal(0, LIFT_PRIOR_SD, reps)
+            return np.zeros(reps) if rng is None else \
+                np.asarray(rng.normal(0, LIFT_PRIOR_SD, reps), dtype=float)
         n_users = int(self.pair_user.max()) + 1
         w = np.ones((reps, n_users)) if rng is None else rng.gamma(1.0, size=(reps, n_users))
         w = w[:, self.pair_user]                                           # (R, P)

@@ -132,7 +132,7 @@ def scope(case: Case, where: str | None = None, *, label: str | None = None,
     the pattern (``where``: a label, cluster id, change id or SQL condition; or
     ``label`` / ``cluster``; default any bad signal), restricted to the events a
     ``change`` served in its exposure window, and to ``window`` = (start, end)."""
-    from .diff import pattern_condition
+    from .patterns import pattern_condition
 
     if where is not None and change is None and label is None and cluster is None \
             and scalar(case.con, "SELECT count(*) FROM changes WHERE change_id = ?", [where]):
@@ -243,6 +243,8 @@ def impact(case: Case, where: str | None = None, *, label: str | None = None,
                 method="approximate distinct (HyperLogLog)" if approx else "exact distinct")
     if approx:
         meta["relative_error"] = HLL_RELATIVE_ERROR
+        meta["users_interval_95"] = [round(total["users"] * (1 - 1.96 * HLL_RELATIVE_ERROR)),
+                                     round(total["users"] * (1 + 1.96 * HLL_RELATIVE_ERROR))]
     if sc["change"]:
         meta["change"] = {k: v for k, v in sc["change"].items() if k != "window"}
         meta.update(_exposed(case, sc))
@@ -253,13 +255,23 @@ def impact(case: Case, where: str | None = None, *, label: str | None = None,
                         meta=meta)
 
 
-def _exposed(case: Case, sc: dict[str, Any]) -> dict[str, Any]:
-    """Users, sessions and events the change served in its window (bad or not)."""
+def exposure(case: Case, change: str, window: tuple[Any, Any] | None = None) -> Result:
+    """Users, sessions and events a change's new version served in its exposure window,
+    bad or not (the denominator of the share affected).
+
+    >>> exposure(case, "CHG-2041").row(0)    # doctest: +SKIP
+    """
+    sc = scope(case, "true", change=change, window=window)
     params = {k: v for k, v in sc["params"].items() if k.startswith(("c_", "w_"))}
-    row = frame(case.con, "SELECT count(DISTINCT user_id) AS exposed_users, "
-                "count(DISTINCT session_id) AS exposed_sessions, count(*) AS exposed_events "
-                f"FROM event_facts WHERE {sc['exposed']}", params).row(0, named=True)
-    return dict(row)
+    sql = ("SELECT count(DISTINCT user_id) AS exposed_users, count(DISTINCT session_id) AS "
+           f"exposed_sessions, count(*) AS exposed_events FROM event_facts WHERE {sc['exposed']}")
+    return Result(frame(case.con, sql, params), sql=sql, params=params,
+                  title=f"exposure to {change}")
+
+
+def _exposed(case: Case, sc: dict[str, Any]) -> dict[str, Any]:
+    change = sc["change"]["change_id"]
+    return dict(exposure(case, change, sc["window"]).df.row(0, named=True))
 
 
 def suppress(df: pl.DataFrame, k: int) -> pl.DataFrame:

@@ -37,7 +37,7 @@ from .db import frame, scalar
 from .document import Document
 from .errors import ForensicsError, ReadOnlyCaseError
 from .findings import record_once
-from .impact import ImpactResult, impact, scope
+from .impact import ImpactResult, exposure, impact, scope
 from .redact import case_key, pseudonym, redact_text
 from .result import Result, _jsonable
 
@@ -68,6 +68,7 @@ class Incident:
     markers: pl.DataFrame
     milestones: Result
     clusters: Result | None
+    trends: Result | None           # labels per day, when there are no clusters
     estimate: Result | None
     examples: Result
     evidence: Result
@@ -108,6 +109,8 @@ def gather(case: Case, pattern: str | list[str] | None = None,
                  "Affected users, sessions and events",
                  "exact distinct counts of the pattern's events served by the root-cause "
                  "change in its exposure window")
+    if root:
+        keep("exposure", exposure(case, root), f"Users, sessions and events {root} served")
     cohorts = {b: keep(f"impact_{b}", impact(case, cond, change=root, by=b),
                        f"Affected users by {b}") for b in _cohort_columns(case)}
     series, markers = _series(case, cond, scope_, keep)
@@ -115,7 +118,9 @@ def gather(case: Case, pattern: str | list[str] | None = None,
         pattern=cond, pattern_desc=desc, labels=labels, change=scope_, suspects=suspects,
         scope=sc, impact=total, cohorts=cohorts, series=series, markers=markers,
         milestones=keep("milestones", milestones(case, sc), "Incident milestones"),
-        clusters=_clusters(case, sc, keep), estimate=_estimate(case, cond, keep),
+        clusters=(clusters := _clusters(case, sc, keep)),
+        trends=None if clusters is not None else _trends(case, keep),
+        estimate=_estimate(case, cond, keep),
         examples=keep("examples", examples(case, sc), "Examples of affected events"),
         evidence=keep("evidence", evidence(case), "Evidence files"), findings=found)
 
@@ -129,7 +134,7 @@ def resolve_pattern(case: Case, pattern: str | list[str] | None = None,
     pattern: a label, cluster id or SQL condition, a list of labels (any of them), or by
     default the labels :func:`choose_pattern` picks (any bad signal when there are none).
     ``keep`` records the candidate table as a finding."""
-    from .diff import pattern_condition
+    from .patterns import pattern_condition
 
     if isinstance(pattern, str):
         cond, params, desc = pattern_condition(case, pattern)
@@ -346,6 +351,22 @@ GROUP BY ALL ORDER BY c.size DESC, c.cluster_id, day"""
                 "Failure clusters and their daily counts")
 
 
+def _trends(case: Case, keep: Keep, top: int = 6) -> Result | None:
+    """Events per day of the most frequent labels (not reviewer verdicts)."""
+    sql = """
+WITH top AS (SELECT label FROM labels WHERE coalesce(source, '') <> 'reviewer'
+             GROUP BY label ORDER BY count(*) DESC, label LIMIT $top)
+SELECT l.label, date_trunc('day', e.ts) AS day, count(DISTINCT l.event_id) AS events
+FROM labels l JOIN events e USING (event_id)
+WHERE l.label IN (SELECT label FROM top) AND coalesce(l.source, '') <> 'reviewer'
+GROUP BY ALL ORDER BY l.label, day"""
+    df = frame(case.con, sql, {"top": top})
+    if df.height == 0:
+        return None
+    return keep("trends", Result(df, sql=sql, params={"top": top}, title="labels per day"),
+                "Labelled events per day")
+
+
 def _estimate(case: Case, cond: str, keep: Keep) -> Result | None:
     """The sampled-review estimate, when reviewers judged some of the pattern's events."""
     has = scalar(case.con, f"SELECT count(*) FROM event_facts WHERE ({cond}) AND event_id IN "
@@ -453,8 +474,9 @@ def section_summary(doc: Document, inc: Incident, w: Writer) -> None:
                  f"({c['column'] or c['kind']} {c['from_version']} -> {c['to_version']}"
                  f"{': ' + w.text(c['note']) if c.get('note') else ''}), in effect from "
                  f"{_when(c['window'][0])} to {_when(c['window'][1])}"
-                 f"{inc.cite('suspects')}. It served {_count(w, m.get('exposed_users'))} "
-                 f"users; {_share(m['users'], m.get('exposed_users'))} of them were affected.")
+                 f"{inc.cite('suspects')}. It served {_count(w, m.get('exposed_users'))} users"
+                 f"{inc.cite('exposure')}; {_share(m['users'], m.get('exposed_users'))} of them "
+                 "were affected.")
     else:
         doc.para("No change in the case explains the pattern: the root cause is not "
                  "established from this evidence.")
@@ -538,9 +560,10 @@ def section_impact(doc: Document, inc: Incident, w: Writer) -> None:
         ["users who gave negative feedback", _count(w, m["users_with_negative_feedback"])],
         ["users who complained", _count(w, m["users_who_complained"])],
         ["complaints", _count(w, m["complaints"])],
-        *([["users served the changed version", _count(w, m["exposed_users"])],
-           ["events served by the changed version", _count(w, m["exposed_events"])]]
-          if "exposed_users" in m else [])])
+        *([[f"users served the changed version{inc.cite('exposure')}",
+            _count(w, m["exposed_users"])],
+           [f"events served by the changed version{inc.cite('exposure')}",
+            _count(w, m["exposed_events"])]] if "exposed_users" in m else [])])
     for b, result in inc.cohorts.items():
         df = w.cells(result).filter(pl.col("cohort") != "all")
         if df.height == 0:
@@ -603,6 +626,7 @@ def section_root_cause(doc: Document, inc: Incident, w: Writer) -> None:
                     r["verdict"]] for r in s.df.head(6).iter_rows(named=True)])
         doc.para(f"Method: {s.meta.get('scoring', '')}.")
     _clusters_block(doc, inc, w)
+    _trends_block(doc, inc, w)
 
 
 def _effect(r: dict[str, Any]) -> str:
@@ -624,6 +648,13 @@ def _clusters_block(doc: Document, inc: Incident, w: Writer) -> None:
                 r["affected"]] for r in per.head(12).iter_rows(named=True)])
     if "clusters" in w.charts:
         doc.image(w.charts["clusters"], "failure clusters per day")
+
+
+def _trends_block(doc: Document, inc: Incident, w: Writer) -> None:
+    if inc.trends is None or "clusters" not in w.charts:
+        return
+    doc.heading(f"Failure patterns over time{inc.cite('trends')}", level=3)
+    doc.image(w.charts["clusters"], "labelled events per day")
 
 
 def section_why_not_caught(doc: Document, inc: Incident, w: Writer) -> None:
@@ -838,6 +869,8 @@ def draw_charts(inc: Incident, w: Writer) -> None:
         _figure(w, "impact", lambda ax: _impact_chart(ax, inc, w), (9, 3.6))
     if inc.clusters is not None:
         _figure(w, "clusters", lambda ax: _cluster_chart(ax, inc, w), (10, 3.6))
+    elif inc.trends is not None and inc.trends.df.height:
+        _figure(w, "clusters", lambda ax: _trend_chart(ax, inc), (10, 3.6))
 
 
 def _timeline_chart(ax: Any, inc: Incident) -> None:
@@ -866,6 +899,17 @@ def _impact_chart(ax: Any, inc: Incident, w: Writer) -> None:
             ax.annotate(note, (0, yy), va="center", fontsize=7)
     ax.set_xlabel("affected users")
     ax.set_title("affected users by cohort")
+
+
+def _trend_chart(ax: Any, inc: Incident) -> None:
+    assert inc.trends is not None
+    df = inc.trends.df
+    for (label,), part in df.group_by("label", maintain_order=True):
+        ax.plot(part["day"].to_list(), part["events"].to_list(), marker="o", ms=3, lw=1.2,
+                label=str(label) + (" (the pattern)" if label in inc.labels else ""))
+    ax.set_ylabel("labelled events per day")
+    ax.set_title("failure patterns over time (labels; no clustering run in the case)")
+    ax.legend(fontsize=7, loc="upper left")
 
 
 def _cluster_chart(ax: Any, inc: Incident, w: Writer) -> None:

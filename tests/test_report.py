@@ -189,3 +189,39 @@ def test_read_only_case_is_refused(drills: Any, tmp_path: Path) -> None:
             case.postmortem(tmp_path / "pm")
     finally:
         case.close()
+
+
+def test_sampled_review_interval_covers_the_answer_key(tmp_path: Path) -> None:
+    """Detector flags with false positives; reviewers judged a stratified sample (verdict:
+    in the answer key or not); the report's estimate covers the answer key."""
+    drill = tmp_path / "drill"
+    generate(drill, "prompt_regression", seed=5, events=30_000, days=7)
+    key = json.loads((drill / "answer_key.json").read_text(encoding="utf-8"))
+    case = forensics.open(tmp_path / "c.duckdb")
+    for name in ("events.jsonl", "changes.jsonl", "feedback.jsonl"):
+        case.load(drill / name)
+    case.con.execute("CREATE TEMP TABLE truth AS SELECT column0 AS event_id FROM read_csv(?, "
+                     "header = false, columns = {'column0': 'VARCHAR'})",
+                     [str(drill / "affected_events.txt")])
+    case.con.execute("INSERT INTO labels SELECT event_id, 'flagged', 'rule', 1, NULL, 'det' "
+                     "FROM event_facts WHERE feature = 'support_chat' AND (event_id IN "
+                     "(SELECT event_id FROM truth) OR is_bad OR hash(event_id) % 30 = 0)")
+    pick = case.review_sample("flagged", 150, strata="none", seed=2)
+    case.con.execute("INSERT INTO labels SELECT p.event_id, CASE WHEN t.event_id IS NULL THEN "
+                     "'not_affected' ELSE 'confirmed' END, 'reviewer', 1, NULL, 'review' FROM "
+                     "(SELECT unnest($ids) AS event_id) p LEFT JOIN truth t USING (event_id)",
+                     {"ids": pick.df["event_id"].to_list()})
+    result = case.postmortem(tmp_path / "pm", pattern="flagged", evals=False)
+    est = case.estimate_impact(flagged="flagged")
+    case.close()
+    m, truth = est.meta, key["affected"]
+    assert m["events_low"] <= truth["events"] <= m["events_high"]
+    assert m["users_low"] <= truth["users"] <= m["users_high"]
+    text = (tmp_path / "pm" / "postmortem.md").read_text(encoding="utf-8")
+    assert "Estimated from the sampled review" in text
+    assert f"({_fmt(m['users_low'])} to {_fmt(m['users_high'])})" in text
+    assert result.meta["root_cause"] == key["root_cause"]["change_id"]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.1f}"
