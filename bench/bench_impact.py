@@ -12,8 +12,9 @@ another stage). Each call is timed in a fresh process (median of ``--repeat``): 
 ``impact`` for the label, by plan, restricted to the root-cause change, and with
 ``approx=True``; the baseline is the bare ``count(DISTINCT user_id)`` of the labelled
 events in the same case. Modules are imported before the clock starts (a one-off of about
-a second per process); the data is cold (a fresh process each run). The approximate-distinct error is measured against the exact
-count on every (feature, locale, day) subset of the case.
+a second per process); the data is cold (a fresh process each run). The
+approximate-distinct error is measured against the exact count on every (feature,
+locale, day) subset of the case.
 
 Estimate: for each scenario a drill is generated and loaded; the flagged population is
 what a detector with false positives would flag: the answer key's affected events, every

@@ -22,13 +22,17 @@ hit user is counted at their *first* truly bad flagged event: ``y_e`` is 1 when 
 bad and none of the user's earlier flagged events is, so the total of ``y`` over the
 flagged events is the number of users hit, and it is estimated like the events
 (stratified, finite-population posterior predictive). For a reviewed event ``y`` is known
-unless its user has earlier unreviewed flagged events; then it is imputed from the rate
-of truly bad events in those events' (stratum, time bucket) cells, estimated from the
-reviewed events of the cell (so the events of a user before an incident's onset count
-at the rate before the onset). Imputations are drawn with the rates (multiple
-imputation), so their uncertainty is in the interval. The interval is clipped to what
-is known: at least the users with a confirmed event, at most the users not cleared by
-review. With a full review both are exact.
+unless its user has earlier unreviewed flagged events; then it is imputed: each of those
+is bad at the rate of its (stratum, time bucket) cell, estimated from the reviewed events
+of the cell (so events before an incident's onset count at the rate before the onset),
+raised by the within-user dependence: the odds ratio of an event being bad when a later
+event of the same user is, fitted to the reviewed events that precede a confirmed one
+under a Bayesian bootstrap over their users (a normal prior on its log keeps it near 1
+when few users were reviewed twice). Imputations are drawn (multiple imputation), so
+their uncertainty is in the interval, which is clipped to what is known: at least the
+users with a confirmed event, at most the users not cleared by review. With a full
+review both totals are exact. Coverage on drills and on synthetic populations with
+independent, per-user and latent-effect verdicts is in ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -259,9 +263,10 @@ def estimate(case: Case, *, flagged: str, confirmed: str = "confirmed",
 def method_text(strata: str, level: float, reps: int) -> str:
     return (f"sampled review, stratified by {strata}; events: finite-population posterior "
             "predictive per stratum (beta-binomial, Jeffreys prior); users: each hit user "
-            "counted at their first truly bad flagged event, estimated the same way, with "
-            "that event imputed from the (stratum, time) rates where the user has earlier "
-            f"unreviewed events; {level:.0%} equal-tailed intervals from {reps} draws")
+            "counted at their first truly bad flagged event, estimated the same way, that "
+            "event's status imputed where the user has earlier unreviewed events (rates per "
+            "stratum and time, within-user odds ratio by a Bayesian bootstrap over users); "
+            f"{level:.0%} equal-tailed intervals from {reps} draws")
 
 
 def _q(draws: np.ndarray, q: float, method: str) -> float:

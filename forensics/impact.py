@@ -86,15 +86,18 @@ def change_scope(case: Case, change_id: str) -> dict[str, Any]:
     col = c["column"] if c["column"] in VERSION_COLUMNS else None
     start = c["first_seen"] if col and c["first_seen"] and c["first_seen"] < c["ts"] else c["ts"]
     later = table.filter((pl.col("feature") == c["feature"]) & (pl.col("column") == c["column"])
-                         & (pl.col("ts") > c["ts"]))
-    end = later["ts"].min() if col and later.height else None
+                         & (pl.col("ts") > c["ts"])).sort("ts", "change_id")
+    end = later["ts"][0] if col and later.height else None
+    ended_by = later.row(0, named=True) if col and later.height else None
     if col and end is None:
         last = scalar(case.con, f"SELECT max(ts) FROM events WHERE feature = ? AND {col} = ?",
                       [c["feature"], c["to_version"]])
         end = last + dt.timedelta(microseconds=1) if last is not None else None
     return {"change_id": change_id, "feature": c["feature"], "column": col,
             "from_version": c["from_version"], "to_version": c["to_version"],
-            "kind": c["kind"], "window": (start, end), "note": c["note"]}
+            "kind": c["kind"], "window": (start, end), "note": c["note"],
+            "ended_by": {k: ended_by[k] for k in ("change_id", "to_version", "note", "source")}
+            if ended_by else None}
 
 
 def _change_conds(scope: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:

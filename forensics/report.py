@@ -65,7 +65,6 @@ class Incident:
     impact: ImpactResult
     cohorts: dict[str, ImpactResult]
     series: Result | None
-    markers: pl.DataFrame
     milestones: Result
     clusters: Result | None
     trends: Result | None           # labels per day, when there are no clusters
@@ -73,6 +72,7 @@ class Incident:
     examples: Result
     evidence: Result
     findings: dict[str, str]        # what -> finding id
+    recorded: list[dict[str, Any]] = field(default_factory=list)  # their rows in `findings`
 
     def cite(self, what: str) -> str:
         fid = self.findings.get(what)
@@ -81,9 +81,6 @@ class Incident:
     def milestone(self, name: str) -> Any:
         rows = self.milestones.df.filter(pl.col("milestone") == name)
         return rows["ts"][0] if rows.height else None
-
-    def fact(self, name: str) -> Any:
-        return self.milestones.meta.get(name)
 
 
 def gather(case: Case, pattern: str | list[str] | None = None,
@@ -113,10 +110,10 @@ def gather(case: Case, pattern: str | list[str] | None = None,
         keep("exposure", exposure(case, root), f"Users, sessions and events {root} served")
     cohorts = {b: keep(f"impact_{b}", impact(case, cond, change=root, by=b),
                        f"Affected users by {b}") for b in _cohort_columns(case)}
-    series, markers = _series(case, cond, scope_, keep)
+    series = _series(case, cond, scope_, keep)
     return Incident(
         pattern=cond, pattern_desc=desc, labels=labels, change=scope_, suspects=suspects,
-        scope=sc, impact=total, cohorts=cohorts, series=series, markers=markers,
+        scope=sc, impact=total, cohorts=cohorts, series=series,
         milestones=keep("milestones", milestones(case, sc), "Incident milestones"),
         clusters=(clusters := _clusters(case, sc, keep)),
         trends=None if clusters is not None else _trends(case, keep),
@@ -249,7 +246,7 @@ def _cohort_columns(case: Case) -> list[str]:
 
 
 def _series(case: Case, cond: str, scope_: dict[str, Any] | None,
-            keep: Keep) -> tuple[Result | None, pl.DataFrame]:
+            keep: Keep) -> Result | None:
     """The pattern's rate per bucket in the root-cause feature (all traffic without one),
     with Wilson intervals, and the change markers of that feature."""
     from .changes import TimelineResult, changes
@@ -257,7 +254,7 @@ def _series(case: Case, cond: str, scope_: dict[str, Any] | None,
     feature = scope_["feature"] if scope_ else None
     span = frame(case.con, "SELECT min(ts) AS lo, max(ts) AS hi FROM events").row(0)
     if span[0] is None:
-        return None, pl.DataFrame()
+        return None
     bucket = "1h" if (span[1] - span[0]) <= dt.timedelta(days=8) else "6h"
     sql = f"""
 SELECT time_bucket(CAST($bucket AS INTERVAL), ts) AS bucket,
@@ -277,8 +274,7 @@ GROUP BY ALL ORDER BY bucket"""
                             title=f"pattern rate per {bucket}"
                                   + (f" in {feature}" if feature else ""),
                             meta={"metric": "pattern rate", "bucket": bucket})
-    keep("series", result, "Pattern rate over time")
-    return result, marks
+    return keep("series", result, "Pattern rate over time")
 
 
 def milestones(case: Case, sc: dict[str, Any]) -> Result:
@@ -506,7 +502,15 @@ def section_timeline(doc: Document, inc: Incident, w: Writer) -> None:
         lines.append(f"Containment: the change stopped serving at "
                      f"{_when(inc.change['window'][1])}, {_span(first, inc.change['window'][1])} "
                      "after the first affected event.")
-    recorded = sorted(inc.evidence.meta.get("finding_times") or [])
+    c = inc.change
+    if c and c["ended_by"]:
+        fix = c["ended_by"]
+        lines.append(f"Fix: {fix['change_id']} put {c['column']} {fix['to_version']} in place"
+                     + (f" ({w.text(fix['note'], 160)})" if fix.get("note") else "") + ".")
+    elif c:
+        lines.append("Fix: no later change of this version is in the evidence; the version "
+                     f"was last served at {_when(c['window'][1])}.")
+    recorded = sorted(r["created_at"] for r in inc.recorded)
     if recorded:
         lines.append(f"Investigation: {len(inc.findings)} findings recorded in the case, from "
                      f"{_when(recorded[0])} to {_when(recorded[-1])}.")
@@ -806,12 +810,9 @@ def section_appendix(doc: Document, inc: Incident, w: Writer) -> None:
 
 
 def _findings(inc: Incident, w: Writer) -> list[dict[str, Any]]:
-    ids = sorted(set(inc.findings.values()))
-    rows = inc.evidence.meta.get("findings") or []
-    by_id = {r["finding_id"]: r for r in rows}
     out = []
-    for fid in ids:
-        r = dict(by_id[fid])
+    for row in inc.recorded:
+        r = dict(row)
         params = json.loads(r["params"] or "{}")
         if w.redact:
             params = _redact_params(params, w)
@@ -1016,14 +1017,13 @@ def _attach_findings(case: Case, inc: Incident) -> None:
     rows = frame(case.con, "SELECT finding_id, title, note, kind, sql, CAST(params AS VARCHAR) "
                  "AS params, created_at FROM findings WHERE list_contains($ids, finding_id) "
                  "ORDER BY finding_id", {"ids": ids}).to_dicts()
-    inc.evidence.meta["findings"] = rows
-    inc.evidence.meta["finding_times"] = [r["created_at"] for r in rows]
+    inc.recorded = rows
 
 
 def _param_user_ids(case: Case, inc: Incident) -> set[str]:
     """String parameters of the cited findings that are user or session ids."""
     values = set()
-    for r in inc.evidence.meta.get("findings") or []:
+    for r in inc.recorded:
         values |= set(_strings(json.loads(r["params"] or "{}")))
     if not values:
         return set()

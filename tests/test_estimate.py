@@ -17,7 +17,7 @@ from forensics.cli import cli
 from forensics.errors import UsageError
 from forensics.estimate import Population, allocate
 
-from .conftest import event, write_jsonl
+from .conftest import event, feedback, write_jsonl
 
 
 @pytest.fixture
@@ -78,10 +78,8 @@ def test_sampled_review_interval_and_strata(flagged: Any) -> None:
 
 def test_reviewer_feedback_counts_as_a_verdict(flagged: Any, tmp_path: Path) -> None:
     flagged.load(write_jsonl(tmp_path / "review.jsonl", [
-        {"event_id": "e0", "ts": "2026-03-02T00:00:00Z", "name": "verdict", "value": "bad",
-         "source": "reviewer"},
-        {"event_id": "e3", "ts": "2026-03-02T00:00:00Z", "name": "verdict", "value": "ok",
-         "source": "reviewer"}]))
+        feedback(event_id="e0", name="verdict", value="bad", source="reviewer"),
+        feedback(event_id="e3", name="verdict", value="ok", source="reviewer")]))
     m = flagged.estimate_impact(flagged="flag", strata="none").meta
     assert m["reviewed_events"] == 2 and m["confirmed_in_review"] == 1
 

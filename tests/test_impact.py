@@ -10,7 +10,7 @@ import pytest
 import forensics
 from forensics.errors import UsageError
 
-from .conftest import event, write_jsonl
+from .conftest import event, feedback, write_jsonl
 
 
 @pytest.fixture
@@ -86,10 +86,8 @@ def test_approximate_distinct_states_its_error(hurt: Any) -> None:
 
 def test_feedback_and_complaints_are_joined(hurt: Any, tmp_path: Path) -> None:
     hurt.load(write_jsonl(tmp_path / "fb2.jsonl", [
-        {"event_id": "e20", "ts": "2026-03-02T00:00:00Z", "name": "thumbs", "value": "down",
-         "user_id": "u2"},
-        {"trace_id": "t-x", "ts": "2026-03-02T00:00:00Z", "name": "thumbs", "value": "up",
-         "user_id": "u3"}]))
+        feedback(event_id="e20", name="thumbs", value="down", user_id="u2"),
+        feedback(trace_id="t-x", name="thumbs", value="up", user_id="u3")]))
     r = hurt.impact()
     assert r.meta["complaints"] == 1 and r.meta["users_who_complained"] == 1
     assert r.meta["users_with_negative_feedback"] == 2          # e10 complaint, e20 thumbs
