@@ -165,10 +165,25 @@ def scope(case: Case, where: str | None = None, *, label: str | None = None,
 # ---------------------------------------------------------------------------------------
 # exact impact
 
+def hit_feedback_sql(hit: str) -> str:
+    """Feedback on the events of the CTE ``hit`` (event_id, trace_id): given on the event
+    or anywhere in its trace (a user rates the answer, not the tool span that acted), one
+    row per (event, feedback row): hit_id, feedback_row, ts, negative, complaint."""
+    names = ", ".join(f"'{n}'" for n in COMPLAINT_NAMES)
+    sources = ", ".join(f"'{s}'" for s in COMPLAINT_SOURCES)
+    pick = (f"f.rowid AS feedback_row, f.ts, coalesce(f.negative, false) AS negative, "
+            f"lower(coalesce(f.name, '')) IN ({names}) "
+            f"OR lower(coalesce(f.source, '')) IN ({sources}) AS complaint")
+    return f"""
+    SELECT h.event_id AS hit_id, {pick} FROM {hit} h JOIN feedback f ON f.event_id = h.event_id
+    UNION
+    SELECT h.event_id AS hit_id, {pick} FROM {hit} h JOIN feedback f ON f.trace_id = h.trace_id"""
+
+
 def impact_sql(condition: str, by: list[str], approx: bool = False) -> str:
     """Affected users / sessions / events overall and per cohort, with first and last
-    exposure, users hit more than once, and the feedback and complaints of the affected
-    events (by event id, or by trace id for feedback given on a whole trace)."""
+    exposure, users hit more than once, and the negative feedback and complaints given on
+    the affected events or in their traces."""
     users = "approx_count_distinct(user_id)" if approx else "count(DISTINCT user_id)"
     sessions = "approx_count_distinct(session_id)" if approx else "count(DISTINCT session_id)"
     keys = [f"CAST({column(b)} AS VARCHAR) AS \"{b}\"" for b in by]
@@ -177,32 +192,28 @@ def impact_sql(condition: str, by: list[str], approx: bool = False) -> str:
     group = f"GROUP BY GROUPING SETS ((), ({quoted}))" if by else ""
     label = " || ' / ' || ".join(f"coalesce(\"{b}\", '?')" for b in by)
     cohort = f"CASE WHEN grouping({quoted}) > 0 THEN 'all' ELSE {label} END" if by else "'all'"
-    names = ", ".join(f"'{n}'" for n in COMPLAINT_NAMES)
-    sources = ", ".join(f"'{s}'" for s in COMPLAINT_SOURCES)
     return f"""
 WITH hit AS (
-    SELECT {key_select}event_id, trace_id, user_id, session_id, ts, negative_feedback,
+    SELECT {key_select}event_id, trace_id, user_id, session_id, ts,
            count(*) OVER (PARTITION BY user_id) AS user_hits
     FROM event_facts WHERE {condition}
-), fb AS (
-    SELECT event_id, trace_id, count(*) FILTER (WHERE lower(coalesce(name, '')) IN ({names})
-               OR lower(coalesce(source, '')) IN ({sources})) AS complaints
-    FROM feedback
-    WHERE event_id IN (SELECT event_id FROM hit) OR trace_id IN (SELECT trace_id FROM hit)
-    GROUP BY ALL
+), fbh AS ({hit_feedback_sql("hit")}
+), per_hit AS (
+    SELECT hit_id, bool_or(negative) AS negative,
+           list(DISTINCT feedback_row) FILTER (WHERE complaint) AS complaint_rows
+    FROM fbh GROUP BY hit_id
 ), joined AS (
-    SELECT hit.*, coalesce(fe.complaints, 0) + coalesce(ft.complaints, 0) AS complaints
-    FROM hit
-    LEFT JOIN fb fe ON fe.event_id = hit.event_id
-    LEFT JOIN fb ft ON ft.event_id IS NULL AND ft.trace_id = hit.trace_id
+    SELECT hit.*, coalesce(p.negative, false) AS negative,
+           coalesce(p.complaint_rows, []) AS complaint_rows
+    FROM hit LEFT JOIN per_hit p ON p.hit_id = hit.event_id
 )
 SELECT {cohort} AS cohort,
        {''.join(f'"{b}", ' for b in by)}{users} AS users, {sessions} AS sessions,
        count(*) AS events, min(ts) AS first_exposure, max(ts) AS last_exposure,
        count(DISTINCT user_id) FILTER (WHERE user_hits > 1) AS users_hit_repeatedly,
-       count(DISTINCT user_id) FILTER (WHERE negative_feedback) AS users_with_negative_feedback,
-       count(DISTINCT user_id) FILTER (WHERE complaints > 0) AS users_who_complained,
-       CAST(coalesce(sum(complaints), 0) AS BIGINT) AS complaints
+       count(DISTINCT user_id) FILTER (WHERE negative) AS users_with_negative_feedback,
+       count(DISTINCT user_id) FILTER (WHERE len(complaint_rows) > 0) AS users_who_complained,
+       CAST(len(list_distinct(flatten(list(complaint_rows)))) AS BIGINT) AS complaints
 FROM joined
 {group}
 ORDER BY (cohort <> 'all'), users DESC, cohort"""
@@ -227,10 +238,17 @@ def impact(case: Case, where: str | None = None, *, label: str | None = None,
 
     >>> case.impact(change="CHG-2041", label="over_refusal", by="plan").df  # doctest: +SKIP
     """
+    sc = scope(case, where, label=label, cluster=cluster, change=change, window=window)
+    return impact_in(case, sc, by=by, approx=approx, suppress_below=suppress_below)
+
+
+def impact_in(case: Case, sc: dict[str, Any], *, by: list[str] | str | None = None,
+              approx: bool = False, suppress_below: int = 0) -> ImpactResult:
+    """:func:`impact` for a :func:`scope` already resolved (the report asks several
+    questions of the same scope)."""
     by = [by] if isinstance(by, str) else list(by or [])
     for b in by:
         column(b)                              # validates the name
-    sc = scope(case, where, label=label, cluster=cluster, change=change, window=window)
     sql = impact_sql(sc["condition"], by, approx)
     df = frame(case.con, sql, sc["params"])
     if df.height == 0:
@@ -258,13 +276,13 @@ def impact(case: Case, where: str | None = None, *, label: str | None = None,
                         meta=meta)
 
 
-def exposure(case: Case, change: str, window: tuple[Any, Any] | None = None) -> Result:
-    """Users, sessions and events a change's new version served in its exposure window,
-    bad or not (the denominator of the share affected).
+def exposure(case: Case, sc: dict[str, Any]) -> Result:
+    """Users, sessions and events the change of a :func:`scope` served in its exposure
+    window, bad or not (the denominator of the share affected).
 
-    >>> exposure(case, "CHG-2041").row(0)    # doctest: +SKIP
+    >>> exposure(case, scope(case, change="CHG-2041")).df    # doctest: +SKIP
     """
-    sc = scope(case, "true", change=change, window=window)
+    change = sc["change"]["change_id"]
     params = {k: v for k, v in sc["params"].items() if k.startswith(("c_", "w_"))}
     sql = ("SELECT count(DISTINCT user_id) AS exposed_users, count(DISTINCT session_id) AS "
            f"exposed_sessions, count(*) AS exposed_events FROM event_facts WHERE {sc['exposed']}")
@@ -273,8 +291,7 @@ def exposure(case: Case, change: str, window: tuple[Any, Any] | None = None) -> 
 
 
 def _exposed(case: Case, sc: dict[str, Any]) -> dict[str, Any]:
-    change = sc["change"]["change_id"]
-    return dict(exposure(case, change, sc["window"]).df.row(0, named=True))
+    return dict(exposure(case, sc).df.row(0, named=True))
 
 
 def suppress(df: pl.DataFrame, k: int) -> pl.DataFrame:

@@ -37,7 +37,7 @@ from .db import frame, scalar
 from .document import Document
 from .errors import ForensicsError, ReadOnlyCaseError
 from .findings import record_once
-from .impact import ImpactResult, exposure, impact, scope
+from .impact import ImpactResult, exposure, impact_in, scope
 from .redact import case_key, pseudonym, redact_text
 from .result import Result, _jsonable
 
@@ -102,14 +102,13 @@ def gather(case: Case, pattern: str | list[str] | None = None,
     root = change or _top_change(suspects)
     sc = scope(case, cond, change=root)
     scope_ = sc["change"]
-    total = keep("impact", impact(case, cond, change=root),
-                 "Affected users, sessions and events",
+    total = keep("impact", impact_in(case, sc), "Affected users, sessions and events",
                  "exact distinct counts of the pattern's events served by the root-cause "
                  "change in its exposure window")
     if root:
-        keep("exposure", exposure(case, root), f"Users, sessions and events {root} served")
-    cohorts = {b: keep(f"impact_{b}", impact(case, cond, change=root, by=b),
-                       f"Affected users by {b}") for b in _cohort_columns(case)}
+        keep("exposure", exposure(case, sc), f"Users, sessions and events {root} served")
+    cohorts = {b: keep(f"impact_{b}", impact_in(case, sc, by=b), f"Affected users by {b}")
+               for b in _cohort_columns(case)}
     series = _series(case, cond, scope_, keep)
     return Incident(
         pattern=cond, pattern_desc=desc, labels=labels, change=scope_, suspects=suspects,
@@ -282,20 +281,15 @@ def milestones(case: Case, sc: dict[str, Any]) -> Result:
     last affected event, first negative feedback, first complaint, first moderation
     flag; and how many of the affected events the guardrails and the users flagged.
     ``sc``: :func:`forensics.impact.scope` of the affected events."""
-    from .impact import COMPLAINT_NAMES, COMPLAINT_SOURCES
+    from .impact import hit_feedback_sql
 
-    names = ", ".join(_literal(n) for n in COMPLAINT_NAMES)
-    sources = ", ".join(_literal(s) for s in COMPLAINT_SOURCES)
     sql = f"""
-WITH hit AS (SELECT event_id, trace_id, user_id, ts, is_flagged, negative_feedback
+WITH hit AS (SELECT event_id, trace_id, user_id, ts, is_flagged
              FROM event_facts WHERE {sc['condition']}),
-fb AS (
-    SELECT f.ts, f.negative, lower(coalesce(f.name, '')) IN ({names})
-               OR lower(coalesce(f.source, '')) IN ({sources}) AS complaint
-    FROM feedback f
-    WHERE f.event_id IN (SELECT event_id FROM hit)
-       OR (f.event_id IS NULL AND f.trace_id IN (SELECT trace_id FROM hit))
-), firsts AS (
+fbh AS ({hit_feedback_sql("hit")}),
+fb AS (SELECT DISTINCT feedback_row, ts, negative, complaint FROM fbh),
+neg AS (SELECT DISTINCT hit_id FROM fbh WHERE negative),
+firsts AS (
     SELECT 'first affected event' AS milestone, min(ts) AS ts FROM hit
     UNION ALL SELECT 'last affected event', max(ts) FROM hit
     UNION ALL SELECT 'first moderation flag', min(ts) FILTER (WHERE is_flagged) FROM hit
@@ -305,7 +299,7 @@ fb AS (
 SELECT milestone, ts,
        (SELECT count(*) FROM hit) AS affected_events,
        (SELECT count(*) FILTER (WHERE is_flagged) FROM hit) AS flagged_by_moderation,
-       (SELECT count(*) FILTER (WHERE negative_feedback) FROM hit) AS with_negative_feedback,
+       (SELECT count(*) FROM neg) AS with_negative_feedback,
        (SELECT count(*) FILTER (WHERE complaint) FROM fb) AS complaints,
        (SELECT count(DISTINCT user_id) FROM hit h WHERE h.ts < (SELECT min(ts) FROM fb
             WHERE complaint)) AS users_before_first_complaint
@@ -506,7 +500,7 @@ def section_timeline(doc: Document, inc: Incident, w: Writer) -> None:
     if c and c["ended_by"]:
         fix = c["ended_by"]
         lines.append(f"Fix: {fix['change_id']} put {c['column']} {fix['to_version']} in place"
-                     + (f" ({w.text(fix['note'], 160)})" if fix.get("note") else "") + ".")
+                     + (f": {w.text(fix['note'], 160)}" if fix.get("note") else "") + ".")
     elif c:
         lines.append("Fix: no later change of this version is in the evidence; the version "
                      f"was last served at {_when(c['window'][1])}.")
@@ -675,12 +669,13 @@ def section_why_not_caught(doc: Document, inc: Incident, w: Writer) -> None:
                       f"{100 * ci.low:.1f}-{100 * ci.high:.1f}%){inc.cite('milestones')}.")
         neg = f.get("with_negative_feedback") or 0
         ci = stats.wilson(neg, affected)
+        complaints = f.get("complaints") or 0
+        before = (f"{_count(w, f.get('users_before_first_complaint') or 0)} users were "
+                  "affected before the first one" if complaints else "no one complained")
         points.append(f"User signals: {_n(neg)} of {_n(affected)} affected events got "
-                      f"negative feedback ({100 * ci.estimate:.1f}%, 95% CI "
-                      f"{100 * ci.low:.1f}-{100 * ci.high:.1f}%) and there were "
-                      f"{_n(f.get('complaints') or 0)} complaints; "
-                      f"{_count(w, f.get('users_before_first_complaint') or 0)} users were "
-                      "affected before the first complaint.")
+                      f"negative feedback in their conversation ({100 * ci.estimate:.1f}%, 95% "
+                      f"CI {100 * ci.low:.1f}-{100 * ci.high:.1f}%); {_n(complaints)} "
+                      f"complaints, {before}.")
     complaint = inc.milestone("first complaint")
     if complaint is not None:
         points.append(f"The first complaint came {_span(first, complaint)} after the first "
