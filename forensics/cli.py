@@ -322,6 +322,26 @@ def report(case: str, outdir: str, pattern: str | None, change: str | None, no_r
     return data, lambda: _report_text(result)
 
 
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "promptfoo", "inspect", "all"]),
+              default="all", show_default=True)
+@click.option("--pattern", default=None, help="A label, cluster id or SQL (default: chosen).")
+@click.option("--change", default=None, help="The root-cause change (default: top suspect).")
+@click.option("--per-cluster", default=5, show_default=True, type=int)
+@click.option("--no-redact", is_flag=True, help="Keep quoted text unredacted.")
+@output_options
+def evals(case: str, outdir: str, fmt: str, pattern: str | None, change: str | None,
+          per_cluster: int, no_redact: bool) -> Any:
+    """Write the regression eval pack of CASE to OUTDIR (JSONL, promptfoo, Inspect AI)."""
+    from .evals import export_evals
+
+    return _with_case(case, lambda c: export_evals(
+        c, outdir, fmt, pattern=pattern, change=change, per_cluster=per_cluster,
+        redact=not no_redact))
+
+
 def _report_text(result: Result) -> str:
     m = result.meta
     lines = [f"Post-mortem written to {m['outdir']}: {m['users']} users, {m['sessions']} "

@@ -166,6 +166,10 @@ def test_eval_pack_formats(drills: Any, tmp_path: Path) -> None:
     assert sample["input"][-1]["role"] == "user"
     rows = list(csv.DictReader((ev / "inspect_dataset.csv").open(encoding="utf-8")))
     assert len(rows) == len(cases) and rows[0]["target"] == first["expected"]
+    out = CliRunner().invoke(cli, ["evals", str(case_path), "-o", str(tmp_path / "cli"),
+                                   "--format", "jsonl", "--per-cluster", "4", "--json"])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "cli" / "cases.jsonl").read_bytes() == (ev / "cases.jsonl").read_bytes()
 
 
 def test_report_without_labels_or_changes(tmp_path: Path) -> None:
