@@ -154,8 +154,9 @@ def review_sample(case: Case, flagged: str, n: int, *, strata: str = "cluster",
 WITH pop AS ({population_sql(cond, strata)}),
 alloc AS (SELECT unnest($s_strata) AS stratum, unnest($s_take) AS take),
 ranked AS (
-    SELECT pop.*, row_number() OVER (PARTITION BY pop.stratum
-                                     ORDER BY hash(pop.event_id, $s_seed), pop.event_id) AS k
+    SELECT pop.*, row_number() OVER (
+        PARTITION BY pop.stratum
+        ORDER BY hash(concat(CAST($s_seed AS VARCHAR), ':', pop.event_id)), pop.event_id) AS k
     FROM pop)
 SELECT r.event_id, r.user_id, r.stratum FROM ranked r JOIN alloc a USING (stratum)
 WHERE r.k <= a.take ORDER BY r.stratum, r.event_id"""

@@ -139,15 +139,14 @@ run AS (
         ORDER BY ts, event_id) AS dup
     FROM base
 ), strat AS (
-    SELECT *, row_number() OVER (PARTITION BY form, coalesce(locale, '?'), feature
-                                 ORDER BY hash(event_id, $seed), event_id) AS within
-    FROM dedup WHERE dup = 1
+    SELECT *, hash(concat(CAST($seed AS VARCHAR), ':', event_id)) AS draw FROM dedup
+    WHERE dup = 1
 ), ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY form
-                                 ORDER BY within, hash(event_id, $seed), event_id) AS pick
-    FROM strat
+    SELECT *, row_number() OVER (PARTITION BY form ORDER BY within, draw, event_id) AS pick
+    FROM (SELECT *, row_number() OVER (PARTITION BY form, coalesce(locale, '?'), feature
+                                       ORDER BY draw, event_id) AS within FROM strat)
 )
-SELECT * EXCLUDE (dup, within) FROM ranked WHERE pick <= $k ORDER BY form, pick"""
+SELECT * EXCLUDE (dup, within, draw) FROM ranked WHERE pick <= $k ORDER BY form, pick"""
 
 
 def export_evals(case: Case, path: str | Path, format: str = "jsonl", *,
