@@ -156,7 +156,7 @@ def export_evals(case: Case, path: str | Path, format: str = "jsonl", *,
 
     ``pattern`` / ``change``: which events failed (a label, cluster id, SQL condition or
     list of labels, and a change id; default: the post-mortem's choice,
-    :func:`forensics.report.resolve_pattern`, and the top suspect). ``format``: ``jsonl``,
+    :func:`forensics.incident.resolve_pattern`, and the top suspect). ``format``: ``jsonl``,
     ``promptfoo``, ``inspect`` or ``all``.
 
     >>> case.export_evals("evals/", format="promptfoo", per_cluster=3)  # doctest: +SKIP
@@ -194,7 +194,7 @@ def export_evals(case: Case, path: str | Path, format: str = "jsonl", *,
 
 def _what_failed(case: Case, pattern: str | list[str] | None, change: str | None
                  ) -> tuple[str, list[str], str, str | None]:
-    from .report import resolve_pattern
+    from .incident import resolve_pattern
 
     cond, labels, desc = resolve_pattern(case, pattern)
     if change is None:
