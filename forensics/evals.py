@@ -24,6 +24,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,12 @@ class Expectation:
 
     keys: tuple[str, ...]          # words in the pattern, the failure form or the labels
     expected: str
-    told: str                      # "... our assistant {told}"
+    told: str                      # "... our assistant {told}", to an affected user
     checks: tuple[dict[str, Any], ...] = ()
+
+    def told_public(self) -> str:
+        """The same for a status page: about users, not to one."""
+        return re.sub(r"\byour\b", "their", re.sub(r"\byou\b", "users", self.told))
 
 
 EXPECTATIONS = (

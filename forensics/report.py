@@ -412,10 +412,11 @@ def _feature_name(inc: Incident) -> str:
     return f"the {inc.change['feature']} feature" if inc.change else "our AI features"
 
 
-def _told(inc: Incident) -> str:
+def _told(inc: Incident, public: bool = False) -> str:
     from .evals import expectation
 
-    return expectation(" ".join([inc.pattern_desc, *inc.labels])).told
+    e = expectation(" ".join([inc.pattern_desc, *inc.labels]))
+    return e.told_public() if public else e.told
 
 
 def affected_user_notice(inc: Incident, w: Writer) -> str:
@@ -437,7 +438,8 @@ def status_page_text(inc: Incident, w: Writer) -> str:
     state = f"It was resolved on {_when(fixed)}." if fixed else "We are working on a fix."
     return (f"We identified an issue with {_feature_name(inc)}: between "
             f"{_when(m['first_exposure'])} and {_when(m['last_exposure'])} the assistant "
-            f"sometimes {_told(inc)} ({_count(w, m['users'])} users affected). {state}")
+            f"sometimes {_told(inc, public=True)} ({_count(w, m['users'])} users affected). "
+            f"{state}")
 
 
 def _day(value: Any) -> str:
