@@ -206,14 +206,15 @@ class Case:
 
         return load_file(self, path, format=format, mapping=mapping, progress=progress)
 
-    def impact(self, **kwargs: Any) -> Result:
+    def impact(self, where: str | None = None, **kwargs: Any) -> Result:
         """Affected users, sessions and events; see :func:`forensics.impact.impact`.
 
-        >>> case.impact(label="pii_leak", by=["plan", "locale"])   # doctest: +SKIP
+        >>> case.impact("pii_leak", by=["plan", "locale"])            # doctest: +SKIP
+        >>> case.impact(change="CHG-2041", label="over_refusal")       # doctest: +SKIP
         """
         from .impact import impact
 
-        return impact(self, **kwargs)
+        return impact(self, where, **kwargs)
 
     def changes(self, **kwargs: Any) -> Result:
         """Declared and inferred changes with their rollout; see
@@ -253,8 +254,9 @@ class Case:
 
     def estimate_impact(self, **kwargs: Any) -> Result:
         """Affected events and users estimated from a sampled review, with intervals;
-        see :func:`forensics.impact.estimate`."""
-        from .impact import estimate
+        see :func:`forensics.estimate.estimate`:
+        ``case.estimate_impact(flagged="over_refusal")``."""
+        from .estimate import estimate
 
         return estimate(self, **kwargs)
 
@@ -279,6 +281,13 @@ class Case:
         from .cluster import cluster
 
         return cluster(self, where=where, **kwargs)
+
+    def review_sample(self, flagged: str, n: int, **kwargs: Any) -> Result:
+        """Flagged events to give to reviewers (stratified, seeded); see
+        :func:`forensics.estimate.review_sample`."""
+        from .estimate import review_sample
+
+        return review_sample(self, flagged, n, **kwargs)
 
     def record(self, result: Result, title: str, note: str = "") -> str:
         """Keep ``result`` as a finding with its SQL, parameters and evidence hashes."""
@@ -350,6 +359,21 @@ class Case:
         from .playbook import playbook
 
         return playbook(self, pattern, **kwargs)
+
+    def postmortem(self, path: str | Path, **kwargs: Any) -> Result:
+        """Write the post-mortem (Markdown, HTML, charts, notification drafts, eval pack)
+        to directory ``path``; see :func:`forensics.report.postmortem`:
+        ``case.postmortem("postmortem/")``."""
+        from .report import postmortem
+
+        return postmortem(self, path, **kwargs)
+
+    def export_evals(self, path: str | Path, format: str = "jsonl", **kwargs: Any) -> Result:
+        """Write the regression eval pack; see :func:`forensics.evals.export_evals`:
+        ``case.export_evals("evals/", format="all")``."""
+        from .evals import export_evals
+
+        return export_evals(self, path, format, **kwargs)
 
     def summary(self) -> Result:
         """What the case holds: evidence, volumes, time span, features, versions."""

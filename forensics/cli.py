@@ -214,9 +214,12 @@ def _render(result: Result, fmt: str) -> str:
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--where", "--pattern", "where", default=None,
+              help="The pattern: a label, cluster id, change id or SQL over event_facts.")
 @click.option("--label", default=None, help="A detector or reviewer label, e.g. pii_leak.")
 @click.option("--cluster", default=None, help="A cluster id.")
-@click.option("--where", default=None, help="Any SQL condition over event_facts.")
+@click.option("--change", default=None,
+              help="A change id: only events its new version served in its exposure window.")
 @click.option("--start", default=None, help="Exposure window start (ISO time).")
 @click.option("--end", default=None, help="Exposure window end (ISO time).")
 @click.option("--by", multiple=True, help="Break down by a cohort column; repeatable.")
@@ -224,25 +227,25 @@ def _render(result: Result, fmt: str) -> str:
 @click.option("--suppress-below", type=int, default=0, show_default=True,
               help="Show cells with fewer users as <k.")
 @output_options
-def impact(case: str, label: str | None, cluster: str | None, where: str | None,
-           start: str | None, end: str | None, by: tuple[str, ...], approx: bool,
-           suppress_below: int) -> Any:
+def impact(case: str, where: str | None, label: str | None, cluster: str | None,
+           change: str | None, start: str | None, end: str | None, by: tuple[str, ...],
+           approx: bool, suppress_below: int) -> Any:
     """Affected users, sessions and events in CASE for a pattern (default: any bad signal)."""
-    from .errors import UsageError
     from .impact import impact as impact_fn
 
-    if (start is None) != (end is None):
-        raise UsageError("give both --start and --end, or neither")
+    window = (start, end) if start or end else None
     c = _open_case(case, read_only=True)
     try:
-        result = impact_fn(c, label=label, cluster=cluster, where=where,
-                           window=(start, end) if start else None, by=list(by),
-                           approx=approx, suppress_below=suppress_below)
+        result = impact_fn(c, where, label=label, cluster=cluster, change=change,
+                           window=window, by=list(by), approx=approx,
+                           suppress_below=suppress_below)
     finally:
         c.close()
-    data = {**result.meta, "rows": result.rows(), "sql": result.sql, "params": result.params}
-    data["window"] = {"start": _jsonable(result.meta["first_exposure"]),
-                      "end": _jsonable(result.meta["last_exposure"])}
+    meta = result.meta
+    span = meta["window"] or [_jsonable(meta["first_exposure"]),
+                              _jsonable(meta["last_exposure"])]
+    data = {**meta, "window": {"start": span[0], "end": span[1]}, "rows": result.rows(),
+            "sql": result.sql, "params": result.params}
     return data, result.to_markdown
 
 
@@ -276,6 +279,29 @@ def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--flagged", required=True,
+              help="The flagged events: a label, cluster id or SQL over event_facts.")
+@click.option("--confirmed", default="confirmed", show_default=True,
+              help="The reviewer label that means really bad.")
+@click.option("--rejected", default=None, help="The reviewer label that means not bad "
+                                               "(default: any other reviewer label).")
+@click.option("--strata", default="cluster", show_default=True,
+              help="cluster, none, or a column of event_facts.")
+@click.option("--level", default=0.95, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@output_options
+def estimate(case: str, flagged: str, confirmed: str, rejected: str | None, strata: str,
+             level: float, seed: int) -> Any:
+    """Truly affected events and users of CASE estimated from a sampled review."""
+    from .estimate import estimate as estimate_fn
+
+    return _with_case(case, lambda c: estimate_fn(
+        c, flagged=flagged, confirmed=confirmed, rejected=rejected, strata=strata,
+        level=level, seed=seed))
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rule", "only", multiple=True, help="Run only this detector; repeatable.")
 @click.option("--skip", multiple=True, help="Do not run this detector; repeatable.")
 @click.option("--set", "settings", multiple=True, metavar="RULE.OPTION=VALUE",
@@ -295,6 +321,24 @@ def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
         c.close()
     return {"labels": result.rows(), "meta": _jsonable(result.meta), "sql": result.sql,
             "params": _jsonable(result.params)}, result.to_markdown
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--check", "check_id", default=None, help="Re-run this finding and compare.")
+@output_options
+def findings(case: str, check_id: str | None) -> Any:
+    """The findings recorded in CASE, or --check one against its stored result."""
+    from .findings import check, list_findings
+
+    c = _open_case(case, read_only=True)
+    try:
+        if check_id:
+            result = check(c, check_id)
+            return result, lambda: json.dumps(_jsonable(result), indent=2)
+        return list_findings(c)
+    finally:
+        c.close()
 
 
 @cli.command()
@@ -339,6 +383,67 @@ def import_labels(case: str, file: str, event_id: str, label: str, source: str) 
         return import_fn(c, file, event_id=event_id, label=label, source=source)
     finally:
         c.close()
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the post-mortem, charts, drafts and eval pack.")
+@click.option("--pattern", default=None,
+              help="The pattern: a label, cluster id or SQL (default: chosen from labels).")
+@click.option("--change", default=None, help="The root-cause change (default: top suspect).")
+@click.option("--no-redact", is_flag=True,
+              help="Keep raw user ids and unredacted quotes (for internal use only).")
+@click.option("--min-cell", default=5, show_default=True, type=int,
+              help="Show cohort cells of fewer users as <k (0: off).")
+@click.option("--no-evals", is_flag=True, help="Do not write the eval pack.")
+@click.option("--evals-per-cluster", default=5, show_default=True, type=int)
+@output_options
+def report(case: str, outdir: str, pattern: str | None, change: str | None, no_redact: bool,
+           min_cell: int, no_evals: bool, evals_per_cluster: int) -> Any:
+    """Write the post-mortem of CASE to OUTDIR (Markdown, HTML, charts, drafts, eval pack).
+
+    Findings are recorded in CASE, so it is opened for writing."""
+    from .report import postmortem
+
+    c = _open_case(case)
+    try:
+        with progress_bar("writing the post-mortem"):
+            result = postmortem(c, outdir, pattern=pattern, change=change,
+                                redact=not no_redact, min_cell=min_cell, evals=not no_evals,
+                                evals_per_cluster=evals_per_cluster)
+    finally:
+        c.close()
+    data = {**result.meta, "files": result.rows()}
+    return data, lambda: _report_text(result)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "promptfoo", "inspect", "all"]),
+              default="all", show_default=True)
+@click.option("--pattern", default=None, help="A label, cluster id or SQL (default: chosen).")
+@click.option("--change", default=None, help="The root-cause change (default: top suspect).")
+@click.option("--per-cluster", default=5, show_default=True, type=int)
+@click.option("--no-redact", is_flag=True, help="Keep quoted text unredacted.")
+@output_options
+def evals(case: str, outdir: str, fmt: str, pattern: str | None, change: str | None,
+          per_cluster: int, no_redact: bool) -> Any:
+    """Write the regression eval pack of CASE to OUTDIR (JSONL, promptfoo, Inspect AI)."""
+    from .evals import export_evals
+
+    return _with_case(case, lambda c: export_evals(
+        c, outdir, fmt, pattern=pattern, change=change, per_cluster=per_cluster,
+        redact=not no_redact))
+
+
+def _report_text(result: Result) -> str:
+    m = result.meta
+    lines = [f"Post-mortem written to {m['outdir']}: {m['users']} users, {m['sessions']} "
+             f"sessions, {m['events']} events affected; root cause {m['root_cause']}."]
+    lines += [f"  {r['path']} ({r['bytes']:,} bytes)" for r in result.rows()]
+    return "\n".join(lines)
 
 
 # -- which change caused it (issue 5) ------------------------------------------------------

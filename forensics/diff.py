@@ -22,9 +22,10 @@ import polars as pl
 from . import stats
 from .changes import changes as list_changes
 from .changes import interval
-from .db import frame, scalar
+from .db import frame
 from .errors import UsageError
 from .metrics import DEFAULT_COMPARE, SEGMENTS, column, metric
+from .patterns import pattern_condition
 from .result import Result
 
 if TYPE_CHECKING:
@@ -37,39 +38,6 @@ ALPHA = 0.05
 
 # =======================================================================================
 # patterns
-
-def pattern_condition(case: Case, pattern: str | None = None, *, label: str | None = None,
-                      cluster: str | None = None,
-                      where: str | None = None) -> tuple[str, dict[str, Any], str]:
-    """(SQL condition over ``event_facts``, parameters, description) of a bad pattern.
-
-    ``pattern`` is a label, a cluster id or an SQL condition (tried in that order);
-    nothing given: ``is_bad`` (any bad signal)."""
-    if pattern is not None and label is None and cluster is None and where is None:
-        if scalar(case.con, "SELECT count(*) FROM labels WHERE label = ?", [pattern]):
-            label = pattern
-        elif scalar(case.con, "SELECT count(*) FROM cluster_members WHERE cluster_id = ?",
-                    [pattern]):
-            cluster = pattern
-        else:
-            where = pattern
-    conds, params, desc = [], {}, []
-    if label is not None:
-        conds.append("list_contains(labels, $p_label)")
-        params["p_label"] = label
-        desc.append(f"label {label}")
-    if cluster is not None:
-        conds.append("event_id IN (SELECT event_id FROM cluster_members "
-                     "WHERE cluster_id = $p_cluster)")
-        params["p_cluster"] = cluster
-        desc.append(f"cluster {cluster}")
-    if where:
-        conds.append(f"({where})")
-        desc.append(where)
-    if not conds:
-        return "is_bad", {}, "any bad signal (is_bad)"
-    return " AND ".join(conds), params, " and ".join(desc)
-
 
 # =======================================================================================
 # compare

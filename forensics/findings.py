@@ -54,6 +54,27 @@ def record(case: Case, result: Result, title: str, note: str = "") -> str:
     return finding_id
 
 
+def record_once(case: Case, result: Result, title: str, note: str = "") -> str:
+    """Like :func:`record`, but when a finding of the same kind, SQL and parameters with
+    the same rows is already in the case, return its id instead of adding one (so a
+    report generated twice cites the same findings).
+
+    >>> case.record_once(case.impact("pii_leak"), "Users exposed")   # doctest: +SKIP
+    'F001'
+    """
+    params = json.dumps(_jsonable(result.params))
+    rows = case.con.execute(
+        "SELECT finding_id, result ->> 'sql_digest' FROM findings WHERE kind = ? AND sql = ? "
+        "AND CAST(params AS VARCHAR) = ? ORDER BY finding_id", [result.kind, result.sql,
+                                                               params]).fetchall()
+    if rows:
+        digest = _digest(_sql_rows(case, result)) if result.sql else None
+        for finding_id, stored in rows:
+            if stored == digest:
+                return str(finding_id)
+    return record(case, result, title, note)
+
+
 def list_findings(case: Case) -> Result:
     sql = ("SELECT finding_id, title, kind, note, created_at, len(evidence_sha256) AS evidence "
            "FROM findings ORDER BY finding_id")

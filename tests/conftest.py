@@ -43,3 +43,8 @@ def event(i: int, **extra: Any) -> dict[str, Any]:
             "output_tokens": 5}
     base.update(extra)
     return base
+
+
+def feedback(**fields: Any) -> dict[str, Any]:
+    """A feedback record (thumbs, complaint, reviewer verdict) given the day after."""
+    return {"ts": "2026-03-02T00:00:00Z", **fields}
