@@ -55,6 +55,7 @@ class Incident:
     examples: Result
     evidence: Result
     findings: dict[str, str]        # what -> finding id
+    playbook: Any = None            # playbook.PlaybookResult: severity, detection, what-if
     recorded: list[dict[str, Any]] = field(default_factory=list)  # their rows in `findings`
 
     def cite(self, what: str) -> str:
@@ -93,6 +94,7 @@ def gather(case: Case, pattern: str | list[str] | None = None,
     cohorts = {b: keep(f"impact_{b}", impact_in(case, sc, by=b), f"Affected users by {b}")
                for b in _cohort_columns(case)}
     series = _series(case, cond, scope_, keep)
+    analytics = _playbook(case, cond, root, keep)
     return Incident(
         pattern=cond, pattern_desc=desc, labels=labels, change=scope_, suspects=suspects,
         scope=sc, impact=total, cohorts=cohorts, series=series,
@@ -101,7 +103,27 @@ def gather(case: Case, pattern: str | list[str] | None = None,
         trends=None if clusters is not None else _trends(case, keep),
         estimate=_estimate(case, cond, keep),
         examples=keep("examples", examples(case, sc), "Examples of affected events"),
-        evidence=keep("evidence", evidence(case), "Evidence files"), findings=found)
+        evidence=keep("evidence", evidence(case), "Evidence files"), findings=found,
+        playbook=analytics)
+
+
+def _playbook(case: Case, cond: str, root: str | None, keep: Keep) -> Any:
+    """Severity, detection gap, containment what-if and incident timeline of the pattern
+    (:func:`forensics.playbook.playbook`), anchored on the same root cause; each recorded.
+    None when the case cannot support them (say, no onset in too short a history)."""
+    from .playbook import playbook
+
+    try:
+        pb = playbook(case, where=cond, suspect=root or False)
+    except ForensicsError:
+        return None
+    keep("severity", pb.severity, "Severity on the playbook matrix")
+    keep("detection", pb.detection, "Detection gap: first signals and backtested alert rules")
+    if pb.containment is not None:
+        keep("containment", pb.containment, "What a rollback at an earlier time would have "
+             "spared")
+    keep("incident_timeline", pb.timeline, "Incident timeline")
+    return pb
 
 
 Keep = Callable[..., Any]

@@ -129,6 +129,25 @@ def section_summary(doc: Document, inc: Incident, w: Writer) -> None:
                  "established from this evidence.")
 
 
+def section_severity(doc: Document, inc: Incident, w: Writer) -> None:
+    """The seed's triage matrix: level, response time, the rule that decided it and the
+    numbers it used (issue 8's :func:`forensics.severity.severity`)."""
+    if inc.playbook is None:
+        return
+    m = inc.playbook.severity.meta
+    doc.heading(f"Severity: {m['level']}{inc.cite('severity')}")
+    doc.para(f"Severity **{m['level']}**: respond within {m['respond_within']}. Rule "
+             f"`{m['rule']}` decided it: {m['why']}.")
+    ev = m.get("evidence") or {}
+    scope = (f"Severity weighs every event of the pattern in the incident window and the "
+             f"features it touched ({ev.get('affected_events', 0):,} events), whichever "
+             "version served it; the impact section counts only the events served by the "
+             "changed version." if inc.change is not None else None)
+    doc.bullets([f"Evidence: {w.text(m['reason'], 600).rstrip('.')}."] + [
+        f"Note: {w.text(str(x), 300)}" for x in m.get("warnings") or []]
+        + ([scope] if scope else []))
+
+
 def _share(part: Any, whole: Any) -> str:
     if not isinstance(part, int) or not isinstance(whole, int) or whole == 0:
         return "an unknown share"
@@ -137,8 +156,19 @@ def _share(part: Any, whole: Any) -> str:
 
 def section_timeline(doc: Document, inc: Incident, w: Writer) -> None:
     doc.heading("Timeline (UTC)")
-    rows = [[_when(ts), what, source] for ts, what, source in timeline_rows(inc)]
-    doc.table(["time", "what happened", "source"], rows)
+    if inc.playbook is not None:
+        tl = inc.playbook.timeline
+        cite = inc.findings.get("incident_timeline", "")
+        doc.table(["time", "what happened", "detail", "source"],
+                  [[_when(r["ts"]), w.text(r["event"], 160), w.text(r["detail"], 200),
+                    f"{r['source']} {cite}".strip()] for r in tl.df.iter_rows(named=True)])
+        durations = tl.meta.get("durations", {})
+        doc.bullets([f"{name.replace('_', ' ').capitalize()}: {d['text']} ({d['from']} -> "
+                     f"{d['to']}){inc.cite('incident_timeline')}"
+                     for name, d in durations.items() if d.get("hours") is not None])
+    else:
+        rows = [[_when(ts), what, source] for ts, what, source in timeline_rows(inc)]
+        doc.table(["time", "what happened", "source"], rows)
     first = inc.milestone("first affected event")
     signals = [(n, inc.milestone(n)) for n in ("first moderation flag",
                                                 "first negative feedback", "first complaint")]
@@ -344,9 +374,36 @@ def section_why_not_caught(doc: Document, inc: Incident, w: Writer) -> None:
             "declared in the change log" if declared else
             "not in the change log (inferred from the traffic)") + ", and nothing in the "
             "evidence shows an evaluation against this failure pattern before it shipped.")
+    points += _alert_points(inc, w)
     if not points:
         points.append("The evidence holds no detection signal for these events.")
     doc.bullets(points)
+
+
+def _alert_points(inc: Incident, w: Writer) -> list[str]:
+    """The earliest backtested alert without false alarms, and what a rollback when it
+    fired would have spared (issue 8's detection gap and containment what-if)."""
+    pb = inc.playbook
+    if pb is None:
+        return []
+    m = pb.meta
+    if not m.get("alert_rule"):
+        return ["Monitoring: no simple alert rule (rate threshold or CUSUM) would have fired "
+                f"without false alarms in the history before the onset{inc.cite('detection')}."]
+    points = [f"Monitoring: an alert `{m['alert_rule']}` would have fired at "
+              f"{_when(m.get('alert_fired_at'))}, {_n(m.get('alert_delay_hours'))} h after the "
+              f"onset, with {_n(m.get('alert_false_alarms'))} false alarm(s) in the "
+              f"{_n(m.get('alert_history_weeks'))} weeks before{inc.cite('detection')}; it is "
+              f"written as a saved query in `alerts/{m.get('alert_query')}.sql`."]
+    spared = m.get("users_spared_if_alert")
+    if spared is not None:
+        low, high = m.get("users_spared_if_alert_interval") or (None, None)
+        events = m.get("events_spared_if_alert")
+        points.append(f"Had the change been rolled back when that alert fired, about "
+                      f"{_n(round(spared))} users (95% interval {_n(low)}-{_n(high)}) and "
+                      f"{_n(round(events)) if events is not None else 'unknown'} bad outputs "
+                      f"would have been spared{inc.cite('containment')}.")
+    return points
 
 
 def section_whats_changing(doc: Document, inc: Incident, w: Writer) -> None:
@@ -362,7 +419,14 @@ def section_whats_changing(doc: Document, inc: Incident, w: Writer) -> None:
                  f"{c['kind'] if c else 'prompt, model, retrieval or release'} change must "
                  "pass before rollout.")
     s = inc.suspects
-    if s is not None and s.meta.get("onset_rate_before") is not None:
+    pb = inc.playbook.meta if inc.playbook is not None else {}
+    if pb.get("alert_rule"):
+        items.append(f"Monitoring: adopt the alert in alerts/{pb['alert_query']}.sql "
+                     f"({pb['alert_rule']}): backtested on this case it would have fired "
+                     f"{_n(pb.get('alert_delay_hours'))} h after the onset with "
+                     f"{_n(pb.get('alert_false_alarms'))} false alarm(s) before"
+                     f"{inc.cite('detection')}.")
+    elif s is not None and s.meta.get("onset_rate_before") is not None:
         before, after = s.meta["onset_rate_before"], s.meta["onset_rate_after"]
         items.append(f"Alert on the pattern rate{' in ' + c['feature'] if c else ''}: it rose "
                      f"from {100 * before:.2f}% to {100 * after:.2f}% at the onset; a "
@@ -489,7 +553,7 @@ def _redact_params(value: Any, w: Writer) -> Any:
 
 
 SECTIONS: list[Callable[[Document, Incident, Writer], None]] = [
-    section_summary, section_timeline, section_impact, section_root_cause,
+    section_summary, section_severity, section_timeline, section_impact, section_root_cause,
     section_why_not_caught, section_whats_changing, section_communication, section_appendix]
 
 
@@ -627,6 +691,10 @@ def postmortem(case: Case, path: str | Path, *, pattern: str | None = None,
               _write(out / "notifications" / "status_page.md",
                      "# Status page update (draft)\n\n" + status_page_text(inc, w) + "\n")]
     files += sorted(w.charts.values())
+    alert_sql = getattr(inc.playbook.detection, "alert_sql", None) if inc.playbook else None
+    if alert_sql and inc.playbook.meta.get("alert_query"):
+        files.append(_write(out / "alerts" / f"{inc.playbook.meta['alert_query']}.sql",
+                            alert_sql))
     if evals:
         from .evals import export_evals
 
