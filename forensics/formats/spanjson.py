@@ -1,0 +1,172 @@
+"""Spans as JSON objects rather than OTLP: Phoenix span JSON and span dataframes saved
+as Parquet (OpenInference), OpenTelemetry SDK span dumps (JS ``ReadableSpan``, Python
+``ConsoleSpanExporter`` / ``span.to_json()``), and bare attribute maps of one span.
+
+Two readers share this code and differ only in what they claim when detecting:
+``openinference`` (Phoenix shapes, OpenInference attributes) and ``otel-sdk`` (SDK dumps,
+GenAI / Vercel AI SDK attribute maps). A bare attribute map has no time of its own: its
+event takes the file's modification time, and says so in ``attributes``
+(``forensics.ts_source``).
+
+>>> case.load("phoenix_spans.parquet")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from . import Head, register
+from .common import RAW, drop_records, ensure_rejects, install, literal, records, sniff_any
+from .semconv import stage_spans
+
+ENVELOPE = ["name", "context", "spanContext", "span_kind", "kind", "parent_id", "parentSpanId",
+            "parent_span_id", "parentSpanContext", "start_time", "end_time", "startTime",
+            "endTime", "status_code", "status_message", "status", "attributes", "events",
+            "trace_id", "span_id", "traceId", "spanId", "resource", "context.span_id",
+            "context.trace_id"]
+SPAN_PREFIXES = ("gen_ai.", "llm.", "openinference.", "ai.", "retrieval.", "input.value",
+                 "output.value", "tool.", "session.", "user.")
+OI_PREFIXES = ("llm.", "openinference.", "retrieval.documents", "embedding.", "reranker.")
+
+
+def _attr_keys(d: dict[str, Any]) -> list[str]:
+    attrs = d.get("attributes")
+    if isinstance(attrs, dict):
+        return list(attrs)
+    return [k[len("attributes."):] for k in d if k.startswith("attributes.")]
+
+
+def _enveloped(d: dict[str, Any]) -> bool:
+    ctx = d.get("context")
+    return (isinstance(ctx, dict) and bool({"span_id", "trace_id"} & set(ctx))) \
+        or isinstance(d.get("spanContext"), dict) or "context.span_id" in d
+
+
+def _bare(d: dict[str, Any], prefixes: tuple[str, ...]) -> bool:
+    keys = list(d)
+    return bool(keys) and not _enveloped(d) and sum("." in k for k in keys) * 2 > len(keys) \
+        and any(k.startswith(prefixes) for k in keys)
+
+
+def _openinference(d: dict[str, Any]) -> bool:
+    if _enveloped(d):
+        return "span_kind" in d or any(k.startswith(OI_PREFIXES) for k in _attr_keys(d))
+    return _bare(d, OI_PREFIXES)
+
+
+def _sdk(d: dict[str, Any]) -> bool:
+    return _enveloped(d) or _bare(d, SPAN_PREFIXES)
+
+
+class SpanJsonReader:
+    def __init__(self, name: str, description: str, test: Any) -> None:
+        self.name, self.description, self._test = name, description, test
+
+    def sniff(self, head: Head) -> bool:
+        if head.is_parquet:
+            return self.name == "openinference" and "context.span_id" in head.columns
+        return sniff_any(head, self._test)
+
+    def stage(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        stage_span_json(con, path)
+
+
+def _get(*paths: str) -> str:
+    """First non-null text among JSON paths of the record ``j``."""
+    parts = [f"json_extract_string(j, {literal(p)})" for p in paths]
+    return "coalesce(" + ", ".join(parts) + ")"
+
+
+def _time(field_iso: str, field_js: str) -> str:
+    """A time given as ISO text, epoch number, or a JS hrtime pair [seconds, nanos]."""
+    return (f"CASE WHEN json_type(j, '$.{field_js}') = 'ARRAY' THEN make_timestamp(("
+            f"try_cast(json_extract_string(j, '$.{field_js}[0]') AS BIGINT) * 1000000 + "
+            f"try_cast(json_extract_string(j, '$.{field_js}[1]') AS BIGINT) // 1000)) "
+            f"ELSE _fx_ts({_get('$.' + field_iso, '$.' + field_js)}) END")
+
+
+def stage_span_json(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """``path`` -> ``_spans`` -> the ``_stage_*`` tables."""
+    install(con)
+    container = records(con, path)
+    ensure_rejects(con)
+    stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    mtime = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    mtime_sql = f"TIMESTAMP '{stamp.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+    envelope = ", ".join(literal(k) for k in ENVELOPE)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _sj AS
+        SELECT _ord, locator, j, top,
+               json_type(j, '$.attributes') = 'OBJECT' OR json_exists(j, '$.context')
+                   OR json_exists(j, '$.spanContext') OR json_exists(j, '$."context.span_id"')
+                   AS enveloped
+        FROM (SELECT *, _fx_objmap(j) AS top FROM _stage_records)
+    """)
+    con.execute(f"""
+        INSERT INTO _stage_rejects
+        SELECT locator, 'a key repeats in the record', left(j::VARCHAR, {RAW})
+        FROM _sj WHERE top IS NULL ORDER BY _ord
+    """)
+    attrs = ("CASE WHEN json_type(j, '$.attributes') = 'OBJECT' "
+             "THEN _fx_objmap(json_extract(j, '$.attributes')) "
+             "WHEN enveloped THEN map_from_entries(list_transform(list_filter(map_entries(top), "
+             "lambda e: starts_with(e.key, 'attributes.') AND json_type(e.value) <> 'NULL'), "
+             "lambda e: {'key': e.key[12:], 'value': e.value})) "
+             "ELSE top END")
+    start = _time("start_time", "startTime")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW _spans AS
+        SELECT _ord, locator,
+               _fx_id({_get('$.context.trace_id', '$.spanContext.traceId', '$."context.trace_id"',
+                            '$.trace_id', '$.traceId')}) AS trace_id,
+               _fx_id(CASE WHEN enveloped THEN {_get('$.context.span_id', '$.spanContext.spanId',
+                      '$."context.span_id"', '$.span_id', '$.spanId')} END) AS span_id,
+               _fx_id({_get('$.parent_id', '$.parentSpanId', '$.parent_span_id',
+                            '$.parentSpanContext.spanId')}) AS parent_id,
+               CASE WHEN enveloped THEN json_extract_string(j, '$.name') END AS name,
+               CASE WHEN enveloped THEN coalesce({_get('$.start_time')},
+                   json_extract(j, '$.startTime')::VARCHAR) ELSE '{mtime}' END AS _ts_raw,
+               CASE WHEN enveloped THEN {start} ELSE {mtime_sql} END AS ts,
+               {_time('end_time', 'endTime')} AS end_ts,
+               CASE WHEN enveloped THEN json_extract_string(j, '$.span_kind') END AS kind_hint,
+               _fx_status({_get('$.status_code', '$.status.status_code', '$.status.code')})
+                   AS status_code,
+               {_get('$.status_message', '$.status.description', '$.status.message')}
+                   AS status_message,
+               {attrs} AS a,
+               _fx_objmap(json_extract(j, '$.resource.attributes')) AS r,
+               list_transform(coalesce(json_extract(j, '$.events[*]'), []), lambda e: json_object(
+                   'name', e ->> 'name',
+                   'time', coalesce(e ->> 'timestamp', json_extract(e, 'time')::VARCHAR),
+                   'attributes', json_extract(e, 'attributes'))) AS ev,
+               CASE WHEN enveloped THEN json_merge_patch(
+                   _fx_mapjson(map_from_entries(list_filter(map_entries(top), lambda e:
+                       NOT list_contains([{envelope}], e.key)
+                       AND NOT starts_with(e.key, 'attributes.')
+                       AND json_type(e.value) <> 'NULL'))),
+                   json_object('otel.span_kind', _fx_spankind(json_extract_string(j, '$.kind')),
+                               'otel.status_code', CASE WHEN _fx_status({_get(
+                                   '$.status_code', '$.status.status_code', '$.status.code')})
+                                   = 'unset' THEN 'UNSET' END))
+                    ELSE json_object('forensics.ts_source', 'file modified time') END AS extra,
+               CASE WHEN {attrs} IS NULL THEN 'attribute keys repeat' END AS _reject,
+               j::VARCHAR AS _raw
+        FROM _sj WHERE top IS NOT NULL
+    """)
+    stage_spans(con)
+    con.execute("DROP VIEW _spans")
+    con.execute("DROP TABLE _sj")
+    drop_records(con)
+    del container
+
+
+register(SpanJsonReader(
+    "openinference", "OpenInference spans: Phoenix span JSON / JSONL, Phoenix span "
+    "dataframes saved as Parquet, OpenInference attribute maps", _openinference))
+register(SpanJsonReader(
+    "otel-sdk", "OpenTelemetry SDK span dumps (JS ReadableSpan, Python span.to_json) and "
+    "GenAI / Vercel AI SDK span attribute maps", _sdk))
