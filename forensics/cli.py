@@ -367,14 +367,18 @@ def retrieval_diff(case: str, before: str | None, after: str | None, at: str | N
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--events", "n_events", default=200_000, show_default=True, type=int)
 @click.option("--days", default=21, show_default=True, type=int)
+@click.option("--format", "fmt", default="jsonl", show_default=True,
+              type=click.Choice(["jsonl", "otlp", "openinference", "langfuse"]),
+              help="Shape of the events file: canonical JSON Lines, OTLP/JSON (GenAI "
+                   "conventions), Phoenix / OpenInference span JSON, or Langfuse exports.")
 @output_options
-def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int) -> Any:
+def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: str) -> Any:
     """Generate a practice incident in OUTDIR, with its answer key."""
     from .drill import generate
 
     with progress_bar(f"drill {scenario}", total=n_events) as update:
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
-                            progress=lambda done, total: update(done, total))
+                            progress=lambda done, total: update(done, total), format=fmt)
     return summary_, lambda: json.dumps(_jsonable(summary_), indent=2)
 
 

@@ -14,6 +14,7 @@ A trace with no observations in the file is an event of kind ``trace``. Scores b
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,8 @@ class LangfuseReader:
                    "blob-storage JSON / JSONL exports")
 
     def sniff(self, head: Head) -> bool:
-        return not head.is_parquet and sniff_any(head, _is_langfuse)
+        return not head.is_parquet and (sniff_any(head, _is_langfuse) or bool(re.match(
+            r'\s*\[?\s*\{\s*"trace"\s*:\s*\{', head.text)))
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         stage_langfuse(con, path)
@@ -178,11 +180,10 @@ def _traces(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def _attr_map(o: str, spec: dict[str, tuple[str, ...]]) -> str:
-    entries = ", ".join(f"{{'key': {literal(k)}, 'value': {_f(o, *names)}}}"
+def _attr_list(o: str, spec: dict[str, tuple[str, ...]]) -> str:
+    entries = ", ".join(f"{{'k': {literal(k)}, 'v': {_f(o, *names)}}}"
                         for k, names in spec.items())
-    return (f"map_from_entries(list_filter([{entries}], "
-            "lambda e: e.value IS NOT NULL AND json_type(e.value) <> 'NULL'))")
+    return f"_fx_kvs([{entries}])"
 
 
 def _user_meta(meta: str) -> str:
@@ -196,14 +197,13 @@ def _observation_spans(con: duckdb.DuckDBPyConnection) -> None:
     have no observation in the file."""
     consumed = {n for names in OBS_ATTRS.values() for n in names} | set(ENVELOPE)
     drop = "{" + ", ".join(f'"{n}": null' for n in sorted(consumed)) + "}"
-    ctx_map = ("map_from_entries(list_filter([" + ", ".join(
-        f"{{'key': {literal(k)}, 'value': to_json(t.\"{k}\")}}" for k in TRACE_CTX)
-        + "], lambda e: e.value IS NOT NULL AND json_type(e.value) <> 'NULL'))")
-    model_req = ("map_from_entries(list_filter([{'key': 'gen_ai.request.model', 'value': "
-                 "coalesce(json_extract(_fx_unq(" + _f("i.o", "modelParameters",
-                                                       "model_parameters")
-                 + "), '$.model'), NULL)}], lambda e: e.value IS NOT NULL "
-                 "AND json_type(e.value) = 'VARCHAR'))")
+    ctx = ("_fx_kvs([" + ", ".join(
+        f"{{'k': {literal(k)}, 'v': to_json(t.\"{k}\")}}" for k in TRACE_CTX) + "])")
+    model_req = ("_fx_kvs([{'k': 'gen_ai.request.model', 'v': json_extract(_fx_unq("
+                 + _f("i.o", "modelParameters", "model_parameters") + "), '$.model')}])")
+    meta = "_fx_unq(json_extract(i.o, '$.metadata'))"
+    user_meta = (f"json_merge_patch(coalesce({_user_meta('t.meta')}, '{{}}'), "
+                 f"coalesce({_user_meta(meta)}, '{{}}'))")
     trace_rest = ("json_merge_patch(t.o, '{\"id\": null, \"name\": null, \"userId\": null, "
                   "\"user_id\": null, \"sessionId\": null, \"session_id\": null, "
                   "\"release\": null, \"metadata\": null, \"observations\": null, "
@@ -220,18 +220,15 @@ def _observation_spans(con: duckdb.DuckDBPyConnection) -> None:
                _fx_ts({_s('i.o', 'endTime', 'end_time')}) AS end_ts,
                NULL::VARCHAR AS kind_hint, NULL::VARCHAR AS status_code,
                NULL::VARCHAR AS status_message,
-               map_concat({ctx_map}, {model_req}, {_attr_map('i.o', OBS_ATTRS)},
-                          _fx_objmap(json_extract(_fx_unq(json_extract(i.o, '$.metadata')),
-                                                  '$.attributes'))) AS a,
-               _fx_objmap(json_extract(_fx_unq(json_extract(i.o, '$.metadata')),
-                                       '$.resourceAttributes')) AS r,
+               list_concat({_attr_list('i.o', OBS_ATTRS)}, {model_req},
+                           _fx_kvobj(json_extract({meta}, '$.attributes')),
+                           _fx_kvs([{{'k': 'metadata', 'v': nullif({user_meta}::VARCHAR,
+                                                                   '{{}}')::JSON}}]),
+                           {ctx}) AS a,
+               _fx_kvobj(json_extract({meta}, '$.resourceAttributes')) AS r,
                []::JSON[] AS ev,
-               json_merge_patch(json_merge_patch(json_merge_patch(
-                   coalesce({_user_meta('t.meta')}, '{{}}'),
-                   coalesce({_user_meta("_fx_unq(json_extract(i.o, '$.metadata'))")}, '{{}}')),
-                   json_merge_patch(i.o, '{drop}')),
-                   json_object('otel.scope', json_extract(_fx_unq(json_extract(i.o, '$.metadata')),
-                                                          '$.scope'),
+               json_merge_patch(json_merge_patch(i.o, '{drop}'),
+                   json_object('otel.scope', json_extract({meta}, '$.scope'),
                                'langfuse.trace', CASE WHEN {_s('i.o', 'parentObservationId',
                                    'parent_observation_id')} IS NULL THEN {trace_rest} END))
                    AS extra,
@@ -247,15 +244,15 @@ def _observation_spans(con: duckdb.DuckDBPyConnection) -> None:
         SELECT t._ord, t.locator, _fx_id(t.id), _fx_id(t.id), NULL, t.o ->> 'name',
                t.o ->> 'timestamp', _fx_ts(t.o ->> 'timestamp'), NULL::TIMESTAMP, 'trace', NULL,
                NULL,
-               map_concat({ctx_map}, map_from_entries(list_filter([
-                   {{'key': 'langfuse.observation.input', 'value': json_extract(t.o, '$.input')}},
-                   {{'key': 'langfuse.observation.output', 'value': json_extract(t.o, '$.output')}}],
-                   lambda e: e.value IS NOT NULL AND json_type(e.value) <> 'NULL')),
-                   _fx_objmap(json_extract(t.meta, '$.attributes'))),
-               _fx_objmap(json_extract(t.meta, '$.resourceAttributes')), []::JSON[],
-               json_merge_patch(coalesce({_user_meta('t.meta')}, '{{}}'),
-                   json_merge_patch({trace_rest}, '{{"input": null, "output": null, '
-                                                  '"timestamp": null}}')),
+               list_concat(_fx_kvs([
+                   {{'k': 'langfuse.observation.input', 'v': json_extract(t.o, '$.input')}},
+                   {{'k': 'langfuse.observation.output', 'v': json_extract(t.o, '$.output')}}]),
+                   _fx_kvobj(json_extract(t.meta, '$.attributes')),
+                   _fx_kvs([{{'k': 'metadata', 'v': {_user_meta('t.meta')}}}]),
+                   {ctx.replace('t."', 't."')}),
+               _fx_kvobj(json_extract(t.meta, '$.resourceAttributes')), []::JSON[],
+               json_merge_patch({trace_rest}, '{{"input": null, "output": null, '
+                                              '"timestamp": null}}'),
                NULL, t.o::VARCHAR
         FROM _lf_traces t
         WHERE NOT EXISTS (SELECT 1 FROM _lf_items i WHERE i.kind = 'observation'

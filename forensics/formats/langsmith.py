@@ -138,18 +138,19 @@ def _runs(con: duckdb.DuckDBPyConnection) -> None:
                CASE WHEN nullif(o ->> 'error', '') IS NOT NULL OR (o ->> 'status') = 'error'
                     THEN 'error' ELSE 'ok' END AS status_code,
                o ->> 'error' AS status_message,
-               map_concat(
-                   _fx_prefixed(json_extract(o, '$.extra.metadata'), 'langsmith.metadata.'),
-                   _fx_entries([
-                       {{'key': 'langsmith.inputs', 'value': json_extract(o, '$.inputs')}},
-                       {{'key': 'langsmith.outputs', 'value': json_extract(o, '$.outputs')}},
-                       {{'key': 'gen_ai.usage.input_tokens',
-                         'value': json_extract(o, '$.prompt_tokens')}},
-                       {{'key': 'gen_ai.usage.output_tokens',
-                         'value': json_extract(o, '$.completion_tokens')}},
-                       {{'key': 'gen_ai.usage.cost', 'value': json_extract(o, '$.total_cost')}}]))
+               list_concat(
+                   list_transform(_fx_kvobj(json_extract(o, '$.extra.metadata')),
+                                  lambda e: {{'k': 'langsmith.metadata.' || e.k, 'v': e.v}}),
+                   _fx_kvs([
+                       {{'k': 'langsmith.inputs', 'v': json_extract(o, '$.inputs')}},
+                       {{'k': 'langsmith.outputs', 'v': json_extract(o, '$.outputs')}},
+                       {{'k': 'gen_ai.usage.input_tokens',
+                         'v': json_extract(o, '$.prompt_tokens')}},
+                       {{'k': 'gen_ai.usage.output_tokens',
+                         'v': json_extract(o, '$.completion_tokens')}},
+                       {{'k': 'gen_ai.usage.cost', 'v': json_extract(o, '$.total_cost')}}]))
                    AS a,
-               MAP {{}}::MAP(VARCHAR, JSON) AS r,
+               []::STRUCT(k VARCHAR, v JSON)[] AS r,
                coalesce(json_extract(o, '$.events[*]'), []) AS ev,
                json_merge_patch(json_merge_patch(o, '{drop}'),
                                 '{{"extra": {{"metadata": null}}}}') AS extra,

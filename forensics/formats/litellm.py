@@ -52,10 +52,10 @@ def stage_litellm(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     records(con, path)
     ensure_rejects(con)
     decode = ", ".join(
-        f"{{'key': '{k}', 'value': _fx_unq(json_extract(j, '$.{k}'))}}" for k in ENCODED)
+        f"{{'k': '{k}', 'v': _fx_unq(json_extract(j, '$.{k}'))}}" for k in ENCODED)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _ll AS
-        SELECT _ord, locator, j, _fx_set(j, map_from_entries([{decode}]))
+        SELECT _ord, locator, j, _fx_set(j, [{decode}])
                    AS o
         FROM _stage_records
     """)
@@ -82,27 +82,27 @@ def stage_litellm(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                         nullif(o ->> '$.error_information.error_message', ''),
                         nullif(o ->> '$.metadata.error_information.error_message', ''))
                    AS status_message,
-               _fx_entries([
-                   {{'key': 'gen_ai.request.model', 'value': json_extract(o, '$.model')}},
-                   {{'key': 'gen_ai.response.model', 'value': coalesce(
+               _fx_kvs([
+                   {{'k': 'gen_ai.request.model', 'v': json_extract(o, '$.model')}},
+                   {{'k': 'gen_ai.response.model', 'v': coalesce(
                        json_extract(o, '$.response.model'),
                        json_extract(o, '$.hidden_params.litellm_model_name'))}},
-                   {{'key': 'litellm.provider', 'value': json_extract(o, '$.custom_llm_provider')}},
-                   {{'key': 'litellm.messages', 'value': CASE WHEN NOT ({empty.format(
+                   {{'k': 'litellm.provider', 'v': json_extract(o, '$.custom_llm_provider')}},
+                   {{'k': 'litellm.messages', 'v': CASE WHEN NOT ({empty.format(
                        x="json_extract(o, '$.messages')")}) THEN json_extract(o, '$.messages') END}},
-                   {{'key': 'litellm.response', 'value': CASE WHEN NOT ({empty.format(
+                   {{'k': 'litellm.response', 'v': CASE WHEN NOT ({empty.format(
                        x="json_extract(o, '$.response')")}) THEN json_extract(o, '$.response') END}},
-                   {{'key': 'gen_ai.usage.input_tokens', 'value': json_extract(o, '$.prompt_tokens')}},
-                   {{'key': 'gen_ai.usage.output_tokens',
-                     'value': json_extract(o, '$.completion_tokens')}},
-                   {{'key': 'gen_ai.usage.cost', 'value': coalesce(json_extract(o, '$.response_cost'),
+                   {{'k': 'gen_ai.usage.input_tokens', 'v': json_extract(o, '$.prompt_tokens')}},
+                   {{'k': 'gen_ai.usage.output_tokens',
+                     'v': json_extract(o, '$.completion_tokens')}},
+                   {{'k': 'gen_ai.usage.cost', 'v': coalesce(json_extract(o, '$.response_cost'),
                                                                    json_extract(o, '$.spend'))}},
-                   {{'key': 'user.id', 'value': to_json(coalesce(nullif(o ->> 'end_user', ''),
+                   {{'k': 'user.id', 'v': to_json(coalesce(nullif(o ->> 'end_user', ''),
                        nullif(o ->> '$.metadata.user_api_key_end_user_id', '')))}},
-                   {{'key': 'session.id', 'value': to_json(coalesce(nullif(o ->> 'session_id', ''),
+                   {{'k': 'session.id', 'v': to_json(coalesce(nullif(o ->> 'session_id', ''),
                        nullif(o ->> '$.metadata.session_id', '')))}}
                    ]) AS a,
-               MAP {{}}::MAP(VARCHAR, JSON) AS r,
+               []::STRUCT(k VARCHAR, v JSON)[] AS r,
                list_transform(CASE json_type({guard}) WHEN 'ARRAY' THEN json_extract({guard}, '$[*]')
                                    WHEN 'OBJECT' THEN [{guard}] ELSE [] END,
                    lambda g: json_object('name', 'guardrail', 'attributes', json_object(
@@ -113,9 +113,10 @@ def stage_litellm(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                        'flagged', (g ->> 'guardrail_status') NOT IN ('success', 'not_run'),
                        'action', g ->> 'guardrail_status',
                        'score', json_extract(g, '$.confidence_score')))) AS ev,
-               _fx_set(_fx_drop(o, {drop}), MAP {{'metadata': CASE WHEN json_type(o, '$.metadata')
-                   = 'OBJECT' THEN _fx_drop(json_extract(o, '$.metadata'),
-                                            ['guardrail_information']) END}}) AS extra,
+               _fx_set(_fx_drop(o, {drop}), [{{'k': 'metadata', 'v': CASE WHEN
+                   json_type(o, '$.metadata') = 'OBJECT' THEN _fx_drop(json_extract(o, '$.metadata'),
+                                                                       ['guardrail_information'])
+                   END}}]) AS extra,
                NULL::VARCHAR AS _reject, j::VARCHAR AS _raw
         FROM _ll
     """)

@@ -162,16 +162,16 @@ def _exchanges(con: duckdb.DuckDBPyConnection) -> None:
                coalesce(resp ->> '$.error.message', j ->> '$.error.message',
                         CASE WHEN try_cast(http_status AS INTEGER) >= 400
                              THEN 'HTTP ' || http_status END) AS status_message,
-               _fx_entries([
-                   {{'key': 'openai.request', 'value': req}},
-                   {{'key': 'openai.response', 'value': resp}},
-                   {{'key': 'gen_ai.provider.name', 'value': to_json(CASE
+               _fx_kvs([
+                   {{'k': 'openai.request', 'v': req}},
+                   {{'k': 'openai.response', 'v': resp}},
+                   {{'k': 'gen_ai.provider.name', 'v': to_json(CASE
                        WHEN uri LIKE '%api.openai.com%' THEN 'openai'
                        WHEN uri LIKE '%openai.azure.com%' THEN 'azure.ai.openai'
                        WHEN uri LIKE '%api.anthropic.com%' THEN 'anthropic'
                        WHEN uri LIKE '%api.mistral.ai%' THEN 'mistral_ai'
                        WHEN uri LIKE '%api.groq.com%' THEN 'groq' END)}}]) AS a,
-               MAP {{}}::MAP(VARCHAR, JSON) AS r,
+               []::STRUCT(k VARCHAR, v JSON)[] AS r,
                flatten(list_transform(coalesce(json_extract(resp, '$.results[*]'), []),
                    lambda res: list_transform(json_keys(json_extract(res, '$.categories')),
                        lambda k: json_object('name', 'moderation', 'attributes', json_object(

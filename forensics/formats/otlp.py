@@ -18,6 +18,7 @@ holds no TracesData / LogsData at all (rejected).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,9 @@ class OtlpReader:
                    "GenAI semantic-conventions version, OpenInference attributes")
 
     def sniff(self, head: Head) -> bool:
-        return not head.is_parquet and sniff_any(head, _doc_keys)
+        # a Collector line holding thousands of spans is longer than the sniffed head
+        return not head.is_parquet and (sniff_any(head, _doc_keys) or bool(re.match(
+            r'\s*\[?\s*\{\s*"(resourceSpans|resourceLogs|batches)"\s*:', head.text)))
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         stage_otlp(con, path)
@@ -102,11 +105,83 @@ def stage_otlp(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """)
     _spans_view(con)
     _logs_table(con)
-    _merge_logs(con)
-    stage_spans(con)
+    _merge_logs(con, deep=_has_deep_values(con))
+    stage_spans(con, raw_sql=RAW_SQL)
     _evaluations(con)
     con.execute("DROP TABLE _otlp")
     drop_records(con)
+
+
+# The text of a span or log record: its path in its line, for the few that may be rejected.
+RAW_SQL = """
+    SELECT n._ord, json_extract(r.j, '$.' || regexp_extract(s.locator, ': ([^ ]+)', 1)) AS raw
+    FROM _needs_raw n JOIN _sx s USING (_ord)
+    JOIN _stage_records r ON r.locator = split_part(s.locator, ': ', 1)
+"""
+
+
+def _has_deep_values(con: duckdb.DuckDBPyConnection) -> bool:
+    """Does any span attribute hold a kvlist, or an array of containers? (Rare: such
+    values need the set-based deep conversion of :func:`deep_values`.)"""
+    pattern = '"kvlistValue"|"values"\\s*:\\s*\\[\\s*\\{\\s*"(arrayValue|kvlistValue)"'
+    return bool(con.execute(
+        f"SELECT coalesce(bool_or(regexp_matches(j::VARCHAR, '{pattern}')), false) "
+        "FROM _stage_records WHERE contains(j::VARCHAR, 'Value\"')").fetchall()[0][0])
+
+
+def deep_values(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """OTLP AnyValues nested to any depth -> plain JSON, set-based: ``source`` is a query
+    yielding ``(id, v)`` (v the AnyValue JSON); the result is ``_any_out(id, j)``. The
+    tree is walked top-down by a recursive query, then rebuilt bottom-up one depth level
+    per statement."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _any_in AS {source}")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _any_nodes AS
+        WITH RECURSIVE nodes(root, path, parent, depth, kind, key, v) AS (
+            SELECT id, '', NULL::VARCHAR, 0,
+                   CASE WHEN json_exists(v, '$.arrayValue') THEN 'a'
+                        WHEN json_exists(v, '$.kvlistValue') THEN 'k' ELSE 's' END,
+                   NULL::VARCHAR, v
+            FROM _any_in
+            UNION ALL
+            SELECT root, path || '/' || lpad(i::VARCHAR, 6, '0'), path, depth + 1,
+                   CASE WHEN json_exists(cv, '$.arrayValue') THEN 'a'
+                        WHEN json_exists(cv, '$.kvlistValue') THEN 'k' ELSE 's' END,
+                   item ->> 'key', cv
+            FROM (SELECT root, path, depth, kind,
+                         unnest(CASE kind WHEN 'a' THEN json_extract(v, '$.arrayValue.values[*]')
+                                          ELSE json_extract(v, '$.kvlistValue.values[*]') END)
+                             AS item,
+                         generate_subscripts(CASE kind
+                             WHEN 'a' THEN json_extract(v, '$.arrayValue.values[*]')
+                             ELSE json_extract(v, '$.kvlistValue.values[*]') END, 1) AS i
+                  FROM nodes WHERE kind <> 's' AND depth < 64),
+                 LATERAL (SELECT CASE WHEN kind = 'k' THEN json_extract(item, '$.value')
+                                      ELSE item END AS cv))
+        SELECT * FROM nodes
+    """)
+    deepest = con.execute("SELECT coalesce(max(depth), -1) FROM _any_nodes").fetchall()[0][0]
+    con.execute("CREATE OR REPLACE TEMP TABLE _any_plain (root BIGINT, path VARCHAR, "
+                "parent VARCHAR, key VARCHAR, depth INTEGER, j VARCHAR)")
+    for depth in range(deepest, -1, -1):
+        con.execute(f"""
+            INSERT INTO _any_plain
+            SELECT n.root, n.path, n.parent, n.key, n.depth,
+                   CASE n.kind WHEN 's' THEN coalesce(_fx_any0(n.v), 'null'::JSON)::VARCHAR
+                        WHEN 'a' THEN '[' || coalesce(string_agg(c.j, ',' ORDER BY c.path), '')
+                                      || ']'
+                        ELSE '{{' || coalesce(string_agg(to_json(c.key)::VARCHAR || ':' || c.j,
+                                                         ',' ORDER BY c.path), '') || '}}' END
+            FROM _any_nodes n
+            LEFT JOIN _any_plain c ON c.depth = {depth + 1} AND c.root = n.root
+                                  AND c.parent = n.path
+            WHERE n.depth = {depth}
+            GROUP BY n.root, n.path, n.parent, n.key, n.depth, n.kind, n.v
+        """)
+    con.execute("CREATE OR REPLACE TEMP TABLE _any_out AS SELECT root AS id, j::JSON AS j "
+                "FROM _any_plain WHERE depth = 0")
+    for name in ("_any_in", "_any_nodes", "_any_plain"):
+        con.execute(f"DROP TABLE {name}")
 
 
 def _spans_view(con: duckdb.DuckDBPyConnection) -> None:
@@ -114,36 +189,50 @@ def _spans_view(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
         CREATE OR REPLACE TEMP VIEW _otlp_spans AS
         WITH rs AS (
-            SELECT line, locator, CASE WHEN d.resourceSpans IS NOT NULL THEN 'resourceSpans'
-                                       ELSE 'batches' END AS rs_key,
-                   unnest(coalesce(d.resourceSpans, d.batches)) AS rs,
-                   generate_subscripts(coalesce(d.resourceSpans, d.batches), 1) - 1 AS ri
-            FROM _otlp),
-        ss AS (
-            SELECT line, locator, rs_key, ri, rs.resource AS res, rs.schemaUrl AS rs_schema,
-                   CASE WHEN rs.scopeSpans IS NOT NULL THEN 'scopeSpans'
-                        ELSE 'instrumentationLibrarySpans' END AS ss_key,
-                   unnest(coalesce(rs.scopeSpans, list_transform(rs.instrumentationLibrarySpans,
-                       lambda x: {'scope': x.instrumentationLibrary, 'schemaUrl': x.schemaUrl,
-                                  'spans': x.spans}))) AS ss,
-                   generate_subscripts(coalesce(rs.scopeSpans, rs.instrumentationLibrarySpans), 1)
-                       - 1 AS si
+            SELECT line, locator, 'resourceSpans' AS rs_key, unnest(d.resourceSpans) AS rs,
+                   generate_subscripts(d.resourceSpans, 1) - 1 AS ri
+            FROM _otlp WHERE d.resourceSpans IS NOT NULL
+            UNION ALL
+            SELECT line, locator, 'batches', unnest(d.batches), generate_subscripts(d.batches, 1) - 1
+            FROM _otlp WHERE d.resourceSpans IS NULL AND d.batches IS NOT NULL),
+        rsx AS (
+            SELECT line, locator, rs_key, ri, _fx_attrs(rs.resource.attributes) AS r,
+                   rs.resource.droppedAttributesCount AS r_dropped, rs.schemaUrl AS rs_schema,
+                   rs.scopeSpans, rs.instrumentationLibrarySpans
             FROM rs),
-        base AS (
-            SELECT *, coalesce(sum(len(ss.spans)) OVER (PARTITION BY line ORDER BY ri, si
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+        ss AS (
+            SELECT line, locator, rs_key, ri, r, r_dropped, rs_schema, 'scopeSpans' AS ss_key,
+                   unnest(scopeSpans) AS ss, generate_subscripts(scopeSpans, 1) - 1 AS si
+            FROM rsx WHERE scopeSpans IS NOT NULL
+            UNION ALL
+            SELECT line, locator, rs_key, ri, r, r_dropped, rs_schema,
+                   'instrumentationLibrarySpans',
+                   unnest(list_transform(instrumentationLibrarySpans,
+                       lambda x: {'scope': x.instrumentationLibrary, 'schemaUrl': x.schemaUrl,
+                                  'spans': x.spans})),
+                   generate_subscripts(instrumentationLibrarySpans, 1) - 1
+            FROM rsx WHERE scopeSpans IS NULL AND instrumentationLibrarySpans IS NOT NULL),
+        scoped AS (
+            SELECT *, CASE WHEN ss.scope.name IS NOT NULL OR ss.scope.version IS NOT NULL
+                           THEN json_merge_patch('{}', json_object(
+                               'name', ss.scope.name, 'version', ss.scope.version,
+                               'attributes', CASE WHEN len(ss.scope.attributes) > 0
+                                   THEN _fx_kvjson(_fx_attrs(ss.scope.attributes)) END)) END
+                       AS scope_json,
+                   coalesce(ss.schemaUrl, rs_schema) AS schema_url
             FROM ss)
-        SELECT line * 4294967296 + before + pi AS _ord,
+        SELECT _fx_ord(line, ri, si, pi, 0) AS _ord, line,
                locator || ': ' || rs_key || '[' || ri || '].' || ss_key || '[' || si
                    || '].spans[' || pi || ']' AS locator,
-               res, rs_schema, ss.scope AS scope, ss.schemaUrl AS ss_schema, sp
+               r, r_dropped, scope_json, schema_url, sp
         FROM (SELECT *, unnest(ss.spans) AS sp, generate_subscripts(ss.spans, 1) - 1 AS pi
-              FROM base)
+              FROM scoped)
     """)
 
 
 def _logs_table(con: duckdb.DuckDBPyConnection) -> None:
-    """One row per log record, its body and attributes as plain JSON."""
+    """One row per log record: attributes, resource and the body (an AnyValue, converted
+    at any depth by :func:`deep_values`)."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _otlp_logs AS
         WITH rl AS (
@@ -160,38 +249,64 @@ def _logs_table(con: duckdb.DuckDBPyConnection) -> None:
                    generate_subscripts(coalesce(rl.scopeLogs, rl.instrumentationLibraryLogs), 1)
                        - 1 AS si
             FROM rl),
-        base AS (
-            SELECT *, coalesce(sum(len(sl.logRecords)) OVER (PARTITION BY line ORDER BY ri, si
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-            FROM sl),
         recs AS (
-            SELECT line * 4294967296 + 2147483648 + before + li AS _ord,
+            SELECT _fx_ord(line, ri, si, li, 1) AS _ord, line,
                    locator || ': resourceLogs[' || ri || '].' || sl_key || '[' || si
                        || '].logRecords[' || li || ']' AS locator,
-                   res, sl.scope AS scope, lr, _fx_attrs(lr.attributes) AS a
+                   res, sl.scope AS scope, lr
             FROM (SELECT *, unnest(sl.logRecords) AS lr,
-                         generate_subscripts(sl.logRecords, 1) - 1 AS li FROM base))
+                         generate_subscripts(sl.logRecords, 1) - 1 AS li FROM sl)),
+        attrs AS (SELECT *, _fx_attrs(lr.attributes) AS a FROM recs)
         SELECT _ord, locator, _fx_id(lr.traceId) AS trace_id, _fx_id(lr.spanId) AS span_id,
                coalesce(_fx_nanos(lr.timeUnixNano), _fx_nanos(lr.observedTimeUnixNano)) AS ts,
                coalesce(nullif(lr.timeUnixNano, '0'), lr.observedTimeUnixNano) AS _ts_raw,
-               coalesce(lr.eventName, _fx_str(a['event.name'])) AS event_name,
-               a, _fx_attrs(res.attributes) AS r,
-               json_object('name', coalesce(lr.eventName, _fx_str(a['event.name'])),
-                           'time', strftime(coalesce(_fx_nanos(lr.timeUnixNano),
-                                                     _fx_nanos(lr.observedTimeUnixNano)),
-                                            '%Y-%m-%dT%H:%M:%S.%fZ'),
-                           'attributes', _fx_mapjson(map_from_entries(list_filter(
-                               map_entries(a), lambda e: e.key <> 'event.name'))),
-                           'body', _fx_any(lr.body),
-                           'severity', coalesce(lr.severityText, lr.severityNumber)) AS ev,
-               json_object('scope', CASE WHEN scope.name IS NOT NULL THEN json_object(
+               coalesce(lr.eventName, _fx_str(_fx_kv(a, 'event.name'))) AS event_name,
+               a, lr.attributes AS _kvs, _fx_attrs(res.attributes) AS r, lr.body AS body,
+               coalesce(lr.severityText, lr.severityNumber) AS severity,
+               json_object('otel.scope', CASE WHEN scope.name IS NOT NULL THEN json_object(
                                'name', scope.name, 'version', scope.version) END,
                            'otel.log.severity', coalesce(lr.severityText, lr.severityNumber),
                            'otel.log.flags', lr.flags) AS extra,
-               CASE WHEN a IS NULL THEN 'attribute keys repeat or are missing' END AS _reject,
-               to_json(lr)::VARCHAR AS _raw
-        FROM recs
+               NULL::VARCHAR AS _reject,
+               NULL::VARCHAR AS _raw
+        FROM attrs
     """)
+    if not con.execute("SELECT EXISTS (SELECT 1 FROM _otlp_logs)").fetchall()[0][0]:
+        return
+    _deepen(con, "_otlp_logs")
+    deep_values(con, "SELECT _ord AS id, body AS v FROM _otlp_logs WHERE body IS NOT NULL")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _otlp_logs AS
+        SELECT l.* EXCLUDE (body, _kvs),
+               json_object('name', l.event_name,
+                           'time', strftime(l.ts, '%Y-%m-%dT%H:%M:%S.%fZ'),
+                           'attributes', _fx_kvjson(list_filter(
+                               l.a, lambda e: e.k <> 'event.name')),
+                           'body', o.j, 'severity', l.severity) AS ev
+        FROM _otlp_logs l LEFT JOIN _any_out o ON o.id = l._ord
+    """)
+    con.execute("DROP TABLE _any_out")
+
+
+def _deepen(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Rewrite the attribute maps ``a`` of ``table`` where a value nests containers."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _deep_src AS
+        SELECT row_number() OVER () AS id, _ord, e.key AS key,
+               json_merge_patch('{{}}', to_json(e.value)) AS v
+        FROM (SELECT _ord, unnest(_kvs) AS e FROM {table})
+        WHERE e.value.kvlistValue IS NOT NULL OR e.value.arrayValue IS NOT NULL
+    """)
+    deep_values(con, "SELECT id, v FROM _deep_src")
+    con.execute(f"""
+        UPDATE {table} SET a = list_concat(list_filter({table}.a,
+                                                       lambda e: NOT list_contains(f.ks, e.k)), f.l)
+        FROM (SELECT s._ord, list(s.key) AS ks, list({{'k': s.key, 'v': o.j}}) AS l
+              FROM _deep_src s JOIN _any_out o USING (id) GROUP BY s._ord) f
+        WHERE {table}._ord = f._ord
+    """)
+    con.execute("DROP TABLE _deep_src")
+    con.execute("DROP TABLE _any_out")
 
 
 def _span_rows() -> str:
@@ -202,51 +317,55 @@ def _span_rows() -> str:
                sp.startTimeUnixNano AS _ts_raw, _fx_nanos(sp.startTimeUnixNano) AS ts,
                _fx_nanos(sp.endTimeUnixNano) AS end_ts, NULL::VARCHAR AS kind_hint,
                _fx_status(sp.status.code) AS status_code, sp.status.message AS status_message,
-               _fx_attrs(sp.attributes) AS a, _fx_attrs(res.attributes) AS r,
-               coalesce(list_transform(sp.events, lambda e: json_object(
+               a, r,
+               CASE WHEN len(sp.events) > 0 THEN list_transform(sp.events, lambda e: json_object(
                    'name', e.name,
                    'time', strftime(_fx_nanos(e.timeUnixNano), '%Y-%m-%dT%H:%M:%S.%fZ'),
-                   'attributes', _fx_mapjson(_fx_attrs(e.attributes)))), []) AS ev,
+                   'attributes', _fx_kvjson(_fx_attrs(e.attributes)))) ELSE [] END AS ev,
                json_object(
                    'otel.span_kind', _fx_spankind(sp.kind),
                    'otel.status_code', CASE WHEN _fx_status(sp.status.code) = 'unset'
                                             THEN 'UNSET' END,
-                   'otel.scope', CASE WHEN scope.name IS NOT NULL OR scope.version IS NOT NULL
-                       THEN json_object('name', scope.name, 'version', scope.version,
-                                        'attributes', CASE WHEN len(scope.attributes) > 0 THEN
-                                            _fx_mapjson(_fx_attrs(scope.attributes)) END) END,
+                   'otel.scope', scope_json,
                    'otel.trace_state', nullif(sp.traceState, ''),
                    'otel.flags', sp.flags,
                    'otel.links', CASE WHEN json_array_length(sp.links) > 0 THEN sp.links END,
                    'otel.dropped', CASE WHEN coalesce(sp.droppedAttributesCount, 0)
                        + coalesce(sp.droppedEventsCount, 0) + coalesce(sp.droppedLinksCount, 0)
-                       > 0 THEN json_object('attributes', sp.droppedAttributesCount,
-                                            'events', sp.droppedEventsCount,
-                                            'links', sp.droppedLinksCount) END,
-                   'otel.schema_url', coalesce(ss_schema, rs_schema)) AS extra,
-               CASE WHEN _fx_attrs(sp.attributes) IS NULL
-                    THEN 'attribute keys repeat or are missing' END AS _reject,
-               to_json(sp)::VARCHAR AS _raw
-        FROM _otlp_spans
+                       + coalesce(r_dropped, 0) > 0
+                       THEN json_object('attributes', sp.droppedAttributesCount,
+                                        'events', sp.droppedEventsCount,
+                                        'links', sp.droppedLinksCount,
+                                        'resource_attributes', r_dropped) END,
+                   'otel.schema_url', schema_url) AS extra,
+               NULL::VARCHAR AS _reject,
+               NULL::VARCHAR AS _raw
+        FROM (SELECT *, _fx_attrs(sp.attributes) AS a FROM _otlp_spans)
     """
 
 
-def _merge_logs(con: duckdb.DuckDBPyConnection) -> None:
+def _merge_logs(con: duckdb.DuckDBPyConnection, deep: bool) -> None:
     """``_spans``: the spans with their GenAI log events, plus one row per span id whose
     log records have no span in the file (and one per log record without a span id)."""
     genai = ", ".join(f"'{n}'" for n in GENAI_LOG_EVENTS)
-    if not con.execute("SELECT EXISTS (SELECT 1 FROM _otlp_logs)").fetchall()[0][0]:
+    has_logs = con.execute("SELECT EXISTS (SELECT 1 FROM _otlp_logs)").fetchall()[0][0]
+    if not has_logs and not deep:
         con.execute(f"CREATE OR REPLACE TEMP VIEW _spans AS {_span_rows()}")
         return
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _spans_only AS {_span_rows()}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _spans_only AS "
+                f"SELECT s.*, o.sp.attributes AS _kvs FROM ({_span_rows()}) s "
+                f"JOIN _otlp_spans o USING (_ord)" if deep else
+                f"CREATE OR REPLACE TEMP TABLE _spans_only AS {_span_rows()}")
+    if deep:
+        _deepen(con, "_spans_only")
+        con.execute("ALTER TABLE _spans_only DROP COLUMN _kvs")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _log_groups AS
         SELECT trace_id, span_id, min(_ord) AS _ord, list(ev ORDER BY ts, _ord) AS evs,
                min_by(locator, _ord) || CASE WHEN count(*) > 1
                    THEN ' (+' || (count(*) - 1) || ' log records)' ELSE '' END AS locator,
                min(ts) AS ts, min_by(_ts_raw, _ord) AS _ts_raw,
-               min_by(map_from_entries(list_filter(map_entries(a),
-                      lambda e: e.key <> 'event.name')), _ord) AS a,
+               min_by(list_filter(a, lambda e: e.k <> 'event.name'), _ord) AS a,
                min_by(r, _ord) AS r, min_by(extra, _ord) AS extra,
                bool_or(event_name IN ({genai})) AS genai,
                min(_reject) AS _reject, min_by(_raw, _ord) AS _raw
@@ -271,7 +390,7 @@ def _merge_logs(con: duckdb.DuckDBPyConnection) -> None:
             ON g.span_id = s.span_id AND g.trace_id IS NOT DISTINCT FROM s.trace_id
         UNION ALL
         SELECT _ord, locator, trace_id, NULL, NULL, event_name, _ts_raw, ts, NULL, NULL, NULL,
-               NULL, map_from_entries(list_filter(map_entries(a), lambda e: e.key <> 'event.name')),
+               NULL, list_filter(a, lambda e: e.k <> 'event.name'),
                r, [ev], extra, _reject, _raw
         FROM _otlp_logs
         WHERE coalesce(event_name, '') <> '{EVALUATION}' AND span_id IS NULL
@@ -280,24 +399,25 @@ def _merge_logs(con: duckdb.DuckDBPyConnection) -> None:
 
 def _evaluations(con: duckdb.DuckDBPyConnection) -> None:
     """``gen_ai.evaluation.result`` log events -> ``_stage_feedback``."""
-    if not _exists(con, "_otlp_logs"):
+    if not con.execute("SELECT EXISTS (SELECT 1 FROM _otlp_logs "
+                       f"WHERE event_name = '{EVALUATION}')").fetchall()[0][0]:
         return
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _stage_feedback AS
         WITH f AS (
             SELECT _ord, locator, span_id AS event_id, trace_id,
-                   _fx_str(a['user.id']) AS user_id, ts, _ts_raw,
-                   _fx_str(a['gen_ai.evaluation.name']) AS name,
-                   coalesce(_fx_str(a['gen_ai.evaluation.score.label']),
-                            _fx_str(a['gen_ai.evaluation.score.value'])) AS value,
-                   try_cast(_fx_str(a['gen_ai.evaluation.score.value']) AS DOUBLE) AS score,
-                   coalesce(_fx_str(a['gen_ai.evaluation.explanation']),
-                            _fx_str(json_extract(ev, 'body'))) AS comment,
+                   _fx_str(_fx_kv(a, 'user.id')) AS user_id, ts, _ts_raw,
+                   _fx_str(_fx_kv(a, 'gen_ai.evaluation.name')) AS name,
+                   coalesce(_fx_str(_fx_kv(a, 'gen_ai.evaluation.score.label')),
+                            _fx_str(_fx_kv(a, 'gen_ai.evaluation.score.value'))) AS value,
+                   try_cast(_fx_str(_fx_kv(a, 'gen_ai.evaluation.score.value')) AS DOUBLE) AS score,
+                   coalesce(_fx_str(_fx_kv(a, 'gen_ai.evaluation.explanation')),
+                            _fx_str(json_extract(ev, '$.body'))) AS comment,
                    'evaluation' AS source,
-                   _fx_mapjson(map_from_entries(list_filter(map_entries(a), lambda e: e.key NOT IN (
+                   _fx_kvjson(list_filter(a, lambda e: e.k NOT IN (
                        'event.name', 'gen_ai.evaluation.name', 'gen_ai.evaluation.score.label',
                        'gen_ai.evaluation.score.value', 'gen_ai.evaluation.explanation',
-                       'user.id')))) AS attributes,
+                       'user.id'))) AS attributes,
                    _reject, left(_raw, {RAW}) AS _raw
             FROM _otlp_logs WHERE event_name = '{EVALUATION}')
         SELECT *, lower(coalesce(value, '')) IN ('fail', 'failed', 'bad', 'incorrect', 'wrong',

@@ -81,14 +81,6 @@ def _get(*paths: str) -> str:
     return "coalesce(" + ", ".join(parts) + ")"
 
 
-def _time(field_iso: str, field_js: str) -> str:
-    """A time given as ISO text, epoch number, or a JS hrtime pair [seconds, nanos]."""
-    return (f"CASE WHEN json_type(j, '$.{field_js}') = 'ARRAY' THEN make_timestamp(("
-            f"try_cast(json_extract_string(j, '$.{field_js}[0]') AS BIGINT) * 1000000 + "
-            f"try_cast(json_extract_string(j, '$.{field_js}[1]') AS BIGINT) // 1000)) "
-            f"ELSE _fx_ts({_get('$.' + field_iso, '$.' + field_js)}) END")
-
-
 def stage_span_json(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """``path`` -> ``_spans`` -> the ``_stage_*`` tables."""
     install(con)
@@ -104,61 +96,70 @@ def stage_span_json(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                json_type(j, '$.attributes') = 'OBJECT' OR json_exists(j, '$.context')
                    OR json_exists(j, '$.spanContext') OR json_exists(j, '$."context.span_id"')
                    AS enveloped
-        FROM (SELECT *, _fx_objmap(j) AS top FROM _stage_records)
-    """)
-    con.execute(f"""
-        INSERT INTO _stage_rejects
-        SELECT locator, 'a key repeats in the record', left(j::VARCHAR, {RAW})
-        FROM _sj WHERE top IS NULL ORDER BY _ord
+        FROM (SELECT *, _fx_kvobj(j) AS top FROM _stage_records)
     """)
     attrs = ("CASE WHEN json_type(j, '$.attributes') = 'OBJECT' "
-             "THEN _fx_objmap(json_extract(j, '$.attributes')) "
-             "WHEN enveloped THEN map_from_entries(list_transform(list_filter(map_entries(top), "
-             "lambda e: starts_with(e.key, 'attributes.') AND json_type(e.value) <> 'NULL'), "
-             "lambda e: {'key': e.key[12:], 'value': e.value})) "
+             "THEN _fx_kvobj(json_extract(j, '$.attributes')) "
+             "WHEN enveloped THEN list_transform(list_filter(top, "
+             "lambda e: starts_with(e.k, 'attributes.')), "
+             "lambda e: {'k': e.k[12:], 'v': e.v}) "
              "ELSE top END")
-    start = _time("start_time", "startTime")
+    status = _get('$.status_code', '$.status.status_code', '$.status.code')
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW _spans AS
-        SELECT _ord, locator,
-               _fx_id({_get('$.context.trace_id', '$.spanContext.traceId', '$."context.trace_id"',
-                            '$.trace_id', '$.traceId')}) AS trace_id,
-               _fx_id(CASE WHEN enveloped THEN {_get('$.context.span_id', '$.spanContext.spanId',
-                      '$."context.span_id"', '$.span_id', '$.spanId')} END) AS span_id,
-               _fx_id({_get('$.parent_id', '$.parentSpanId', '$.parent_span_id',
-                            '$.parentSpanContext.spanId')}) AS parent_id,
-               CASE WHEN enveloped THEN json_extract_string(j, '$.name') END AS name,
+        CREATE OR REPLACE TEMP VIEW _sj_raw AS
+        SELECT _ord, locator, j, top, enveloped,
+               {_get('$.context.trace_id', '$.spanContext.traceId', '$."context.trace_id"',
+                     '$.trace_id', '$.traceId')} AS _trace,
+               CASE WHEN enveloped THEN {_get('$.context.span_id', '$.spanContext.spanId',
+                   '$."context.span_id"', '$.span_id', '$.spanId')} END AS _span,
+               {_get('$.parent_id', '$.parentSpanId', '$.parent_span_id',
+                     '$.parentSpanContext.spanId')} AS _parent,
                CASE WHEN enveloped THEN coalesce({_get('$.start_time')},
                    json_extract(j, '$.startTime')::VARCHAR) ELSE '{mtime}' END AS _ts_raw,
-               CASE WHEN enveloped THEN {start} ELSE {mtime_sql} END AS ts,
-               {_time('end_time', 'endTime')} AS end_ts,
+               json_extract(j, '$.startTime') AS _start_js,
+               coalesce({_get('$.end_time')}, json_extract(j, '$.endTime')::VARCHAR) AS _end_raw,
+               json_extract(j, '$.endTime') AS _end_js,
+               {status} AS _status,
+               json_extract_string(j, '$.kind') AS _otel_kind,
+               {attrs} AS a
+        FROM _sj
+    """)
+    hr = ("CASE WHEN json_type({x}) = 'ARRAY' THEN make_timestamp(("
+          "try_cast({x} ->> 0 AS BIGINT) * 1000000 + try_cast({x} ->> 1 AS BIGINT) // 1000)) "
+          "ELSE _fx_ts({raw}) END")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW _spans AS
+        SELECT _ord, locator, _fx_id(_trace) AS trace_id, _fx_id(_span) AS span_id,
+               _fx_id(_parent) AS parent_id,
+               CASE WHEN enveloped THEN json_extract_string(j, '$.name') END AS name,
+               _ts_raw,
+               CASE WHEN enveloped THEN {hr.format(x='_start_js', raw='_ts_raw')}
+                    ELSE {mtime_sql} END AS ts,
+               {hr.format(x='_end_js', raw='_end_raw')} AS end_ts,
                CASE WHEN enveloped THEN json_extract_string(j, '$.span_kind') END AS kind_hint,
-               _fx_status({_get('$.status_code', '$.status.status_code', '$.status.code')})
-                   AS status_code,
+               _fx_status(_status) AS status_code,
                {_get('$.status_message', '$.status.description', '$.status.message')}
                    AS status_message,
-               {attrs} AS a,
-               _fx_objmap(json_extract(j, '$.resource.attributes')) AS r,
+               a,
+               _fx_kvobj(json_extract(j, '$.resource.attributes')) AS r,
                list_transform(coalesce(json_extract(j, '$.events[*]'), []), lambda e: json_object(
                    'name', e ->> 'name',
                    'time', coalesce(e ->> 'timestamp', json_extract(e, 'time')::VARCHAR),
                    'attributes', json_extract(e, 'attributes'))) AS ev,
-               CASE WHEN enveloped THEN json_merge_patch(
-                   _fx_mapjson(map_from_entries(list_filter(map_entries(top), lambda e:
-                       NOT list_contains([{envelope}], e.key)
-                       AND NOT starts_with(e.key, 'attributes.')
-                       AND json_type(e.value) <> 'NULL'))),
-                   json_object('otel.span_kind', _fx_spankind(json_extract_string(j, '$.kind')),
-                               'otel.status_code', CASE WHEN _fx_status({_get(
-                                   '$.status_code', '$.status.status_code', '$.status.code')})
-                                   = 'unset' THEN 'UNSET' END))
+               CASE WHEN enveloped THEN _fx_kvjson(list_concat(
+                   list_filter(top, lambda e: NOT list_contains([{envelope}], e.k)
+                                             AND NOT starts_with(e.k, 'attributes.')),
+                   _fx_kvs([{{'k': 'otel.span_kind', 'v': to_json(_fx_spankind(_otel_kind))}},
+                            {{'k': 'otel.status_code', 'v': CASE WHEN _fx_status(_status) =
+                                'unset' THEN '"UNSET"'::JSON END}}])))
                     ELSE json_object('forensics.ts_source', 'file modified time') END AS extra,
-               CASE WHEN {attrs} IS NULL THEN 'attribute keys repeat' END AS _reject,
+               NULL::VARCHAR AS _reject,
                j::VARCHAR AS _raw
-        FROM _sj WHERE top IS NOT NULL
+        FROM _sj_raw
     """)
     stage_spans(con)
     con.execute("DROP VIEW _spans")
+    con.execute("DROP VIEW _sj_raw")
     con.execute("DROP TABLE _sj")
     drop_records(con)
     del container

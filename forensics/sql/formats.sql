@@ -3,10 +3,8 @@
 -- Statements are separated by a line holding only ';'.
 
 -- JSON value -> text: a JSON string unquoted, anything else as JSON text, null as NULL.
-CREATE OR REPLACE TEMP MACRO _fx_str(x) AS CASE
-    WHEN x IS NULL OR json_type(x) = 'NULL' THEN NULL
-    WHEN json_type(x) = 'VARCHAR' THEN x ->> '$'
-    ELSE x::VARCHAR END
+CREATE OR REPLACE TEMP MACRO _fx_str(x) AS CASE json_type(x)
+    WHEN 'VARCHAR' THEN x ->> '$' WHEN 'NULL' THEN NULL ELSE x::VARCHAR END
 ;
 -- A JSON value that may hold JSON inside a string (double-encoded) -> the inner value.
 CREATE OR REPLACE TEMP MACRO _fx_unq(x) AS CASE
@@ -84,8 +82,8 @@ CREATE OR REPLACE TEMP MACRO _fx_role(m) AS lower(coalesce(
          WHEN 'AI' THEN 'assistant' WHEN 'system' THEN 'system' WHEN 'System' THEN 'system'
          WHEN 'tool' THEN 'tool' WHEN 'Tool' THEN 'tool' END))
 ;
--- Text of a list of content parts (JSON[]).
-CREATE OR REPLACE TEMP MACRO _fx_ptext(parts) AS nullif(array_to_string(list_filter(
+-- Text of a list of content parts (JSON[]); NULL when no part holds text.
+CREATE OR REPLACE TEMP MACRO _fx_ptexts(parts) AS list_filter(
     list_transform(parts, lambda p: CASE
         WHEN json_type(p) = 'VARCHAR' THEN p ->> '$'
         WHEN coalesce(p ->> 'type', p ->> '$."message_content.type"', 'text')
@@ -93,9 +91,15 @@ CREATE OR REPLACE TEMP MACRO _fx_ptext(parts) AS nullif(array_to_string(list_fil
             THEN coalesce(p ->> 'text', p ->> 'content', p ->> '$."message_content.text"')
         WHEN (p ->> 'type') = 'refusal' THEN p ->> 'refusal'
         WHEN (p ->> 'type') IN ('tool_call_response', 'tool_result', 'function_call_output')
-            THEN _fx_str(coalesce(json_extract(p, 'response'), json_extract(p, 'content'), json_extract(p, 'output'), json_extract(p, 'result')))
+            THEN _fx_str(coalesce(json_extract(p, 'response'), json_extract(p, 'content'),
+                                  json_extract(p, 'output'), json_extract(p, 'result')))
         END),
-    lambda t: t IS NOT NULL), chr(10)), '')
+    lambda t: t IS NOT NULL)
+;
+CREATE OR REPLACE TEMP MACRO _fx_joined(ts) AS CASE WHEN len(ts) > 0
+    THEN array_to_string(ts, chr(10)) END
+;
+CREATE OR REPLACE TEMP MACRO _fx_ptext(parts) AS _fx_joined(_fx_ptexts(parts))
 ;
 -- Text of one message.
 CREATE OR REPLACE TEMP MACRO _fx_mtext(m) AS CASE
@@ -138,16 +142,16 @@ CREATE OR REPLACE TEMP MACRO _fx_mtools(m) AS list_concat(
 ;
 -- Over a message list (JSON[]): system text, the input (last user turn, else the last
 -- non-system message), the output (all messages' text), the first tool call.
-CREATE OR REPLACE TEMP MACRO _fx_system(ms) AS nullif(array_to_string(list_transform(
+CREATE OR REPLACE TEMP MACRO _fx_system(ms) AS _fx_joined(list_filter(list_transform(
     list_filter(ms, lambda m: _fx_role(m) IN ('system', 'developer')),
-    lambda m: _fx_mtext(m)), chr(10)), '')
+    lambda m: _fx_mtext(m)), lambda t: t IS NOT NULL))
 ;
 CREATE OR REPLACE TEMP MACRO _fx_input(ms) AS coalesce(
     _fx_mtext(list_filter(ms, lambda m: _fx_role(m) IN ('user', 'human'))[-1]),
     _fx_mtext(list_filter(ms, lambda m: coalesce(_fx_role(m), '') NOT IN ('system', 'developer'))[-1]))
 ;
-CREATE OR REPLACE TEMP MACRO _fx_output(ms) AS nullif(array_to_string(list_filter(
-    list_transform(ms, lambda m: _fx_mtext(m)), lambda t: t IS NOT NULL), chr(10)), '')
+CREATE OR REPLACE TEMP MACRO _fx_output(ms) AS _fx_joined(list_filter(
+    list_transform(ms, lambda m: _fx_mtext(m)), lambda t: t IS NOT NULL))
 ;
 CREATE OR REPLACE TEMP MACRO _fx_tool(ms) AS flatten(list_transform(ms, lambda m: _fx_mtools(m)))[1]
 ;
@@ -169,12 +173,12 @@ CREATE OR REPLACE TEMP MACRO _fx_plain(ms, roles) AS ms IS NOT NULL AND len(ms) 
 -- Flattened messages (OpenInference llm.input_messages.N.message.*, Traceloop
 -- gen_ai.prompt.N.*) of the attribute map a, under prefix p -> JSON[] in OpenAI shape.
 CREATE OR REPLACE TEMP MACRO _fx_flat_entries(a, p) AS list_transform(
-    list_filter(map_entries(a), lambda e: starts_with(e.key, p || '.')
-                AND regexp_matches(e.key[len(p) + 2:], '^[0-9]+\.')),
-    lambda e: {'n': split_part(e.key[len(p) + 2:], '.', 1)::INTEGER,
-               'f': regexp_replace(regexp_replace(e.key[len(p) + 2:], '^[0-9]+\.(message\.)?', ''),
+    list_filter(a, lambda e: starts_with(e.k, p || '.')
+                AND regexp_matches(e.k[len(p) + 2:], '^[0-9]+\.')),
+    lambda e: {'n': split_part(e.k[len(p) + 2:], '.', 1)::INTEGER,
+               'f': regexp_replace(regexp_replace(e.k[len(p) + 2:], '^[0-9]+\.(message\.)?', ''),
                                    '(tool_call\.|function\.|message_content\.)', '', 'g'),
-               'v': e.value})
+               'v': e.v})
 ;
 CREATE OR REPLACE TEMP MACRO _fx_flat_get(es, n, f) AS
     _fx_str(list_filter(es, lambda e: e.n = n AND e.f = f)[1].v)
@@ -221,51 +225,33 @@ CREATE OR REPLACE TEMP MACRO _fx_id(s) AS CASE
         THEN coalesce(lower(hex(try(from_base64(s)))), s)
     ELSE s END
 ;
--- OTLP AnyValue (JSON) -> plain JSON, nested arrays / kvlists unwrapped four levels deep
--- (deeper values keep their AnyValue form).
+-- OTLP AnyValue (JSON) -> plain JSON. Scalars only: containers come back unchanged.
 CREATE OR REPLACE TEMP MACRO _fx_any0(v) AS CASE
     WHEN v IS NULL THEN NULL
-    WHEN (json_extract(v, 'stringValue')) IS NOT NULL THEN json_extract(v, 'stringValue')
-    WHEN (json_extract(v, 'intValue')) IS NOT NULL THEN coalesce(
-        try_cast(v ->> 'intValue' AS HUGEINT)::VARCHAR::JSON, json_extract(v, 'intValue'))
-    WHEN (json_extract(v, 'doubleValue')) IS NOT NULL THEN CASE
+    WHEN json_exists(v, '$.stringValue') THEN json_extract(v, '$.stringValue')
+    WHEN json_exists(v, '$.intValue') THEN coalesce(
+        try_cast(v ->> 'intValue' AS HUGEINT)::VARCHAR::JSON, json_extract(v, '$.intValue'))
+    WHEN json_exists(v, '$.doubleValue') THEN CASE
         WHEN isfinite(try_cast(v ->> 'doubleValue' AS DOUBLE))
-            THEN to_json(try_cast(v ->> 'doubleValue' AS DOUBLE)) ELSE json_extract(v, 'doubleValue') END
-    WHEN (json_extract(v, 'boolValue')) IS NOT NULL THEN to_json(try_cast(v ->> 'boolValue' AS BOOLEAN))
-    WHEN (json_extract(v, 'bytesValue')) IS NOT NULL THEN json_extract(v, 'bytesValue')
-    WHEN v = '{}' THEN 'null'::JSON
+            THEN to_json(try_cast(v ->> 'doubleValue' AS DOUBLE))
+        ELSE json_extract(v, '$.doubleValue') END
+    WHEN json_exists(v, '$.boolValue') THEN to_json(try_cast(v ->> 'boolValue' AS BOOLEAN))
+    WHEN json_exists(v, '$.bytesValue') THEN json_extract(v, '$.bytesValue')
+    WHEN v::VARCHAR = '{}' THEN 'null'::JSON
     ELSE v END
 ;
-CREATE OR REPLACE TEMP MACRO _fx_any1(v) AS CASE
-    WHEN (json_extract(v, 'arrayValue')) IS NOT NULL THEN to_json(list_transform(
-        json_extract(v, '$.arrayValue.values[*]'), lambda x: _fx_any0(x)))
-    WHEN (json_extract(v, 'kvlistValue')) IS NOT NULL THEN ('{' || array_to_string(list_transform(
-        json_extract(v, '$.kvlistValue.values[*]'), lambda e: to_json(e ->> 'key')::VARCHAR || ':'
-        || coalesce(_fx_any0(json_extract(e, 'value')), 'null'::JSON)::VARCHAR), ',') || '}')::JSON
-    ELSE _fx_any0(v) END
+-- One level of arrayValue / kvlistValue (given as the JSON inside it) with scalar members;
+-- deeper containers are left as AnyValue JSON (see forensics.formats.otlp.deep_values).
+CREATE OR REPLACE TEMP MACRO _fx_anyarr(x) AS to_json(list_transform(
+    json_extract(x, '$.values[*]'), lambda e: _fx_any0(e)))
 ;
-CREATE OR REPLACE TEMP MACRO _fx_any2(v) AS CASE
-    WHEN (json_extract(v, 'arrayValue')) IS NOT NULL THEN to_json(list_transform(
-        json_extract(v, '$.arrayValue.values[*]'), lambda x: _fx_any1(x)))
-    WHEN (json_extract(v, 'kvlistValue')) IS NOT NULL THEN ('{' || array_to_string(list_transform(
-        json_extract(v, '$.kvlistValue.values[*]'), lambda e: to_json(e ->> 'key')::VARCHAR || ':'
-        || coalesce(_fx_any1(json_extract(e, 'value')), 'null'::JSON)::VARCHAR), ',') || '}')::JSON
-    ELSE _fx_any0(v) END
-;
-CREATE OR REPLACE TEMP MACRO _fx_any3(v) AS CASE
-    WHEN (json_extract(v, 'arrayValue')) IS NOT NULL THEN to_json(list_transform(
-        json_extract(v, '$.arrayValue.values[*]'), lambda x: _fx_any2(x)))
-    WHEN (json_extract(v, 'kvlistValue')) IS NOT NULL THEN ('{' || array_to_string(list_transform(
-        json_extract(v, '$.kvlistValue.values[*]'), lambda e: to_json(e ->> 'key')::VARCHAR || ':'
-        || coalesce(_fx_any2(json_extract(e, 'value')), 'null'::JSON)::VARCHAR), ',') || '}')::JSON
-    ELSE _fx_any0(v) END
+CREATE OR REPLACE TEMP MACRO _fx_anykv(x) AS ('{' || array_to_string(list_transform(
+    json_extract(x, '$.values[*]'), lambda e: to_json(e ->> 'key')::VARCHAR || ':'
+        || coalesce(_fx_any0(json_extract(e, '$.value')), 'null'::JSON)::VARCHAR), ',') || '}')::JSON
 ;
 CREATE OR REPLACE TEMP MACRO _fx_any(v) AS CASE
-    WHEN (json_extract(v, 'arrayValue')) IS NOT NULL THEN to_json(list_transform(
-        json_extract(v, '$.arrayValue.values[*]'), lambda x: _fx_any3(x)))
-    WHEN (json_extract(v, 'kvlistValue')) IS NOT NULL THEN ('{' || array_to_string(list_transform(
-        json_extract(v, '$.kvlistValue.values[*]'), lambda e: to_json(e ->> 'key')::VARCHAR || ':'
-        || coalesce(_fx_any3(json_extract(e, 'value')), 'null'::JSON)::VARCHAR), ',') || '}')::JSON
+    WHEN json_exists(v, '$.arrayValue') THEN _fx_anyarr(json_extract(v, '$.arrayValue'))
+    WHEN json_exists(v, '$.kvlistValue') THEN _fx_anykv(json_extract(v, '$.kvlistValue'))
     ELSE _fx_any0(v) END
 ;
 -- OTLP AnyValue parsed as a struct (see forensics.formats.otlp.ANY) -> plain JSON.
@@ -277,79 +263,73 @@ CREATE OR REPLACE TEMP MACRO _fx_anys(v) AS CASE
     WHEN v.doubleValue IS NOT NULL THEN CASE
         WHEN isfinite(try_cast(v.doubleValue AS DOUBLE))
             THEN to_json(try_cast(v.doubleValue AS DOUBLE)) ELSE to_json(v.doubleValue) END
-    WHEN v.arrayValue IS NOT NULL THEN _fx_any(json_object('arrayValue', v.arrayValue))
-    WHEN v.kvlistValue IS NOT NULL THEN _fx_any(json_object('kvlistValue', v.kvlistValue))
+    WHEN v.arrayValue IS NOT NULL THEN _fx_anyarr(v.arrayValue)
+    WHEN v.kvlistValue IS NOT NULL THEN _fx_anykv(v.kvlistValue)
     WHEN v.bytesValue IS NOT NULL THEN to_json(v.bytesValue)
     ELSE 'null'::JSON END
 ;
--- OTLP attribute list (list of {key, value}) -> MAP(VARCHAR, JSON); NULL when a key is
--- missing or repeats (the record is then rejected: OTLP attribute keys are unique).
-CREATE OR REPLACE TEMP MACRO _fx_attrs(kvs) AS CASE
-    WHEN kvs IS NULL OR len(kvs) = 0 THEN MAP {}::MAP(VARCHAR, JSON)
-    WHEN len(list_distinct(list_transform(kvs, lambda e: e.key))) = len(kvs)
-         AND list_bool_and(list_transform(kvs, lambda e: e.key IS NOT NULL))
-        THEN map_from_entries(list_transform(kvs, lambda e: {'k': e.key, 'v': _fx_anys(e.value)}))
-    END
-;
--- A JSON object of attributes -> MAP(VARCHAR, JSON) (NULL for repeated keys).
-CREATE OR REPLACE TEMP MACRO _fx_objmap(o) AS CASE
-    WHEN o IS NULL OR json_type(o) <> 'OBJECT' THEN MAP {}::MAP(VARCHAR, JSON)
-    ELSE from_json(o, '"MAP(VARCHAR, JSON)"') END
-;
--- MAP(VARCHAR, JSON) -> JSON object (NULL values dropped).
-CREATE OR REPLACE TEMP MACRO _fx_mapjson(m) AS
-    ('{' || array_to_string(list_transform(list_filter(map_entries(m), lambda e: e.value IS NOT NULL),
-        lambda e: to_json(e.key)::VARCHAR || ':' || e.value::VARCHAR), ',') || '}')::JSON
+-- OTLP attribute list (list of {key, value}) -> an attribute list (see below).
+CREATE OR REPLACE TEMP MACRO _fx_attrs(kvs) AS coalesce(list_transform(kvs,
+    lambda e: {'k': e.key, 'v': _fx_anys(e.value)}), [])
 ;
 -- Our span kinds from the words producers use.
-CREATE OR REPLACE TEMP MACRO _fx_kind(s) AS CASE lower(s)
-    WHEN 'chat' THEN 'llm' WHEN 'text_completion' THEN 'llm' WHEN 'generate_content' THEN 'llm'
-    WHEN 'completion' THEN 'llm' WHEN 'generation' THEN 'llm' WHEN 'llm' THEN 'llm'
-    WHEN 'responses' THEN 'llm' WHEN 'chat_completion' THEN 'llm'
-    WHEN 'embeddings' THEN 'embedding' WHEN 'embedding' THEN 'embedding'
-    WHEN 'execute_tool' THEN 'tool' WHEN 'tool' THEN 'tool' WHEN 'function' THEN 'tool'
-    WHEN 'invoke_agent' THEN 'agent' WHEN 'create_agent' THEN 'agent' WHEN 'agent' THEN 'agent'
-    WHEN 'invoke_workflow' THEN 'chain' WHEN 'workflow' THEN 'chain' WHEN 'chain' THEN 'chain'
-    WHEN 'task' THEN 'chain'
-    WHEN 'retrieval' THEN 'retriever' WHEN 'retriever' THEN 'retriever'
-    WHEN 'reranker' THEN 'reranker' WHEN 'rerank' THEN 'reranker'
-    WHEN 'guardrail' THEN 'guardrail' WHEN 'moderation' THEN 'guardrail'
-    WHEN 'evaluator' THEN 'evaluator' WHEN 'prompt' THEN 'prompt' WHEN 'parser' THEN 'parser'
-    WHEN 'span' THEN 'span' WHEN 'event' THEN 'event' WHEN 'trace' THEN 'trace'
-    ELSE lower(s) END
+CREATE OR REPLACE TEMP MACRO _fx_kind(s) AS coalesce(MAP {
+    'chat': 'llm', 'text_completion': 'llm', 'generate_content': 'llm', 'completion': 'llm',
+    'generation': 'llm', 'llm': 'llm', 'responses': 'llm', 'chat_completion': 'llm',
+    'embeddings': 'embedding', 'embedding': 'embedding',
+    'execute_tool': 'tool', 'tool': 'tool', 'function': 'tool',
+    'invoke_agent': 'agent', 'create_agent': 'agent', 'agent': 'agent',
+    'invoke_workflow': 'chain', 'workflow': 'chain', 'chain': 'chain', 'task': 'chain',
+    'retrieval': 'retriever', 'retriever': 'retriever', 'reranker': 'reranker',
+    'rerank': 'reranker', 'guardrail': 'guardrail', 'moderation': 'guardrail',
+    'evaluator': 'evaluator', 'prompt': 'prompt', 'parser': 'parser', 'span': 'span',
+    'event': 'event', 'trace': 'trace'}[lower(s)], lower(s))
 ;
 -- OTel status code (number, STATUS_CODE_X, X, or SDK "StatusCode.X") -> ok / error / unset.
-CREATE OR REPLACE TEMP MACRO _fx_status(s) AS CASE
-    regexp_replace(upper(trim(s::VARCHAR)), '^(STATUS_CODE_|STATUSCODE\.)', '')
-    WHEN '0' THEN 'unset' WHEN 'UNSET' THEN 'unset' WHEN '1' THEN 'ok' WHEN 'OK' THEN 'ok'
-    WHEN '2' THEN 'error' WHEN 'ERROR' THEN 'error' END
+CREATE OR REPLACE TEMP MACRO _fx_status(s) AS MAP {
+    '0': 'unset', 'UNSET': 'unset', '1': 'ok', 'OK': 'ok', '2': 'error', 'ERROR': 'error'}[
+    regexp_replace(upper(trim(s::VARCHAR)), '^(STATUS_CODE_|STATUSCODE\.)', '')]
 ;
 -- OTel span kind (number, SPAN_KIND_X, SDK "SpanKind.X") -> internal / server / client / ...
-CREATE OR REPLACE TEMP MACRO _fx_spankind(s) AS CASE
-    regexp_replace(upper(trim(s::VARCHAR)), '^(SPAN_KIND_|SPANKIND\.)', '')
-    WHEN '1' THEN 'internal' WHEN '2' THEN 'server' WHEN '3' THEN 'client'
-    WHEN '4' THEN 'producer' WHEN '5' THEN 'consumer' WHEN '0' THEN NULL
-    WHEN 'UNSPECIFIED' THEN NULL ELSE lower(regexp_replace(upper(trim(s::VARCHAR)),
-                                                           '^(SPAN_KIND_|SPANKIND\.)', '')) END
+CREATE OR REPLACE TEMP MACRO _fx_spankind(s) AS MAP {
+    '1': 'internal', '2': 'server', '3': 'client', '4': 'producer', '5': 'consumer',
+    'INTERNAL': 'internal', 'SERVER': 'server', 'CLIENT': 'client', 'PRODUCER': 'producer',
+    'CONSUMER': 'consumer'}[regexp_replace(upper(trim(s::VARCHAR)), '^(SPAN_KIND_|SPANKIND\.)', '')]
 ;
--- A JSON object's members as map entries with their keys prefixed (MAP(VARCHAR, JSON)).
-CREATE OR REPLACE TEMP MACRO _fx_prefixed(o, p) AS map_from_entries(list_transform(
-    map_entries(_fx_objmap(o)), lambda e: {'key': p || e.key, 'value': e.value}))
+-- Attribute lists: LIST(STRUCT(k VARCHAR, v JSON)), cheaper to build than a MAP.
+CREATE OR REPLACE TEMP MACRO _fx_kvzip(ks, vs) AS list_filter(
+    list_transform(range(1, len(ks) + 1), lambda i: {'k': ks[i], 'v': vs[i]}),
+    lambda e: e.v IS NOT NULL AND e.v::VARCHAR <> 'null')
 ;
--- Map entries from a list of {key, value}, leaving out missing and null values.
-CREATE OR REPLACE TEMP MACRO _fx_entries(l) AS map_from_entries(list_filter(l,
-    lambda e: e.value IS NOT NULL AND json_type(e.value) <> 'NULL'))
+-- A JSON object -> an attribute list (members with null values left out).
+CREATE OR REPLACE TEMP MACRO _fx_kvobj(o) AS CASE WHEN json_type(o) = 'OBJECT'
+    THEN _fx_kvzip(json_keys(o), json_extract(o, '$.*'))
+    ELSE []::STRUCT(k VARCHAR, v JSON)[] END
 ;
--- A JSON object without the given members (null-valued members elsewhere are kept, unlike
--- json_merge_patch).
-CREATE OR REPLACE TEMP MACRO _fx_drop(o, ks) AS coalesce(
-    _fx_mapjson(map_from_entries(list_filter(map_entries(_fx_objmap(o)),
-                                             lambda e: NOT list_contains(ks, e.key)))),
-    json_merge_patch(o, ('{' || array_to_string(list_transform(ks,
-        lambda k: to_json(k)::VARCHAR || ':null'), ',') || '}')::JSON))
+-- An attribute list -> a JSON object.
+CREATE OR REPLACE TEMP MACRO _fx_kvjson(l) AS ('{' || array_to_string(list_transform(
+    list_filter(l, lambda e: e.v IS NOT NULL),
+    lambda e: to_json(e.k)::VARCHAR || ':' || e.v::VARCHAR), ',') || '}')::JSON
 ;
--- A JSON object with members set (a MAP(VARCHAR, JSON) of replacements; SQL NULL values
--- are skipped), keeping null-valued members.
-CREATE OR REPLACE TEMP MACRO _fx_set(o, m) AS _fx_mapjson(map_concat(_fx_objmap(o),
-    map_from_entries(list_filter(map_entries(m), lambda e: e.value IS NOT NULL))))
+-- Entries of an attribute list built from (key, value) pairs, null values left out.
+CREATE OR REPLACE TEMP MACRO _fx_kvs(l) AS list_filter(l,
+    lambda e: e.v IS NOT NULL AND json_type(e.v) <> 'NULL')
+;
+-- The value of key k in an attribute list (the first, if it repeats).
+CREATE OR REPLACE TEMP MACRO _fx_kv(l, key) AS list_filter(l, lambda e: e.k = key)[1].v
+;
+-- A record's ordinal from its position: line, then resource, scope and item indexes
+-- (kind 0 spans, 1 log records), packed so that it sorts in file order.
+CREATE OR REPLACE TEMP MACRO _fx_ord(line, ri, si, i, kind) AS
+    (line::HUGEINT << 66) + (kind::HUGEINT << 65) + (ri::HUGEINT << 44)
+    + (si::HUGEINT << 23) + i::HUGEINT
+;
+-- A JSON object without the given members.
+CREATE OR REPLACE TEMP MACRO _fx_drop(o, ks) AS _fx_kvjson(list_filter(_fx_kvobj(o),
+    lambda e: NOT list_contains(ks, e.k)))
+;
+-- A JSON object with members set (an attribute list of replacements).
+CREATE OR REPLACE TEMP MACRO _fx_set(o, l) AS _fx_kvjson(list_concat(
+    list_filter(_fx_kvobj(o), lambda e: NOT list_contains(list_transform(l, lambda x: x.k), e.k)),
+    _fx_kvs(l)))
 ;
