@@ -120,7 +120,7 @@ def _items(con: duckdb.DuckDBPyConnection) -> None:
                    CASE WHEN json_type(j, '$.trace') = 'OBJECT' THEN json_extract(j, '$.trace')
                         WHEN json_type(j, '$.observations[0]') = 'OBJECT'
                              OR json_type(j, '$.scores') = 'ARRAY' THEN j END AS tr,
-                   json_type(j, '$.data') = 'ARRAY' AS listed
+                   coalesce(json_type(j, '$.data') = 'ARRAY', false) AS listed
             FROM _stage_records),
         nested AS (
             SELECT _ord, locator, 'trace' AS path, 0 AS i,
@@ -230,7 +230,8 @@ def _observation_spans(con: duckdb.DuckDBPyConnection) -> None:
                json_merge_patch(json_merge_patch(i.o, '{drop}'),
                    json_object('otel.scope', json_extract({meta}, '$.scope'),
                                'langfuse.trace', CASE WHEN {_s('i.o', 'parentObservationId',
-                                   'parent_observation_id')} IS NULL THEN {trace_rest} END))
+                                   'parent_observation_id')} IS NULL
+                                   THEN nullif({trace_rest}::VARCHAR, '{{}}')::JSON END))
                    AS extra,
                NULL::VARCHAR AS _reject, i.o::VARCHAR AS _raw
         FROM _lf_items i

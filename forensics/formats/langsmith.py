@@ -64,7 +64,8 @@ def stage_langsmith(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         CREATE OR REPLACE TEMP TABLE _ls_items AS
         WITH rec AS (
             SELECT _ord, locator, j,
-                   json_type(j, '$.post') = 'ARRAY' OR json_type(j, '$.patch') = 'ARRAY' AS batch
+                   coalesce(json_type(j, '$.post') = 'ARRAY' OR json_type(j, '$.patch') = 'ARRAY', false)
+                       AS batch
             FROM _stage_records),
         items AS (
             SELECT _ord, locator, 'post' AS part, generate_subscripts(

@@ -178,8 +178,9 @@ def _exchanges(con: duckdb.DuckDBPyConnection) -> None:
                            'stage', 'input', 'category', k,
                            'flagged', json_extract(res, '$.categories."' || k || '"'),
                            'score', json_extract(res, '$.category_scores."' || k || '"'),
-                           'action', CASE WHEN (res ->> 'flagged') = 'true' THEN 'flag'
-                                          ELSE 'allow' END))))) AS ev,
+                           'action', CASE WHEN json_extract_string(res, '$.categories."' || k
+                                                                        || '"') = 'true'
+                                          THEN 'flag' ELSE 'allow' END))))) AS ev,
                CASE WHEN (j ->> 'object') IN ({objects}) THEN '{{}}'::JSON
                     ELSE json_merge_patch(j, '{drop}') END AS extra,
                NULL::VARCHAR AS _reject, j::VARCHAR AS _raw

@@ -161,7 +161,7 @@ def deep_values(con: duckdb.DuckDBPyConnection, source: str) -> None:
         SELECT * FROM nodes
     """)
     deepest = con.execute("SELECT coalesce(max(depth), -1) FROM _any_nodes").fetchall()[0][0]
-    con.execute("CREATE OR REPLACE TEMP TABLE _any_plain (root BIGINT, path VARCHAR, "
+    con.execute("CREATE OR REPLACE TEMP TABLE _any_plain (root HUGEINT, path VARCHAR, "
                 "parent VARCHAR, key VARCHAR, depth INTEGER, j VARCHAR)")
     for depth in range(deepest, -1, -1):
         con.execute(f"""
@@ -278,11 +278,11 @@ def _logs_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _otlp_logs AS
         SELECT l.* EXCLUDE (body, _kvs),
-               json_object('name', l.event_name,
+               json_merge_patch('{}', json_object('name', l.event_name,
                            'time', strftime(l.ts, '%Y-%m-%dT%H:%M:%S.%fZ'),
                            'attributes', _fx_kvjson(list_filter(
                                l.a, lambda e: e.k <> 'event.name')),
-                           'body', o.j, 'severity', l.severity) AS ev
+                           'body', o.j, 'severity', l.severity)) AS ev
         FROM _otlp_logs l LEFT JOIN _any_out o ON o.id = l._ord
     """)
     con.execute("DROP TABLE _any_out")
@@ -316,7 +316,7 @@ def _span_rows() -> str:
                _fx_id(sp.parentSpanId) AS parent_id, sp.name AS name,
                sp.startTimeUnixNano AS _ts_raw, _fx_nanos(sp.startTimeUnixNano) AS ts,
                _fx_nanos(sp.endTimeUnixNano) AS end_ts, NULL::VARCHAR AS kind_hint,
-               _fx_status(sp.status.code) AS status_code, sp.status.message AS status_message,
+               _fx_status(coalesce(sp.status.code, '0')) AS status_code, sp.status.message AS status_message,
                a, r,
                CASE WHEN len(sp.events) > 0 THEN list_transform(sp.events, lambda e: json_object(
                    'name', e.name,
@@ -324,7 +324,7 @@ def _span_rows() -> str:
                    'attributes', _fx_kvjson(_fx_attrs(e.attributes)))) ELSE [] END AS ev,
                json_object(
                    'otel.span_kind', _fx_spankind(sp.kind),
-                   'otel.status_code', CASE WHEN _fx_status(sp.status.code) = 'unset'
+                   'otel.status_code', CASE WHEN _fx_status(coalesce(sp.status.code, '0')) = 'unset'
                                             THEN 'UNSET' END,
                    'otel.scope', scope_json,
                    'otel.trace_state', nullif(sp.traceState, ''),

@@ -299,7 +299,8 @@ def _layer4b() -> str:
                      f"coalesce(_fx_unq({_a('llm.invocation_parameters')}) ->> 'model', _p_model.v, "
                      f"CASE WHEN json_type(_req, '$.model') = 'VARCHAR' THEN _req ->> 'model' END) END")
     cols["response_model"] = ("coalesce(_p_response_model.v, CASE WHEN json_type(_resp, '$.model') "
-                              "= 'VARCHAR' THEN _resp ->> 'model' END)")
+                              "= 'VARCHAR' THEN _resp ->> 'model' END, "
+                              "_resp ->> '$.llm_output.model_name')")
     cols["user_id"] = ("coalesce(_p_user_id.v, CASE WHEN json_type(_req, '$.user') = "
                        "'VARCHAR' THEN nullif(_req ->> 'user', '') END)")
     finish = (f"coalesce(CASE json_type({_a('gen_ai.response.finish_reasons')}) "
@@ -346,13 +347,17 @@ def _layer4b() -> str:
                      list_filter(_imx, lambda x: x.r IN ('user', 'human'))[-1].t,
                      list_filter(_imx, lambda x: coalesce(x.r, '') NOT IN ('system',
                                                                           'developer'))[-1].t)
-                 ELSE coalesce(_fx_str({_a('input.value')}), _in_txt) END AS input_text,
+                 ELSE coalesce(_fx_str({_a('input.value')}),
+                               CASE WHEN json_type(_in_raw) = 'VARCHAR' THEN _in_txt END)
+                 END AS input_text,
             CASE WHEN _out_plain THEN coalesce(_out_fast[1], _out_fast[2])
                  WHEN len(_om) > 0 AND NOT {tool} THEN _fx_joined(_omx)
                  ELSE coalesce(_fx_joined(_omx), _fx_str({_a('ai.response.text')}),
                                _fx_str({_a('ai.response.object')}),
                                CASE WHEN {tool} THEN {_first(TOOL_RESULT_KEYS)} END,
-                               _fx_str({_a('output.value')}), _out_txt) END AS output_text,
+                               _fx_str({_a('output.value')}),
+                               CASE WHEN json_type(_out_raw) = 'VARCHAR' THEN _out_txt END)
+                 END AS output_text,
             CASE WHEN {tool} THEN coalesce({_first(TOOL_NAME_KEYS)}, name)
                  ELSE _tool.name END AS tool_name,
             CASE WHEN {tool} THEN coalesce({_first(TOOL_ARGS_KEYS)},

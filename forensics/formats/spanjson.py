@@ -93,9 +93,9 @@ def stage_span_json(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _sj AS
         SELECT _ord, locator, j, top,
-               json_type(j, '$.attributes') = 'OBJECT' OR json_exists(j, '$.context')
-                   OR json_exists(j, '$.spanContext') OR json_exists(j, '$."context.span_id"')
-                   AS enveloped
+               coalesce(json_type(j, '$.attributes') = 'OBJECT' OR json_exists(j, '$.context')
+                   OR json_exists(j, '$.spanContext') OR json_exists(j, '$."context.span_id"'),
+                   false) AS enveloped
         FROM (SELECT *, _fx_kvobj(j) AS top FROM _stage_records)
     """)
     attrs = ("CASE WHEN json_type(j, '$.attributes') = 'OBJECT' "

@@ -116,6 +116,8 @@ CREATE OR REPLACE TEMP MACRO _fx_mtext(m) AS CASE
     WHEN json_type(json_extract(m, '$.message.content')) = 'VARCHAR' THEN m ->> '$.message.content'
     WHEN json_type(json_extract(m, '$.message.content')) = 'ARRAY'
         THEN _fx_ptext(json_extract(m, '$.message.content[*]'))
+    WHEN json_type(m, '$.message.refusal') = 'VARCHAR' THEN m ->> '$.message.refusal'
+    WHEN json_type(m, '$.refusal') = 'VARCHAR' THEN m ->> 'refusal'
     WHEN (m ->> 'type') = 'function_call_output' THEN _fx_str(json_extract(m, 'output'))
     ELSE m ->> 'text' END
 ;
