@@ -503,3 +503,14 @@ def cassette(folder: Path) -> Path:
     path = folder / "cassette.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path
+
+
+def broken_copy(path: Path, bad_record: dict[str, Any]) -> Path:
+    """The JSON Lines file ``path`` plus a truncated line, a line that is not an object,
+    and ``bad_record`` (a record with a broken timestamp or number)."""
+    out = path.with_name("broken_" + path.name)
+    good = path.read_text(encoding="utf-8")
+    first = good.splitlines()[0]
+    out.write_text(good + first[: len(first) // 2] + "\n" + "[1, 2]\n" + json.dumps(bad_record)
+                   + "\n", encoding="utf-8")
+    return out

@@ -231,9 +231,9 @@ def _layer2() -> str:
             CASE WHEN _out_plain THEN json_extract_string(
                 _out_txt, ['$[0].parts[0].content', '$[0].content', '$[0].finish_reason'])
                 END AS _out_fast,
-            CASE WHEN NOT _in_plain THEN coalesce(_fx_jtext(_in_txt), to_json(_in_txt)) END
+            CASE WHEN NOT _in_plain THEN coalesce(_fx_jtext(_in_txt), to_json(_fx_dequote(_in_txt))) END
                 AS _in_v,
-            CASE WHEN NOT _out_plain THEN coalesce(_fx_jtext(_out_txt), to_json(_out_txt)) END
+            CASE WHEN NOT _out_plain THEN coalesce(_fx_jtext(_out_txt), to_json(_fx_dequote(_out_txt))) END
                 AS _out_v
         FROM (SELECT *,
                 coalesce(regexp_full_match(_in_txt, {literal(PLAIN_IN)}), false) AS _in_plain,
@@ -249,13 +249,17 @@ def _layer3() -> str:
     resp = ", ".join(literal(k) for k in RESP_KEYS)
     return f"""
         SELECT *,
-            CASE WHEN _in_plain THEN NULL WHEN _in_v IS NOT NULL THEN _fx_inlist(_in_v)
+            CASE WHEN _in_plain THEN NULL
+                 WHEN _in_v IS NOT NULL AND _in_key NOT IN ({req}) THEN _fx_inlist(_in_v)
                  ELSE coalesce(_fx_inlist(_ev_in_v), CASE WHEN len(_ev_in) > 0 THEN _ev_in END,
-                               _fx_flat_msgs(_oi_in), _fx_flat_msgs(_tl_in)) END AS _im,
-            CASE WHEN _out_plain THEN NULL WHEN _out_v IS NOT NULL THEN _fx_outlist(_out_v)
+                               _fx_flat_msgs(_oi_in), _fx_flat_msgs(_tl_in), _fx_inlist(_in_v))
+                 END AS _im,
+            CASE WHEN _out_plain THEN NULL
+                 WHEN _out_v IS NOT NULL AND _out_key NOT IN ({resp}) THEN _fx_outlist(_out_v)
                  ELSE coalesce(_fx_outlist(_ev_out_v),
                                CASE WHEN len(_ev_choice) > 0 THEN _ev_choice END,
-                               _fx_flat_msgs(_oi_out), _fx_flat_msgs(_tl_out)) END AS _om,
+                               _fx_flat_msgs(_oi_out), _fx_flat_msgs(_tl_out),
+                               _fx_outlist(_out_v)) END AS _om,
             CASE WHEN _in_key IN ({req}) THEN _in_v END AS _req,
             CASE WHEN _out_key IN ({resp}) THEN _out_v END AS _resp,
             CASE WHEN _si_txt IS NOT NULL AND NOT _si_plain
@@ -340,7 +344,7 @@ def _layer4b() -> str:
                          'developer') AND x.t IS NOT NULL), lambda x: x.t)),
                      _req ->> 'instructions',
                      CASE WHEN json_type(_req, '$.system') = 'VARCHAR' THEN _req ->> 'system'
-                     END) AS system_prompt,
+                     END, _resp ->> 'instructions') AS system_prompt,
             CASE WHEN {tool} THEN NULL
                  WHEN _in_plain THEN coalesce(_in_fast[4], _in_fast[5])
                  WHEN len(_im) > 0 THEN coalesce(
@@ -348,15 +352,15 @@ def _layer4b() -> str:
                      list_filter(_imx, lambda x: coalesce(x.r, '') NOT IN ('system',
                                                                           'developer'))[-1].t)
                  ELSE coalesce(_fx_str({_a('input.value')}),
-                               CASE WHEN json_type(_in_raw) = 'VARCHAR' THEN _in_txt END)
+                               CASE WHEN json_type(_in_raw) = 'VARCHAR' THEN _fx_dequote(_in_txt) END)
                  END AS input_text,
             CASE WHEN _out_plain THEN coalesce(_out_fast[1], _out_fast[2])
                  WHEN len(_om) > 0 AND NOT {tool} THEN _fx_joined(_omx)
                  ELSE coalesce(_fx_joined(_omx), _fx_str({_a('ai.response.text')}),
                                _fx_str({_a('ai.response.object')}),
                                CASE WHEN {tool} THEN {_first(TOOL_RESULT_KEYS)} END,
-                               _fx_str({_a('output.value')}),
-                               CASE WHEN json_type(_out_raw) = 'VARCHAR' THEN _out_txt END)
+                               _fx_dequote(_fx_str({_a('output.value')})),
+                               CASE WHEN json_type(_out_raw) = 'VARCHAR' THEN _fx_dequote(_out_txt) END)
                  END AS output_text,
             CASE WHEN {tool} THEN coalesce({_first(TOOL_NAME_KEYS)}, name)
                  ELSE _tool.name END AS tool_name,

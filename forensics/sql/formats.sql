@@ -335,3 +335,8 @@ CREATE OR REPLACE TEMP MACRO _fx_set(o, l) AS _fx_kvjson(list_concat(
     list_filter(_fx_kvobj(o), lambda e: NOT list_contains(list_transform(l, lambda x: x.k), e.k)),
     _fx_kvs(l)))
 ;
+-- Text that is itself a JSON string literal (double-encoded) -> the string.
+CREATE OR REPLACE TEMP MACRO _fx_dequote(s) AS CASE
+    WHEN left(s, 1) = '"' AND right(s, 1) = '"' AND json_valid(s) THEN s::JSON ->> '$'
+    ELSE s END
+;
