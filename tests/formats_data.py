@@ -75,7 +75,8 @@ def otlp_genai(folder: Path) -> Path:
             _s("gen_ai.system_instructions",
                json.dumps([{"type": "text", "content": "You are Lumen's support assistant."}])),
             _s("gen_ai.input.messages", json.dumps([
-                {"role": "user", "parts": [{"type": "text", "content": "How do I export notes?"}]}])),
+                {"role": "user",
+                 "parts": [{"type": "text", "content": "How do I export notes?"}]}])),
             _s("gen_ai.output.messages", json.dumps([
                 {"role": "assistant", "parts": [{"type": "text",
                                                  "content": "Open Settings > Export."}],
@@ -107,7 +108,8 @@ def otlp_genai(folder: Path) -> Path:
         "kind": "SPAN_KIND_CLIENT", "startTimeUnixNano": str(T0 + 10**9),
         "endTimeUnixNano": str(T0 + 2 * 10**9),
         "attributes": [_s("gen_ai.system", "openai"), _s("gen_ai.request.model", "gpt-4o-mini"),
-                       _i("gen_ai.usage.prompt_tokens", 11), _i("gen_ai.usage.completion_tokens", 7)],
+                       _i("gen_ai.usage.prompt_tokens", 11),
+                       _i("gen_ai.usage.completion_tokens", 7)],
         "events": [
             {"timeUnixNano": str(T0 + 10**9), "name": "gen_ai.content.prompt", "attributes": [
                 _s("gen_ai.prompt", json.dumps([{"role": "user", "content": "Say hi"}]))]},
@@ -133,7 +135,8 @@ def otlp_logs(folder: Path) -> Path:
     span = {"traceId": TRACE, "spanId": LLM, "name": "chat gpt-4o-mini", "kind": 3,
             "startTimeUnixNano": str(T0), "endTimeUnixNano": str(T0 + 800_000_000),
             "attributes": [_s("gen_ai.system", "openai"), _s("gen_ai.request.model", "gpt-4o-mini"),
-                           _i("gen_ai.usage.input_tokens", 30), _i("gen_ai.usage.output_tokens", 9)],
+                           _i("gen_ai.usage.input_tokens", 30),
+                           _i("gen_ai.usage.output_tokens", 9)],
             "status": {}}
 
     def log(name: str, body: Any, span_id: str = LLM, attrs: list[Any] | None = None,
@@ -429,10 +432,10 @@ def openai_logs(folder: Path) -> Path:
                          {"role": "user", "content": "How do I pick a lock?"}]})},
          "response": {"status_code": 200, "body": json.dumps({
              "id": "chatcmpl-2", "object": "chat.completion", "created": 1772460060,
-             "model": "gpt-4o-2024-11-20", "choices": [{"index": 0, "finish_reason": "stop",
-                                                        "message": {"role": "assistant",
-                                                                    "content": None,
-                                                                    "refusal": "I can't help with that."}}],
+             "model": "gpt-4o-2024-11-20", "choices": [{
+                 "index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": None,
+                             "refusal": "I can't help with that."}}],
              "usage": {"prompt_tokens": 14, "completion_tokens": 8}})}},
         {"request": {"url": "https://api.openai.com/v1/chat/completions",
                      "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}},
@@ -478,7 +481,8 @@ def litellm_logs(folder: Path) -> Path:
              "response": json.dumps({"id": "x", "object": "chat.completion",
                                      "model": "claude-3-5-haiku-20241022", "choices": [{
                                          "index": 0, "finish_reason": "stop",
-                                         "message": {"role": "assistant", "content": "All good."}}]}),
+                                         "message": {"role": "assistant",
+                                                     "content": "All good."}}]}),
              "status": "success", "custom_llm_provider": "anthropic", "cache_hit": "None",
              "api_base": ""}
     return _lines(folder / "litellm.jsonl", [payload, spend])

@@ -74,7 +74,8 @@ def test_otlp_genai_conventions_of_every_version(case: Any, tmp_path: Path) -> N
     assert old["attributes"]["otel.status_code"] == "UNSET"
     legacy = event(case, "d" * 16)  # batches, instrumentationLibrarySpans, base64 ids, enums
     assert legacy["trace_id"] == "c" * 32 and legacy["status"] == "error"
-    assert legacy["error"] == "upstream 502" and legacy["attributes"]["otel.span_kind"] == "internal"
+    assert legacy["error"] == "upstream 502"
+    assert legacy["attributes"]["otel.span_kind"] == "internal"
     docs = case.sql("SELECT rank, doc_id, score FROM retrievals ORDER BY rank").rows()
     assert [(d["rank"], d["doc_id"], d["score"]) for d in docs] == \
         [(1, "kb/export.md", 0.91), (2, "kb/sync.md", 0.42)]
@@ -172,7 +173,8 @@ def test_langfuse_trace_export(case: Any, tmp_path: Path) -> None:
     row = load(case, fd.langfuse_export(tmp_path))
     assert (row["format"], row["target"], row["rows_loaded"]) == ("langfuse", "events+feedback", 4)
     gen = event(case, "lf-gen-1")
-    assert (gen["kind"], gen["trace_id"], gen["model"]) == ("llm", "lf-trace-1", "gpt-4o-2024-08-06")
+    assert (gen["kind"], gen["trace_id"], gen["model"]) == ("llm", "lf-trace-1",
+                                                            "gpt-4o-2024-08-06")
     assert (gen["user_id"], gen["session_id"], gen["feature"], gen["release"]) == \
         ("lf-user", "lf-session", "support_chat", "api-2026.03.1")
     assert (gen["prompt_name"], gen["prompt_version"]) == ("support_system", "13")
@@ -245,7 +247,8 @@ def test_openai_request_response_logs(case: Any, tmp_path: Path) -> None:
                                                                "gpt-4o-mini-2024-07-18")
     limited = case.sql("SELECT * FROM events WHERE status = 'error'").rows()
     assert [(e["error"], e["output_text"]) for e in limited] == [("Rate limit reached", None)]
-    mods = case.sql("SELECT category, flagged, score, action FROM moderations ORDER BY score").rows()
+    mods = case.sql("SELECT category, flagged, score, action FROM moderations "
+                    "ORDER BY score").rows()
     assert [(m["category"], m["flagged"], m["action"]) for m in mods] == \
         [("violence", False, "allow"), ("harassment", True, "flag")]
 

@@ -58,7 +58,8 @@ def test_genai_attribute_maps_current_and_deprecated(case: Any, rel: str) -> Non
                 "output_tokens", "finish_reason") == (
         "llm", "openai", "gpt-4", "gpt-4-0613", 97, 52, "stop")
     assert ev["input_text"] == "Weather in Paris?"
-    assert ev["output_text"] == "The weather in Paris is currently rainy with a temperature of 57°F."
+    assert ev["output_text"] == ("The weather in Paris is currently rainy with a "
+                                 "temperature of 57°F.")
     # no time of its own: the file's modification time, and the event says so
     assert ev["attributes"]["forensics.ts_source"] == "file modified time" and ev["ts"]
 

@@ -4,7 +4,6 @@ back, detected without --format, into the same events as the canonical JSON Line
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest

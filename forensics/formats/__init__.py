@@ -156,4 +156,4 @@ Stager = Callable[[duckdb.DuckDBPyConnection, Path], None]
 
 
 # The vendor readers register themselves on import; most specific sniffers first.
-from . import langfuse, langsmith, litellm, openai_log, otlp, spanjson  # noqa: E402,F401,I001
+from . import langfuse, langsmith, litellm, openai_log, otlp, spanjson  # noqa: E402, F401

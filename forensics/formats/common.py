@@ -27,7 +27,8 @@ RAW = readers.RAW_LIMIT
 @cache
 def _macro_statements() -> list[str]:
     text = resources.files("forensics").joinpath("sql/formats.sql").read_text(encoding="utf-8")
-    parts, current = [], []
+    parts: list[str] = []
+    current: list[str] = []
     for line in text.splitlines():
         if line.strip() == ";":
             parts.append("\n".join(current))

@@ -21,8 +21,16 @@ from typing import Any
 import duckdb
 
 from . import Head, register
-from .common import (RAW, drop_records, ensure_rejects, install, literal, negative_sql, records,
-                     sniff_any)
+from .common import (
+    RAW,
+    drop_records,
+    ensure_rejects,
+    install,
+    literal,
+    negative_sql,
+    records,
+    sniff_any,
+)
 from .semconv import stage_spans
 
 OBS_TYPES = ("GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR",

@@ -60,11 +60,12 @@ def stage_langsmith(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     install(con)
     records(con, path)
     ensure_rejects(con)
-    con.execute(f"""
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE _ls_items AS
         WITH rec AS (
             SELECT _ord, locator, j,
-                   coalesce(json_type(j, '$.post') = 'ARRAY' OR json_type(j, '$.patch') = 'ARRAY', false)
+                   coalesce(json_type(j, '$.post') = 'ARRAY'
+                            OR json_type(j, '$.patch') = 'ARRAY', false)
                        AS batch
             FROM _stage_records),
         items AS (
@@ -73,7 +74,8 @@ def stage_langsmith(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                    unnest(json_extract(j, '$.post[*]')) AS o
             FROM rec WHERE batch
             UNION ALL
-            SELECT _ord, locator, 'patch', generate_subscripts(json_extract(j, '$.patch[*]'), 1) - 1,
+            SELECT _ord, locator, 'patch',
+                   generate_subscripts(json_extract(j, '$.patch[*]'), 1) - 1,
                    unnest(json_extract(j, '$.patch[*]'))
             FROM rec WHERE batch
             UNION ALL

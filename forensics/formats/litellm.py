@@ -89,9 +89,11 @@ def stage_litellm(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                        json_extract(o, '$.hidden_params.litellm_model_name'))}},
                    {{'k': 'litellm.provider', 'v': json_extract(o, '$.custom_llm_provider')}},
                    {{'k': 'litellm.messages', 'v': CASE WHEN NOT ({empty.format(
-                       x="json_extract(o, '$.messages')")}) THEN json_extract(o, '$.messages') END}},
+                       x="json_extract(o, '$.messages')")})
+                       THEN json_extract(o, '$.messages') END}},
                    {{'k': 'litellm.response', 'v': CASE WHEN NOT ({empty.format(
-                       x="json_extract(o, '$.response')")}) THEN json_extract(o, '$.response') END}},
+                       x="json_extract(o, '$.response')")})
+                       THEN json_extract(o, '$.response') END}},
                    {{'k': 'gen_ai.usage.input_tokens', 'v': json_extract(o, '$.prompt_tokens')}},
                    {{'k': 'gen_ai.usage.output_tokens',
                      'v': json_extract(o, '$.completion_tokens')}},
@@ -103,7 +105,8 @@ def stage_litellm(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                        nullif(o ->> '$.metadata.session_id', '')))}}
                    ]) AS a,
                []::STRUCT(k VARCHAR, v JSON)[] AS r,
-               list_transform(CASE json_type({guard}) WHEN 'ARRAY' THEN json_extract({guard}, '$[*]')
+               list_transform(CASE json_type({guard})
+                                   WHEN 'ARRAY' THEN json_extract({guard}, '$[*]')
                                    WHEN 'OBJECT' THEN [{guard}] ELSE [] END,
                    lambda g: json_object('name', 'guardrail', 'attributes', json_object(
                        'stage', CASE WHEN (g ->> 'guardrail_mode') LIKE '%pre%' THEN 'input'
@@ -114,7 +117,8 @@ def stage_litellm(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                        'action', g ->> 'guardrail_status',
                        'score', json_extract(g, '$.confidence_score')))) AS ev,
                _fx_set(_fx_drop(o, {drop}), [{{'k': 'metadata', 'v': CASE WHEN
-                   json_type(o, '$.metadata') = 'OBJECT' THEN _fx_drop(json_extract(o, '$.metadata'),
+                   json_type(o, '$.metadata') = 'OBJECT'
+                   THEN _fx_drop(json_extract(o, '$.metadata'),
                                                                        ['guardrail_information'])
                    END}}]) AS extra,
                NULL::VARCHAR AS _reject, j::VARCHAR AS _raw

@@ -193,7 +193,8 @@ def _spans_view(con: duckdb.DuckDBPyConnection) -> None:
                    generate_subscripts(d.resourceSpans, 1) - 1 AS ri
             FROM _otlp WHERE d.resourceSpans IS NOT NULL
             UNION ALL
-            SELECT line, locator, 'batches', unnest(d.batches), generate_subscripts(d.batches, 1) - 1
+            SELECT line, locator, 'batches', unnest(d.batches),
+                   generate_subscripts(d.batches, 1) - 1
             FROM _otlp WHERE d.resourceSpans IS NULL AND d.batches IS NOT NULL),
         rsx AS (
             SELECT line, locator, rs_key, ri, _fx_attrs(rs.resource.attributes) AS r,
@@ -316,7 +317,8 @@ def _span_rows() -> str:
                _fx_id(sp.parentSpanId) AS parent_id, sp.name AS name,
                sp.startTimeUnixNano AS _ts_raw, _fx_nanos(sp.startTimeUnixNano) AS ts,
                _fx_nanos(sp.endTimeUnixNano) AS end_ts, NULL::VARCHAR AS kind_hint,
-               _fx_status(coalesce(sp.status.code, '0')) AS status_code, sp.status.message AS status_message,
+               _fx_status(coalesce(sp.status.code, '0')) AS status_code,
+               sp.status.message AS status_message,
                a, r,
                CASE WHEN len(sp.events) > 0 THEN list_transform(sp.events, lambda e: json_object(
                    'name', e.name,

@@ -213,7 +213,8 @@ def _layer1() -> str:
                     THEN json_extract(e, '$.body')
                     ELSE json_object('content', json_extract(e, '$.body')) END,
                     json_object('role', coalesce(e ->> '$.body.role',
-                        regexp_extract(e ->> 'name', 'gen_ai\\.(.*)\\.message', 1))))) END AS _ev_in,
+                        regexp_extract(e ->> 'name', 'gen_ai\\.(.*)\\.message', 1)))))
+                END AS _ev_in,
             CASE WHEN len(ev) > 0 THEN list_transform(
                 list_filter(ev, lambda e: (e ->> 'name') = 'gen_ai.choice'),
                 lambda e: json_extract(e, '$.body')) END AS _ev_choice
@@ -231,9 +232,11 @@ def _layer2() -> str:
             CASE WHEN _out_plain THEN json_extract_string(
                 _out_txt, ['$[0].parts[0].content', '$[0].content', '$[0].finish_reason'])
                 END AS _out_fast,
-            CASE WHEN NOT _in_plain THEN coalesce(_fx_jtext(_in_txt), to_json(_fx_dequote(_in_txt))) END
+            CASE WHEN NOT _in_plain
+                 THEN coalesce(_fx_jtext(_in_txt), to_json(_fx_dequote(_in_txt))) END
                 AS _in_v,
-            CASE WHEN NOT _out_plain THEN coalesce(_fx_jtext(_out_txt), to_json(_fx_dequote(_out_txt))) END
+            CASE WHEN NOT _out_plain
+                 THEN coalesce(_fx_jtext(_out_txt), to_json(_fx_dequote(_out_txt))) END
                 AS _out_v
         FROM (SELECT *,
                 coalesce(regexp_full_match(_in_txt, {literal(PLAIN_IN)}), false) AS _in_plain,
@@ -297,11 +300,10 @@ def _layer4b() -> str:
     cols = {c: f"_p_{c}.v" for c in TEXT_KEYS}
     for col, key in RESOURCE_KEYS.items():
         cols[col] = f"coalesce({cols[col]}, _fx_str({_a(key, 'r')}))"
-    cols["model"] = (f"coalesce(_p_model.v, _fx_unq({_a('llm.invocation_parameters')}) ->> 'model', "
-                     f"CASE WHEN json_type(_req, '$.model') = 'VARCHAR' THEN _req ->> 'model' END)")
-    cols["model"] = (f"CASE WHEN _p_model.k IN ('gen_ai.request.model') THEN _p_model.v ELSE "
-                     f"coalesce(_fx_unq({_a('llm.invocation_parameters')}) ->> 'model', _p_model.v, "
-                     f"CASE WHEN json_type(_req, '$.model') = 'VARCHAR' THEN _req ->> 'model' END) END")
+    invocation = f"_fx_unq({_a('llm.invocation_parameters')}) ->> 'model'"
+    cols["model"] = (f"CASE WHEN _p_model.k = 'gen_ai.request.model' THEN _p_model.v ELSE "
+                     f"coalesce({invocation}, _p_model.v, CASE WHEN json_type(_req, '$.model') "
+                     f"= 'VARCHAR' THEN _req ->> 'model' END) END")
     cols["response_model"] = ("coalesce(_p_response_model.v, CASE WHEN json_type(_resp, '$.model') "
                               "= 'VARCHAR' THEN _resp ->> 'model' END, "
                               "_resp ->> '$.llm_output.model_name')")
@@ -352,7 +354,8 @@ def _layer4b() -> str:
                      list_filter(_imx, lambda x: coalesce(x.r, '') NOT IN ('system',
                                                                           'developer'))[-1].t)
                  ELSE coalesce(_fx_str({_a('input.value')}),
-                               CASE WHEN json_type(_in_raw) = 'VARCHAR' THEN _fx_dequote(_in_txt) END)
+                               CASE WHEN json_type(_in_raw) = 'VARCHAR'
+                                    THEN _fx_dequote(_in_txt) END)
                  END AS input_text,
             CASE WHEN _out_plain THEN coalesce(_out_fast[1], _out_fast[2])
                  WHEN len(_om) > 0 AND NOT {tool} THEN _fx_joined(_omx)
@@ -360,7 +363,8 @@ def _layer4b() -> str:
                                _fx_str({_a('ai.response.object')}),
                                CASE WHEN {tool} THEN {_first(TOOL_RESULT_KEYS)} END,
                                _fx_dequote(_fx_str({_a('output.value')})),
-                               CASE WHEN json_type(_out_raw) = 'VARCHAR' THEN _fx_dequote(_out_txt) END)
+                               CASE WHEN json_type(_out_raw) = 'VARCHAR'
+                                    THEN _fx_dequote(_out_txt) END)
                  END AS output_text,
             CASE WHEN {tool} THEN coalesce({_first(TOOL_NAME_KEYS)}, name)
                  ELSE _tool.name END AS tool_name,
@@ -438,7 +442,7 @@ def _consumed_keys() -> tuple[str, str]:
     cases.append("CASE WHEN _out_plain AND coalesce(_out_fast[3], finish_reason, '') "
                  "= coalesce(finish_reason, '') THEN _out_key END")
     specials = ", ".join(literal(k) for k in checks)
-    return (f"list_filter([" + ", ".join(cases) + "], lambda k: k IS NOT NULL)",
+    return ("list_filter([" + ", ".join(cases) + "], lambda k: k IS NOT NULL)",
             f"list_filter(ak, lambda k: k IN ({specials}))")
 
 

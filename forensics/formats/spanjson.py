@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from . import Head, register
-from .common import RAW, drop_records, ensure_rejects, install, literal, records, sniff_any
+from .common import drop_records, ensure_rejects, install, literal, records, sniff_any
 from .semconv import stage_spans
 
 ENVELOPE = ["name", "context", "spanContext", "span_kind", "kind", "parent_id", "parentSpanId",
@@ -90,7 +90,7 @@ def stage_span_json(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     mtime = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     mtime_sql = f"TIMESTAMP '{stamp.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
     envelope = ", ".join(literal(k) for k in ENVELOPE)
-    con.execute(f"""
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE _sj AS
         SELECT _ord, locator, j, top,
                coalesce(json_type(j, '$.attributes') = 'OBJECT' OR json_exists(j, '$.context')
