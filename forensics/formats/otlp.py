@@ -85,38 +85,71 @@ class OtlpReader:
         stage_otlp(con, path)
 
 
+# Lines are parsed in batches of about this much JSON text: a Collector line may hold
+# thousands of spans, and a parsed batch must fit the load's memory limit.
+BATCH_BYTES = 64 << 20
+LINE_KINDS = """
+    CREATE OR REPLACE TEMP TABLE _otlp_lines AS
+    SELECT _ord, locator, strlen(j::VARCHAR) AS bytes,
+           CASE WHEN first_key IN ('resourceSpans', 'batches') THEN true
+                WHEN first_key = 'resourceLogs' THEN false
+                ELSE coalesce(json_type(j, '$.resourceSpans') = 'ARRAY'
+                              OR json_type(j, '$.batches') = 'ARRAY', false) END AS spans,
+           CASE WHEN first_key = 'resourceLogs' THEN true
+                WHEN first_key IN ('resourceSpans', 'batches') THEN false
+                ELSE coalesce(json_type(j, '$.resourceLogs') = 'ARRAY', false) END AS logs
+    FROM (SELECT *, regexp_extract(left(j::VARCHAR, 100),
+                                   '^\\s*\\{\\s*"([A-Za-z]+)"\\s*:\\s*\\[', 1) AS first_key
+          FROM _stage_records)
+"""
+
+
 def stage_otlp(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """``path`` -> ``_spans`` (+ ``_stage_feedback``) -> the ``_stage_*`` tables."""
+    """``path`` -> spans and log records (parsed in bounded batches of lines) -> ``_spans``
+    (+ ``_stage_feedback``) -> the ``_stage_*`` tables."""
     install(con)
     records(con, path)
     ensure_rejects(con)
-    doc = json.dumps(DOC)
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _otlp AS
-        SELECT _ord AS line, locator, from_json(j, '{doc}') AS d FROM _stage_records
-    """)
+    con.execute(LINE_KINDS)
     con.execute(f"""
         INSERT INTO _stage_rejects
-        SELECT o.locator, 'not OTLP/JSON: no resourceSpans, batches or resourceLogs list',
+        SELECT l.locator, 'not OTLP/JSON: no resourceSpans, batches or resourceLogs list',
                left(r.j::VARCHAR, {RAW})
-        FROM _otlp o JOIN _stage_records r ON r._ord = o.line
-        WHERE coalesce(o.d.resourceSpans, o.d.batches) IS NULL AND o.d.resourceLogs IS NULL
-        ORDER BY o.line
+        FROM _otlp_lines l JOIN _stage_records r USING (_ord)
+        WHERE NOT l.spans AND NOT l.logs ORDER BY l._ord
     """)
-    _spans_view(con)
+    _parse_batches(con, "spans", "_otlp_spans", _span_unnest())
+    _parse_batches(con, "logs", "_otlp_log_recs", _log_unnest())
     _logs_table(con)
     _merge_logs(con, deep=_has_deep_values(con))
     stage_spans(con, raw_sql=RAW_SQL)
     _evaluations(con)
-    con.execute("DROP TABLE _otlp")
     drop_records(con)
+
+
+def _parse_batches(con: duckdb.DuckDBPyConnection, kind: str, table: str, unnest: str) -> None:
+    """Parse the lines holding ``kind`` (spans / logs) batch by batch into ``table``, one
+    row per span or log record. A loop over batches of lines, not over records."""
+    batches = con.execute(f"""
+        SELECT min(_ord), max(_ord) FROM (
+            SELECT _ord, (sum(bytes) OVER (ORDER BY _ord) - bytes) // {BATCH_BYTES} AS b
+            FROM _otlp_lines WHERE {kind}) GROUP BY b ORDER BY b
+    """).fetchall()
+    doc = json.dumps({"resourceSpans": DOC["resourceSpans"], "batches": DOC["batches"]}
+                     if kind == "spans" else {"resourceLogs": DOC["resourceLogs"]})
+    for i, (lo, hi) in enumerate(batches or [(0, -1)]):
+        parsed = (f"SELECT r._ord AS line, r.locator, from_json(r.j, '{doc}') AS d "
+                  f"FROM _stage_records r SEMI JOIN _otlp_lines l ON l._ord = r._ord AND l.{kind} "
+                  f"WHERE r._ord BETWEEN {lo} AND {hi}")
+        verb = f"CREATE OR REPLACE TEMP TABLE {table} AS" if i == 0 else f"INSERT INTO {table}"
+        con.execute(f"{verb} WITH _otlp AS ({parsed}) {unnest}")
 
 
 # The text of a span or log record: its path in its line, for the few that may be rejected.
 RAW_SQL = """
     SELECT n._ord, json_extract(r.j, '$.' || regexp_extract(s.locator, ': ([^ ]+)', 1)) AS raw
     FROM _needs_raw n JOIN _sx s USING (_ord)
-    JOIN _stage_records r ON r.locator = split_part(s.locator, ': ', 1)
+    JOIN _stage_records r ON r._ord = (s._ord >> 66)::BIGINT
 """
 
 
@@ -184,11 +217,11 @@ def deep_values(con: duckdb.DuckDBPyConnection, source: str) -> None:
         con.execute(f"DROP TABLE {name}")
 
 
-def _spans_view(con: duckdb.DuckDBPyConnection) -> None:
-    """One row per span, with its resource, scope and a locator down to the span."""
-    con.execute("""
-        CREATE OR REPLACE TEMP VIEW _otlp_spans AS
-        WITH rs AS (
+def _span_unnest() -> str:
+    """One row per span of the parsed lines ``_otlp``, with its resource, scope and a
+    locator down to the span."""
+    return """
+        , rs AS (
             SELECT line, locator, 'resourceSpans' AS rs_key, unnest(d.resourceSpans) AS rs,
                    generate_subscripts(d.resourceSpans, 1) - 1 AS ri
             FROM _otlp WHERE d.resourceSpans IS NOT NULL
@@ -228,30 +261,30 @@ def _spans_view(con: duckdb.DuckDBPyConnection) -> None:
                r, r_dropped, scope_json, schema_url, sp
         FROM (SELECT *, unnest(ss.spans) AS sp, generate_subscripts(ss.spans, 1) - 1 AS pi
               FROM scoped)
-    """)
+    """
 
 
-def _logs_table(con: duckdb.DuckDBPyConnection) -> None:
-    """One row per log record: attributes, resource and the body (an AnyValue, converted
-    at any depth by :func:`deep_values`)."""
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _otlp_logs AS
-        WITH rl AS (
+def _log_unnest() -> str:
+    """One row per log record of the parsed lines ``_otlp``: attributes, resource and the
+    body (an AnyValue, converted at any depth by :func:`deep_values`)."""
+    return """
+        , rl AS (
             SELECT line, locator, unnest(d.resourceLogs) AS rl,
                    generate_subscripts(d.resourceLogs, 1) - 1 AS ri
             FROM _otlp WHERE d.resourceLogs IS NOT NULL),
         sl AS (
-            SELECT line, locator, ri, rl.resource AS res,
-                   CASE WHEN rl.scopeLogs IS NOT NULL THEN 'scopeLogs'
-                        ELSE 'instrumentationLibraryLogs' END AS sl_key,
-                   unnest(coalesce(rl.scopeLogs, list_transform(rl.instrumentationLibraryLogs,
+            SELECT line, locator, ri, rl.resource AS res, 'scopeLogs' AS sl_key,
+                   unnest(rl.scopeLogs) AS sl, generate_subscripts(rl.scopeLogs, 1) - 1 AS si
+            FROM rl WHERE rl.scopeLogs IS NOT NULL
+            UNION ALL
+            SELECT line, locator, ri, rl.resource, 'instrumentationLibraryLogs',
+                   unnest(list_transform(rl.instrumentationLibraryLogs,
                        lambda x: {'scope': x.instrumentationLibrary, 'schemaUrl': x.schemaUrl,
-                                  'logRecords': x.logRecords}))) AS sl,
-                   generate_subscripts(coalesce(rl.scopeLogs, rl.instrumentationLibraryLogs), 1)
-                       - 1 AS si
-            FROM rl),
+                                  'logRecords': x.logRecords})),
+                   generate_subscripts(rl.instrumentationLibraryLogs, 1) - 1
+            FROM rl WHERE rl.scopeLogs IS NULL AND rl.instrumentationLibraryLogs IS NOT NULL),
         recs AS (
-            SELECT _fx_ord(line, ri, si, li, 1) AS _ord, line,
+            SELECT _fx_ord(line, ri, si, li, 1) AS _ord,
                    locator || ': resourceLogs[' || ri || '].' || sl_key || '[' || si
                        || '].logRecords[' || li || ']' AS locator,
                    res, sl.scope AS scope, lr
@@ -268,10 +301,16 @@ def _logs_table(con: duckdb.DuckDBPyConnection) -> None:
                                'name', scope.name, 'version', scope.version) END,
                            'otel.log.severity', coalesce(lr.severityText, lr.severityNumber),
                            'otel.log.flags', lr.flags) AS extra,
-               NULL::VARCHAR AS _reject,
-               NULL::VARCHAR AS _raw
+               NULL::VARCHAR AS _reject, NULL::VARCHAR AS _raw
         FROM attrs
-    """)
+    """
+
+
+def _logs_table(con: duckdb.DuckDBPyConnection) -> None:
+    """``_otlp_logs``: the log records with their bodies converted and each as an event
+    object ``ev`` ({name, time, attributes, body, severity})."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _otlp_logs AS SELECT * FROM _otlp_log_recs")
+    con.execute("DROP TABLE _otlp_log_recs")
     if not con.execute("SELECT EXISTS (SELECT 1 FROM _otlp_logs)").fetchall()[0][0]:
         return
     _deepen(con, "_otlp_logs")
