@@ -117,8 +117,7 @@ def write_results(text: str, spans: int) -> None:
     nxt = re.search(r"^## ", rest, flags=re.M)
     body, tail = (rest[:nxt.start()], rest[nxt.start():]) if nxt else (rest, "")
     blocks = [b for b in re.split(r"(?=^### )", body, flags=re.M) if b.strip()]
-    blocks = [b for b in blocks if not b.startswith("### ")
-              or not b.startswith(f"### {spans:,} spans") and f"--spans {spans}`" not in b]
+    blocks = [b for b in blocks if f"--spans {spans}`" not in b]
     blocks.append(text + "\n")
     path.write_text(head + SECTION + "\n\n" + "\n".join(b.strip("\n") + "\n" for b in blocks)
                     + ("\n" + tail if tail else ""), encoding="utf-8")
