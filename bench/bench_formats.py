@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_load import fresh, run  # noqa: E402
+from bench_load import fresh, run
 
 SPANS_PER_REQUEST = 1.21  # the drill writes each request's LLM span and, for tool calls, one more
 READ_JSON = """
