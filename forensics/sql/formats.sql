@@ -43,8 +43,6 @@ CREATE OR REPLACE TEMP MACRO _fx_inlist(v) AS CASE json_type(v)
         END
     END
 ;
-CREATE OR REPLACE TEMP MACRO _fx_msgs_in(x) AS _fx_inlist(_fx_unq(x))
-;
 -- A response payload in any shape (message list, chat completion, Responses API
 -- response, Anthropic message, LangSmith outputs, plain text) -> its messages (JSON[]).
 CREATE OR REPLACE TEMP MACRO _fx_outlist(v) AS CASE json_type(v)
@@ -66,8 +64,6 @@ CREATE OR REPLACE TEMP MACRO _fx_outlist(v) AS CASE json_type(v)
             THEN [json_object('role', 'assistant', 'content', v ->> 'answer')]
         END
     END
-;
-CREATE OR REPLACE TEMP MACRO _fx_msgs_out(x) AS _fx_outlist(_fx_unq(x))
 ;
 -- The role of one message in any dialect (OpenAI, GenAI parts, Anthropic, Responses API
 -- items, OpenInference, LangChain serialised messages).
@@ -142,38 +138,11 @@ CREATE OR REPLACE TEMP MACRO _fx_mtools(m) AS list_concat(
     CASE WHEN (m ->> 'type') = 'function_call'
          THEN [{'name': m ->> 'name', 'args': _fx_str(json_extract(m, 'arguments'))}] ELSE [] END)
 ;
--- Over a message list (JSON[]): system text, the input (last user turn, else the last
--- non-system message), the output (all messages' text), the first tool call.
-CREATE OR REPLACE TEMP MACRO _fx_system(ms) AS _fx_joined(list_filter(list_transform(
-    list_filter(ms, lambda m: _fx_role(m) IN ('system', 'developer')),
-    lambda m: _fx_mtext(m)), lambda t: t IS NOT NULL))
-;
-CREATE OR REPLACE TEMP MACRO _fx_input(ms) AS coalesce(
-    _fx_mtext(list_filter(ms, lambda m: _fx_role(m) IN ('user', 'human'))[-1]),
-    _fx_mtext(list_filter(ms, lambda m: coalesce(_fx_role(m), '') NOT IN ('system', 'developer'))[-1]))
-;
-CREATE OR REPLACE TEMP MACRO _fx_output(ms) AS _fx_joined(list_filter(
-    list_transform(ms, lambda m: _fx_mtext(m)), lambda t: t IS NOT NULL))
-;
+-- The first tool call asked for in a message list (JSON[]).
 CREATE OR REPLACE TEMP MACRO _fx_tool(ms) AS flatten(list_transform(ms, lambda m: _fx_mtools(m)))[1]
 ;
--- A message list is "plain" when system_prompt / input_text / output_text say all of it:
--- text-only messages, at most one per role, roles from the given list.
-CREATE OR REPLACE TEMP MACRO _fx_plain(ms, roles) AS ms IS NOT NULL AND len(ms) > 0
-    AND len(list_distinct(list_transform(ms, lambda m: _fx_role(m)))) = len(ms)
-    AND list_bool_and(list_transform(ms, lambda m:
-        json_type(m) = 'OBJECT'
-        AND list_contains(roles, _fx_role(m))
-        AND list_bool_and(list_transform(json_keys(m), lambda k:
-                k IN ('role', 'content', 'parts', 'finish_reason')))
-        AND coalesce(json_type(json_extract(m, 'content')), 'VARCHAR') IN ('VARCHAR', 'NULL')
-        AND coalesce(list_bool_and(list_transform(json_extract(m, '$.parts[*]'), lambda p:
-                (p ->> 'type') = 'text'
-                AND list_bool_and(list_transform(json_keys(p), lambda k: k IN ('type', 'content'))))),
-            true)))
-;
 -- Flattened messages (OpenInference llm.input_messages.N.message.*, Traceloop
--- gen_ai.prompt.N.*) of the attribute map a, under prefix p -> JSON[] in OpenAI shape.
+-- gen_ai.prompt.N.*) of the attribute list a, under prefix p: entries {n, f, v}.
 CREATE OR REPLACE TEMP MACRO _fx_flat_entries(a, p) AS list_transform(
     list_filter(a, lambda e: starts_with(e.k, p || '.')
                 AND regexp_matches(e.k[len(p) + 2:], '^[0-9]+\.')),
@@ -250,11 +219,6 @@ CREATE OR REPLACE TEMP MACRO _fx_anyarr(x) AS to_json(list_transform(
 CREATE OR REPLACE TEMP MACRO _fx_anykv(x) AS ('{' || array_to_string(list_transform(
     json_extract(x, '$.values[*]'), lambda e: to_json(e ->> 'key')::VARCHAR || ':'
         || coalesce(_fx_any0(json_extract(e, '$.value')), 'null'::JSON)::VARCHAR), ',') || '}')::JSON
-;
-CREATE OR REPLACE TEMP MACRO _fx_any(v) AS CASE
-    WHEN json_exists(v, '$.arrayValue') THEN _fx_anyarr(json_extract(v, '$.arrayValue'))
-    WHEN json_exists(v, '$.kvlistValue') THEN _fx_anykv(json_extract(v, '$.kvlistValue'))
-    ELSE _fx_any0(v) END
 ;
 -- OTLP AnyValue parsed as a struct (see forensics.formats.otlp.ANY) -> plain JSON.
 CREATE OR REPLACE TEMP MACRO _fx_anys(v) AS CASE
