@@ -24,24 +24,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_load import fresh, run
+from bench_load import DUCKDB_READ_JSON, FORENSICS_LOAD, fresh, run
 
 SPANS_PER_REQUEST = 1.21  # the drill writes each request's LLM span and, for tool calls, one more
-READ_JSON = """
-import duckdb, sys
-con = duckdb.connect(sys.argv[2])
-con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format='newline_delimited', "
-            "maximum_object_size=268435456)", [sys.argv[1]])
-print(con.execute("SELECT count(*) FROM t").fetchall()[0][0])
-"""
-LOAD = """
-import forensics, sys
-case = forensics.open(sys.argv[2])
-row = case.load(sys.argv[1]).rows()[0]
-assert row["rows_rejected"] == 0 and row["format"] == "otlp", row
-print(row["rows_loaded"])
-case.close()
-"""
 DRILL = """
 import sys
 from forensics.drill import generate
@@ -77,8 +62,8 @@ def main() -> None:
     if not src.exists():
         run(DRILL, str(drill), str(int(a.spans / SPANS_PER_REQUEST)))
     size_gb = src.stat().st_size / 1e9
-    base = measure(READ_JSON, src, work, a.repeat)
-    ours = measure(LOAD, src, work, a.repeat)
+    base = measure(DUCKDB_READ_JSON, src, work, a.repeat)
+    ours = measure(FORENSICS_LOAD, src, work, a.repeat)
     spans = int(ours["rows"])  # type: ignore[call-overload]
     b_rate = spans / float(base["median"])  # type: ignore[arg-type]
     o_rate = spans / float(ours["median"])  # type: ignore[arg-type]
