@@ -518,3 +518,26 @@ def broken_copy(path: Path, bad_record: dict[str, Any]) -> Path:
     out.write_text(good + first[: len(first) // 2] + "\n" + "[1, 2]\n" + json.dumps(bad_record)
                    + "\n", encoding="utf-8")
     return out
+
+
+def otlp_openinference(folder: Path) -> Path:
+    """OpenInference attributes in OTLP (what Phoenix's collector receives): flattened
+    messages, retrieved documents, the metadata JSON string, prompt template version."""
+    span = {"traceId": TRACE, "spanId": LLM, "name": "ChatCompletion", "kind": 1,
+            "startTimeUnixNano": str(T0), "endTimeUnixNano": str(T0 + 2 * 10**9),
+            "attributes": [
+                _s("openinference.span.kind", "LLM"), _s("llm.model_name", "gpt-4o-2024-08-06"),
+                _s("llm.invocation_parameters", json.dumps({"model": "gpt-4o"})),
+                _s("llm.input_messages.0.message.role", "user"),
+                _s("llm.input_messages.0.message.content", "What is our refund policy?"),
+                _s("llm.output_messages.0.message.role", "assistant"),
+                _s("llm.output_messages.0.message.content", "30 days, no questions asked."),
+                _i("llm.token_count.prompt", 64), _i("llm.token_count.completion", 9),
+                _s("llm.prompt_template.version", "v4"), _s("session.id", "oi-s"),
+                _s("user.id", "oi-u"),
+                _s("retrieval.documents.0.document.id", "policy.md"),
+                {"key": "retrieval.documents.0.document.score", "value": {"doubleValue": 0.7}},
+                _s("retrieval.documents.0.document.content", "Refunds within 30 days."),
+                _s("metadata", json.dumps({"feature": "support_chat", "plan": "pro"}))],
+            "status": {"code": "STATUS_CODE_OK"}}
+    return _lines(folder / "otlp_openinference.jsonl", [_traces([span], service="rag")])

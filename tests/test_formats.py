@@ -328,3 +328,21 @@ def test_forced_format_and_refused_mismatch(case: Any, tmp_path: Path) -> None:
     assert row["rows_loaded"] == 5
     with pytest.raises(FormatError):
         case.load(fd.cassette(tmp_path), format="jsonl")
+
+
+def test_openinference_attributes_in_otlp(case: Any, tmp_path: Path) -> None:
+    row = load(case, fd.otlp_openinference(tmp_path))
+    assert (row["format"], row["rows_loaded"]) == ("otlp", 1)
+    ev = event(case, fd.LLM)
+    assert (ev["kind"], ev["model"], ev["response_model"]) == ("llm", "gpt-4o",
+                                                              "gpt-4o-2024-08-06")
+    assert (ev["input_text"], ev["output_text"]) == ("What is our refund policy?",
+                                                     "30 days, no questions asked.")
+    assert (ev["input_tokens"], ev["output_tokens"], ev["prompt_version"]) == (64, 9, "v4")
+    assert (ev["session_id"], ev["user_id"], ev["feature"]) == ("oi-s", "oi-u", "support_chat")
+    assert ev["attributes"]["plan"] == "pro"
+    assert not any(k.startswith(("llm.input_messages", "llm.output_messages",
+                                 "retrieval.documents")) for k in ev["attributes"])
+    docs = case.sql("SELECT rank, doc_id, score, content FROM retrievals").rows()
+    assert docs == [{"rank": 1, "doc_id": "policy.md", "score": 0.7,
+                     "content": "Refunds within 30 days."}]
