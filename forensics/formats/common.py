@@ -88,11 +88,6 @@ def drop_records(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DROP {kind} {name}")
 
 
-def has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return temp_exists(con, table) and bool(
-        con.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchall()[0][0])
-
-
 def ensure_rejects(con: duckdb.DuckDBPyConnection) -> None:
     if not temp_exists(con, "_stage_rejects"):
         con.execute("CREATE TEMP TABLE _stage_rejects (locator VARCHAR, reason VARCHAR, "
@@ -124,10 +119,6 @@ def sniff_any(head: Head, test: Any) -> bool:
             candidates += [x for x in data[:5] if isinstance(x, dict)]
     candidates += [x for x in head.lines[:5] if isinstance(x, dict)]
     return any(test(c) for c in candidates)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
 
 
 NEGATIVE_NAMES = "toxic|hallucinat|harm|bias|pii|leak|jailbreak|injection|unsafe|violation|refus"

@@ -467,10 +467,4 @@ def _evaluations(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    from ..db import temp_exists
-
-    return temp_exists(con, table)
-
-
 register(OtlpReader())

@@ -84,7 +84,7 @@ def _get(*paths: str) -> str:
 def stage_span_json(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """``path`` -> ``_spans`` -> the ``_stage_*`` tables."""
     install(con)
-    container = records(con, path)
+    records(con, path)
     ensure_rejects(con)
     stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
     mtime = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -162,7 +162,6 @@ def stage_span_json(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute("DROP VIEW _sj_raw")
     con.execute("DROP TABLE _sj")
     drop_records(con)
-    del container
 
 
 register(SpanJsonReader(
