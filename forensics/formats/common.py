@@ -8,7 +8,6 @@ last step that hands ``_stage_*`` tables to :func:`forensics.load.commit_stage`.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import duckdb
 
 from .. import readers
+from ..mapping import NEGATIVE_WORDS
 from ..db import temp_exists
 from ..errors import FormatError
 from . import Head, read_head
@@ -124,8 +124,6 @@ def sniff_any(head: Head, test: Any) -> bool:
 NEGATIVE_NAMES = "toxic|hallucinat|harm|bias|pii|leak|jailbreak|injection|unsafe|violation|refus"
 POSITIVE_NAMES = ("correct|helpful|relevan|faithful|quality|accura|ground|feedback|thumb|"
                   "satisf|rating|useful|success|score")
-NEGATIVE_WORDS = ("'down', 'thumbs_down', 'negative', 'bad', 'incorrect', 'wrong', 'unhelpful', "
-                  "'harmful', 'fail', 'failed', 'false', 'no'")
 
 
 def negative_sql(name: str, value: str, score: str) -> str:
