@@ -16,9 +16,9 @@ from typing import Any
 import duckdb
 
 from .. import readers
-from ..mapping import NEGATIVE_WORDS
 from ..db import temp_exists
 from ..errors import FormatError
+from ..mapping import NEGATIVE_WORDS
 from . import Head, read_head
 
 RAW = readers.RAW_LIMIT
