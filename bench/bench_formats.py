@@ -21,6 +21,7 @@ import re
 import statistics
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,14 +37,22 @@ print(s["events"])
 SECTION = "## Trace formats (issue 3)"
 
 
-def measure(code: str, src: Path, work: Path, repeat: int) -> dict[str, object]:
+@dataclass
+class Figures:
+    median: float
+    runs: list[float]
+    peak: float
+    rows: int
+
+
+def measure(code: str, src: Path, work: Path, repeat: int) -> Figures:
     times, peaks, out = [], [], ""
     for _ in range(repeat):
         t, rss, out = run(code, str(src), fresh(work / "b.duckdb"))
         times.append(t)
         peaks.append(rss)
-    return {"median": statistics.median(times), "runs": [round(t, 1) for t in times],
-            "peak": max(peaks), "rows": int(out.splitlines()[-1])}
+    return Figures(statistics.median(times), [round(t, 1) for t in times], max(peaks),
+                   int(out.splitlines()[-1]))
 
 
 def main() -> None:
@@ -64,16 +73,15 @@ def main() -> None:
     size_gb = src.stat().st_size / 1e9
     base = measure(DUCKDB_READ_JSON, src, work, a.repeat)
     ours = measure(FORENSICS_LOAD, src, work, a.repeat)
-    spans = int(ours["rows"])  # type: ignore[call-overload]
-    b_rate = spans / float(base["median"])  # type: ignore[arg-type]
-    o_rate = spans / float(ours["median"])  # type: ignore[arg-type]
+    spans = ours.rows
+    b_rate, o_rate = spans / base.median, spans / ours.median
     ratio = o_rate / b_rate
-    rows = [f"| read_json CTAS (baseline) | {base['median']:.1f} | {base['runs']} | "
-            f"{b_rate:,.0f} | {base['peak']:,.0f} |",
-            f"| forensics load (otlp) | {ours['median']:.1f} | {ours['runs']} | "
-            f"{o_rate:,.0f} | {ours['peak']:,.0f} |"]
+    rows = [f"| read_json CTAS (baseline) | {base.median:.1f} | {base.runs} | "
+            f"{b_rate:,.0f} | {base.peak:,.0f} |",
+            f"| forensics load (otlp) | {ours.median:.1f} | {ours.runs} | "
+            f"{o_rate:,.0f} | {ours.peak:,.0f} |"]
     text = "\n".join([
-        f"### {spans:,} spans, {size_gb:.2f} GB of OTLP/JSON ({int(base['rows']):,} lines "
+        f"### {spans:,} spans, {size_gb:.2f} GB of OTLP/JSON ({base.rows:,} lines "
         f"of TracesData)",
         "",
         f"Machine: {machine}; command: `.venv/bin/python bench/bench_formats.py --spans "
@@ -84,7 +92,7 @@ def main() -> None:
         *rows,
         "",
         f"Rate ratio forensics / read_json: **{ratio:.2f}x** (target >= 0.5x); peak RSS "
-        f"**{float(ours['peak']) / 1024:.2f} GB** (target < 3 GB).",  # type: ignore[arg-type]
+        f"**{ours.peak / 1024:.2f} GB** (target < 3 GB).",
     ])
     print(text)
     if a.write:

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from forensics.errors import FormatError
-from forensics.formats import detect_format, vendor_names
+from forensics.formats import detect_format, otlp, vendor_names
 
 from . import formats_data as fd
 
@@ -102,7 +102,12 @@ def test_otlp_log_events_join_their_span(case: Any, tmp_path: Path) -> None:
         [(fd.LLM, "relevance", "irrelevant", 0.2, True)]
 
 
-def test_otlp_malformed_records_are_rejected_with_locators(case: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_bytes", [64 << 20, 1])
+def test_otlp_malformed_records_are_rejected_with_locators(case: Any, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           batch_bytes: int) -> None:
+    # batch_bytes=1: each line parsed in its own batch, the same outcome
+    monkeypatch.setattr(otlp, "BATCH_BYTES", batch_bytes)
     row = load(case, fd.otlp_broken(tmp_path))
     assert (row["records_in"], row["rows_loaded"], row["rows_rejected"]) == (6, 1, 5)
     assert rejects(case) == [

@@ -55,9 +55,21 @@ def literal(text: str) -> str:
 def records(con: duckdb.DuckDBPyConnection, path: Path, head: Head | None = None) -> str:
     """Stage ``path`` into ``_stage_records(_ord, locator, j)`` with the container reader
     its shape calls for (JSON Lines, a JSON document, Parquet); returns the reader name."""
+    kind = container(path, head)
+    if kind == "parquet":
+        readers.stage_parquet(con, path)
+    elif kind == "json":
+        readers.stage_json(con, path)
+    else:
+        readers.stage_jsonl(con, path)
+    return kind
+
+
+def container(path: Path, head: Head | None = None) -> str:
+    """``parquet``, ``json`` (one document, or an array) or ``jsonl``: how ``path`` holds
+    its records."""
     head = head or read_head(path)
     if head.is_parquet:
-        readers.stage_parquet(con, path)
         return "parquet"
     text = head.text.lstrip()
     if not text:
@@ -70,11 +82,7 @@ def records(con: duckdb.DuckDBPyConnection, path: Path, head: Head | None = None
         use_json = text[0] == "[" or many
     else:
         use_json = first_line in ("{", "[")   # a big pretty-printed document
-    if use_json:
-        readers.stage_json(con, path)
-        return "json"
-    readers.stage_jsonl(con, path)
-    return "jsonl"
+    return "json" if use_json else "jsonl"
 
 
 def drop_records(con: duckdb.DuckDBPyConnection) -> None:

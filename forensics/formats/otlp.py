@@ -17,16 +17,21 @@ holds no TracesData / LogsData at all (rejected).
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from .. import readers
+from ..db import temp_exists
+from ..errors import LoadError
 from . import Head, register
-from .common import RAW, drop_records, ensure_rejects, install, records, sniff_any
-from .semconv import stage_spans
+from .common import RAW, container, drop_records, ensure_rejects, install, records, sniff_any
+from .semconv import finish_spans, flatten_spans, stage_spans
 
 ANY = {"stringValue": "VARCHAR", "boolValue": "VARCHAR", "intValue": "VARCHAR",
        "doubleValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON",
@@ -47,12 +52,15 @@ LOG = {"timeUnixNano": "VARCHAR", "observedTimeUnixNano": "VARCHAR",
        "severityNumber": "VARCHAR", "severityText": "VARCHAR", "body": "JSON",
        "attributes": KV, "droppedAttributesCount": "BIGINT", "flags": "VARCHAR",
        "traceId": "VARCHAR", "spanId": "VARCHAR", "eventName": "VARCHAR"}
+# Spans are kept as JSON text when a line is parsed, and parsed one by one once unnested:
+# a line of thousands of spans parsed whole takes ten times its size.
 DOC = {
     "resourceSpans": [{"resource": RESOURCE, "schemaUrl": "VARCHAR",
-                       "scopeSpans": [{"scope": SCOPE, "schemaUrl": "VARCHAR", "spans": [SPAN]}],
+                       "scopeSpans": [{"scope": SCOPE, "schemaUrl": "VARCHAR",
+                                       "spans": ["JSON"]}],
                        "instrumentationLibrarySpans": [{"instrumentationLibrary": SCOPE,
                                                         "schemaUrl": "VARCHAR",
-                                                        "spans": [SPAN]}]}],
+                                                        "spans": ["JSON"]}]}],
     "resourceLogs": [{"resource": RESOURCE, "schemaUrl": "VARCHAR",
                       "scopeLogs": [{"scope": SCOPE, "schemaUrl": "VARCHAR",
                                      "logRecords": [LOG]}],
@@ -86,80 +94,261 @@ class OtlpReader:
 
 
 # Lines are parsed in batches of about this much JSON text: a Collector line may hold
-# thousands of spans, and a parsed batch must fit the load's memory limit.
+# thousands of spans, and a parsed batch must fit the load's memory limit. The size of a
+# line is estimated from the file's (a full scan of the lines' text to measure each would
+# hold a vector of 2,048 of them at once).
 BATCH_BYTES = 64 << 20
-LINE_KINDS = """
-    CREATE OR REPLACE TEMP TABLE _otlp_lines AS
-    SELECT _ord, locator, strlen(j::VARCHAR) AS bytes,
-           CASE WHEN first_key IN ('resourceSpans', 'batches') THEN true
-                WHEN first_key = 'resourceLogs' THEN false
-                ELSE coalesce(json_type(j, '$.resourceSpans') = 'ARRAY'
-                              OR json_type(j, '$.batches') = 'ARRAY', false) END AS spans,
-           CASE WHEN first_key = 'resourceLogs' THEN true
-                WHEN first_key IN ('resourceSpans', 'batches') THEN false
-                ELSE coalesce(json_type(j, '$.resourceLogs') = 'ARRAY', false) END AS logs
-    FROM (SELECT *, regexp_extract(left(j::VARCHAR, 100),
-                                   '^\\s*\\{\\s*"([A-Za-z]+)"\\s*:\\s*\\[', 1) AS first_key
-          FROM _stage_records)
-"""
+COMPRESSED = (".gz", ".zst", ".zstd")
+NOT_OTLP = "not OTLP/JSON: no resourceSpans, batches or resourceLogs list"
+# a line opening with an OTLP list (else its keys are looked up)
+KNOWN_START = '^\\s*\\{\\s*"(resourceSpans|batches|resourceLogs)"\\s*:\\s*\\['
+# an attribute value holding a kvlist, or an array of containers (rare: such values need
+# the set-based deep conversion of deep_values)
+DEEP = '"kvlistValue"|"values"\\s*:\\s*\\[\\s*\\{\\s*"(arrayValue|kvlistValue)"'
 
 
 def stage_otlp(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """``path`` -> spans and log records (parsed in bounded batches of lines) -> ``_spans``
-    (+ ``_stage_feedback``) -> the ``_stage_*`` tables."""
+    """``path`` -> spans and log records -> ``_spans`` (+ ``_stage_feedback``) -> the
+    ``_stage_*`` tables. JSON Lines of spans stream through in chunks of lines
+    (:func:`_stream`); a file holding log records, a single document or a .zst file is
+    staged whole first and parsed in batches of lines (:func:`_stage_staged`)."""
     install(con)
+    con.execute("CREATE OR REPLACE TEMP TABLE _stage_rejects (locator VARCHAR, "
+                "reason VARCHAR, raw VARCHAR)")
+    streamable = container(path) == "jsonl" and not path.name.lower().endswith(STAGED_ONLY)
+    if not (streamable and _stream(con, path)):
+        _stage_staged(con, path)
+
+
+def _stage_staged(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     records(con, path)
     ensure_rejects(con)
-    con.execute(LINE_KINDS)
-    con.execute(f"""
-        INSERT INTO _stage_rejects
-        SELECT l.locator, 'not OTLP/JSON: no resourceSpans, batches or resourceLogs list',
-               left(r.j::VARCHAR, {RAW})
-        FROM _otlp_lines l JOIN _stage_records r USING (_ord)
-        WHERE NOT l.spans AND NOT l.logs ORDER BY l._ord
-    """)
-    _parse_batches(con, "spans", "_otlp_spans", _span_unnest())
-    _parse_batches(con, "logs", "_otlp_log_recs", _log_unnest())
+    batches = _line_batches(con, path)
+    deep = _parse_batches(con, batches)
     _logs_table(con)
-    _merge_logs(con, deep=_has_deep_values(con))
-    stage_spans(con, raw_sql=RAW_SQL)
+    _merge_logs(con, deep=deep)
+    stage_spans(con, raw_sql=lambda c: _raw_queries(c, batches))
     _evaluations(con)
     drop_records(con)
 
 
-def _parse_batches(con: duckdb.DuckDBPyConnection, kind: str, table: str, unnest: str) -> None:
-    """Parse the lines holding ``kind`` (spans / logs) batch by batch into ``table``, one
-    row per span or log record. A loop over batches of lines, not over records."""
-    batches = con.execute(f"""
+# Python cannot decompress these here; such files are staged whole instead of streamed.
+STAGED_ONLY = (".zst", ".zstd")
+BLANK = "regexp_full_match(raw, '\\s*')"
+OBJECT = "regexp_matches(raw, '^\\s*\\{')"
+
+
+def _lines_cte(first: int) -> str:
+    """``_lines(line, raw)``: the lines of the chunk of text given as the parameter."""
+    return (f"_lines AS (SELECT {first} + n - 1 AS line, rtrim(raw, chr(13)) AS raw "
+            f"FROM unnest(string_split(?, chr(10))) WITH ORDINALITY AS t(raw, n))")
+
+
+def _stream(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """JSON Lines of TracesData, chunk by chunk of about BATCH_BYTES of lines, each chunk
+    straight to ``_sx`` in one statement: nothing of the file is kept but the flattened
+    spans. Chunks whose values nest containers go to ``_otlp_special`` and the batch path.
+    Returns False, having undone its work, at the first log record: logs join spans
+    anywhere in the file, so such a file is staged whole."""
+    flattened = special = False
+    doc = json.dumps({k: DOC[k] for k in ("resourceSpans", "batches")})
+    for first, text in _chunks(con, path, rejects=True):
+        if '"resourceLogs"' in text:
+            for name in ("_sx", "_otlp_special"):
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+            con.execute("DELETE FROM _stage_rejects")
+            return False
+        lines = _lines_cte(first)
+        con.execute(f"""
+            INSERT INTO _stage_rejects
+            WITH {lines}, _chk AS (
+                SELECT line, raw,
+                       CASE WHEN NOT json_valid(raw) THEN 'invalid JSON'
+                            WHEN NOT {OBJECT} THEN 'record is a JSON ' || lower(json_type(raw))
+                                                   || ', not an object'
+                            WHEN NOT regexp_matches(left(raw, 100), '{KNOWN_START}')
+                                 AND NOT coalesce(json_type(raw, '$.resourceSpans') = 'ARRAY'
+                                                  OR json_type(raw, '$.batches') = 'ARRAY', false)
+                            THEN '{NOT_OTLP}' END AS reason
+                FROM _lines WHERE NOT {BLANK})
+            SELECT 'line ' || line, reason, left(raw, {RAW}) FROM _chk
+            WHERE reason IS NOT NULL ORDER BY line
+        """, [text])
+        if con.execute(f"WITH {lines} SELECT coalesce(bool_or(regexp_matches(raw, '{DEEP}')), "
+                       "false) FROM _lines", [text]).fetchall()[0][0]:
+            verb = "INSERT INTO _otlp_special" if special else \
+                "CREATE OR REPLACE TEMP TABLE _otlp_special AS"
+            con.execute(f"{verb} WITH {lines} SELECT line AS _ord, 'line ' || line AS locator, "
+                        f"raw AS j FROM _lines WHERE NOT {BLANK} AND {OBJECT} "
+                        f"AND json_valid(raw)", [text])
+            special = True
+            continue
+        source = (f"{lines}, _otlp_spans AS (WITH _otlp AS (SELECT line, 'line ' || line "
+                  f"AS locator, try(from_json(raw, '{doc}')) AS d FROM _lines "
+                  f"WHERE {OBJECT}) {_span_unnest(keep_text=True)}), "
+                  f"_spans AS ({_span_rows('_otlp_spans', raw='_sp')}), ")
+        flatten_spans(con, source=source, params=[text], append=flattened)
+        flattened = True
+    if special:
+        con.execute("CREATE OR REPLACE TEMP VIEW _stage_records AS SELECT * FROM _otlp_special")
+        _parse_batches(con, _line_batches(con, path), keep_text=True)
+        _logs_table(con)
+        _merge_logs(con, deep=True, raw="_sp")
+        flatten_spans(con, append=flattened)
+        con.execute("DROP VIEW _stage_records")
+        con.execute("DROP TABLE _otlp_special")
+    elif not flattened:   # nothing but rejects: an empty _sx
+        flatten_spans(con, source=f"{_lines_cte(1)}, _otlp_spans AS (WITH _otlp AS ("
+                                  f"SELECT line, 'line ' || line AS locator, "
+                                  f"try(from_json(raw, '{doc}')) AS d FROM _lines WHERE false) "
+                                  f"{_span_unnest(keep_text=True)}), "
+                                  f"_spans AS ({_span_rows('_otlp_spans', raw='_sp')}), ",
+                      params=[""])
+    readers._explain_json_rejects(con)   # the precise reason of each invalid line
+    finish_spans(con, raw_sql=lambda c: _reread_raws(c, path))
+    return True
+
+
+def _chunks(con: duckdb.DuckDBPyConnection, path: Path,
+            rejects: bool) -> Iterator[tuple[int, str]]:
+    """``(first line number, text)`` of consecutive chunks of about BATCH_BYTES of whole
+    lines. A line that is not UTF-8 is blanked (and, with ``rejects``, rejected)."""
+    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
+    line, rest = 1, b""
+    with opener(path, "rb") as fh:
+        while True:
+            block = fh.read(BATCH_BYTES)
+            data = rest + block if rest else block
+            cut = len(data) if not block else data.rfind(b"\n") + 1
+            if block and cut == 0:    # a line longer than a chunk: read on
+                if len(data) > readers.MAX_LINE_BYTES:
+                    raise LoadError(f"{path}: line {line} is longer than "
+                                    f"{readers.MAX_LINE_BYTES >> 20} MiB; nothing from this "
+                                    "file was kept", hint="split the file")
+                rest = data
+                continue
+            chunk, rest = data[:cut], data[cut:]
+            if chunk:
+                text = _decode(con, chunk, line, rejects)
+                yield line, (text.lstrip("\ufeff") if line == 1 else text)
+                line += chunk.count(b"\n")
+            if not block:
+                return
+
+
+def _decode(con: duckdb.DuckDBPyConnection, chunk: bytes, first: int, rejects: bool) -> str:
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    out, bad = [], []
+    for i, raw in enumerate(chunk.split(b"\n")):
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            out.append("")
+            bad.append((f"line {first + i}", f"invalid UTF-8: {exc.reason} at byte {exc.start}",
+                        raw.decode("utf-8", "replace")[:RAW]))
+    if rejects and bad:
+        con.executemany("INSERT INTO _stage_rejects VALUES (?, ?, ?)", bad)
+    return "\n".join(out)
+
+
+def _reread_raws(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[str]:
+    """The text of the streamed spans that may be rejected (``_needs_raw``): their lines
+    are read again, chunk by chunk, and each span cut out of its line."""
+    wanted = sorted(int(r[0]) for r in con.execute(
+        "SELECT DISTINCT (_ord >> 66)::BIGINT FROM _needs_raw").fetchall())
+    if not wanted:
+        return
+    for first, text in _chunks(con, path, rejects=False):
+        last = first + text.count("\n") - text.endswith("\n")
+        here = [ln for ln in wanted if first <= ln <= last]
+        if not here:
+            continue
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _otlp_raw AS
+            WITH {_lines_cte(first)}
+            SELECT s._ord, json_extract(l.raw, '$.' || regexp_extract(s.locator, ': ([^ ]+)', 1))
+                       AS raw
+            FROM (SELECT * FROM _lines WHERE line IN ({', '.join(map(str, here))})) l
+            JOIN (SELECT n._ord, s.locator FROM _needs_raw n JOIN _sx s USING (_ord)) s
+              ON l.line = (s._ord >> 66)::BIGINT
+        """, [text])
+        yield "SELECT _ord, raw FROM _otlp_raw"
+        if last >= wanted[-1]:
+            return
+
+
+def _line_batches(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[int, int]]:
+    """``(first, last)`` line numbers of consecutive batches of about BATCH_BYTES."""
+    n = int(con.execute("SELECT count(*) FROM _stage_records").fetchall()[0][0])
+    size = path.stat().st_size * (8 if path.suffix.lower() in COMPRESSED else 1)
+    per = max(1, BATCH_BYTES * n // max(size, 1))
+    return [(int(lo), int(hi)) for lo, hi in con.execute(f"""
         SELECT min(_ord), max(_ord) FROM (
-            SELECT _ord, (sum(bytes) OVER (ORDER BY _ord) - bytes) // {BATCH_BYTES} AS b
-            FROM _otlp_lines WHERE {kind}) GROUP BY b ORDER BY b
-    """).fetchall()
-    doc = json.dumps({"resourceSpans": DOC["resourceSpans"], "batches": DOC["batches"]}
-                     if kind == "spans" else {"resourceLogs": DOC["resourceLogs"]})
+            SELECT _ord, (row_number() OVER (ORDER BY _ord) - 1) // {per} AS b
+            FROM _stage_records) GROUP BY b ORDER BY b
+    """).fetchall()]
+
+
+def _parse_batches(con: duckdb.DuckDBPyConnection, batches: list[tuple[int, int]],
+                   keep_text: bool = False) -> bool:
+    """Parse the lines batch by batch: lines holding no OTLP list -> rejects, spans ->
+    ``_otlp_spans``, log records -> ``_otlp_log_recs`` (one row each). A loop over
+    batches of lines, not over records; each statement streams (no table per batch: the
+    load is one transaction, which keeps a dropped table until it ends). Returns whether
+    any value nests containers."""
+    deep = False
+    spans = json.dumps({k: DOC[k] for k in ("resourceSpans", "batches")})
+    logs = json.dumps({"resourceLogs": DOC["resourceLogs"]})
     for i, (lo, hi) in enumerate(batches or [(0, -1)]):
-        parsed = (f"SELECT r._ord AS line, r.locator, from_json(r.j, '{doc}') AS d "
-                  f"FROM _stage_records r SEMI JOIN _otlp_lines l ON l._ord = r._ord AND l.{kind} "
-                  f"WHERE r._ord BETWEEN {lo} AND {hi}")
-        verb = f"CREATE OR REPLACE TEMP TABLE {table} AS" if i == 0 else f"INSERT INTO {table}"
-        con.execute(f"{verb} WITH _otlp AS ({parsed}) {unnest}")
+        # MATERIALIZED: a condition on j must not become a filter of the table scan,
+        # which would read j for every line of the file, not only the batch's
+        lines = (f"WITH _b AS MATERIALIZED (SELECT _ord, locator, j::VARCHAR AS j "
+                 f"FROM _stage_records WHERE _ord BETWEEN {lo} AND {hi})")
+        con.execute(f"""
+            INSERT INTO _stage_rejects {lines}
+            SELECT locator, '{NOT_OTLP}', left(j, {RAW}) FROM _b
+            WHERE NOT regexp_matches(left(j, 100), '{KNOWN_START}')
+              AND NOT coalesce(json_type(j, '$.resourceSpans') = 'ARRAY'
+                               OR json_type(j, '$.batches') = 'ARRAY'
+                               OR json_type(j, '$.resourceLogs') = 'ARRAY', false)
+            ORDER BY _ord
+        """)
+        if not deep:
+            deep = bool(con.execute(f"{lines} SELECT coalesce(bool_or(regexp_matches(j, "
+                                    f"'{DEEP}')), false) FROM _b").fetchall()[0][0])
+        for table, doc, keys, unnest in (
+                ("_otlp_spans", spans, ("resourceSpans", "batches"), _span_unnest(keep_text)),
+                ("_otlp_log_recs", logs, ("resourceLogs",), _log_unnest())):
+            holds = " OR ".join(f"contains(j, '\"{k}\"')" for k in keys)
+            verb = f"CREATE OR REPLACE TEMP TABLE {table} AS" if i == 0 else f"INSERT INTO {table}"
+            con.execute(f"{verb} {lines}, _otlp AS MATERIALIZED (SELECT _ord AS line, locator, "
+                        f"from_json(j, '{doc}') AS d FROM _b WHERE {holds}) {unnest}")
+    return deep
 
 
-# The text of a span or log record: its path in its line, for the few that may be rejected.
-RAW_SQL = """
-    SELECT n._ord, json_extract(r.j, '$.' || regexp_extract(s.locator, ': ([^ ]+)', 1)) AS raw
-    FROM _needs_raw n JOIN _sx s USING (_ord)
-    JOIN _stage_records r ON r._ord = (s._ord >> 66)::BIGINT
-"""
-
-
-def _has_deep_values(con: duckdb.DuckDBPyConnection) -> bool:
-    """Does any span attribute hold a kvlist, or an array of containers? (Rare: such
-    values need the set-based deep conversion of :func:`deep_values`.)"""
-    pattern = '"kvlistValue"|"values"\\s*:\\s*\\[\\s*\\{\\s*"(arrayValue|kvlistValue)"'
-    return bool(con.execute(
-        f"SELECT coalesce(bool_or(regexp_matches(j::VARCHAR, '{pattern}')), false) "
-        "FROM _stage_records WHERE contains(j::VARCHAR, 'Value\"')").fetchall()[0][0])
+def _raw_queries(con: duckdb.DuckDBPyConnection,
+                 batches: list[tuple[int, int]]) -> list[str]:
+    """The text of the spans and log records that may be rejected (``_needs_raw``): their
+    path in their line, read batch by batch of the lines that hold them."""
+    lines = {int(r[0]) for r in con.execute(
+        "SELECT DISTINCT (_ord >> 66)::BIGINT FROM _needs_raw").fetchall()}
+    queries = []
+    for lo, hi in batches:
+        wanted = sorted(ln for ln in lines if lo <= ln <= hi)
+        if wanted:
+            queries.append(f"""
+                SELECT s._ord, json_extract(r.j, '$.' || regexp_extract(s.locator, ': ([^ ]+)', 1))
+                           AS raw
+                FROM _needs_raw n JOIN _sx s USING (_ord)
+                JOIN (SELECT _ord, j FROM _stage_records
+                      WHERE _ord BETWEEN {wanted[0]} AND {wanted[-1]}
+                        AND _ord IN ({', '.join(map(str, wanted))})) r
+                  ON r._ord = (s._ord >> 66)::BIGINT
+            """)
+    return queries
 
 
 def deep_values(con: duckdb.DuckDBPyConnection, source: str) -> None:
@@ -217,35 +406,33 @@ def deep_values(con: duckdb.DuckDBPyConnection, source: str) -> None:
         con.execute(f"DROP TABLE {name}")
 
 
-def _span_unnest() -> str:
+def _span_unnest(keep_text: bool = False) -> str:
     """One row per span of the parsed lines ``_otlp``, with its resource, scope and a
-    locator down to the span."""
+    locator down to the span (and, with ``keep_text``, its JSON text ``_sp``)."""
+    text = ", sp AS _sp" if keep_text else ""
     return """
         , rs AS (
-            SELECT line, locator, 'resourceSpans' AS rs_key, unnest(d.resourceSpans) AS rs,
-                   generate_subscripts(d.resourceSpans, 1) - 1 AS ri
-            FROM _otlp WHERE d.resourceSpans IS NOT NULL
-            UNION ALL
-            SELECT line, locator, 'batches', unnest(d.batches),
-                   generate_subscripts(d.batches, 1) - 1
-            FROM _otlp WHERE d.resourceSpans IS NULL AND d.batches IS NOT NULL),
+            SELECT line, locator,
+                   CASE WHEN d.resourceSpans IS NULL THEN 'batches' ELSE 'resourceSpans' END
+                       AS rs_key,
+                   unnest(coalesce(d.resourceSpans, d.batches)) AS rs,
+                   generate_subscripts(coalesce(d.resourceSpans, d.batches), 1) - 1 AS ri
+            FROM _otlp WHERE d.resourceSpans IS NOT NULL OR d.batches IS NOT NULL),
         rsx AS (
             SELECT line, locator, rs_key, ri, _fx_attrs(rs.resource.attributes) AS r,
                    rs.resource.droppedAttributesCount AS r_dropped, rs.schemaUrl AS rs_schema,
                    rs.scopeSpans, rs.instrumentationLibrarySpans
             FROM rs),
         ss AS (
-            SELECT line, locator, rs_key, ri, r, r_dropped, rs_schema, 'scopeSpans' AS ss_key,
-                   unnest(scopeSpans) AS ss, generate_subscripts(scopeSpans, 1) - 1 AS si
-            FROM rsx WHERE scopeSpans IS NOT NULL
-            UNION ALL
             SELECT line, locator, rs_key, ri, r, r_dropped, rs_schema,
-                   'instrumentationLibrarySpans',
-                   unnest(list_transform(instrumentationLibrarySpans,
+                   CASE WHEN scopeSpans IS NULL THEN 'instrumentationLibrarySpans'
+                        ELSE 'scopeSpans' END AS ss_key,
+                   unnest(coalesce(scopeSpans, list_transform(instrumentationLibrarySpans,
                        lambda x: {'scope': x.instrumentationLibrary, 'schemaUrl': x.schemaUrl,
-                                  'spans': x.spans})),
-                   generate_subscripts(instrumentationLibrarySpans, 1) - 1
-            FROM rsx WHERE scopeSpans IS NULL AND instrumentationLibrarySpans IS NOT NULL),
+                                  'spans': x.spans}))) AS ss,
+                   generate_subscripts(coalesce(scopeSpans, instrumentationLibrarySpans), 1) - 1
+                       AS si
+            FROM rsx WHERE scopeSpans IS NOT NULL OR instrumentationLibrarySpans IS NOT NULL),
         scoped AS (
             SELECT *, CASE WHEN ss.scope.name IS NOT NULL OR ss.scope.version IS NOT NULL
                            THEN json_merge_patch('{}', json_object(
@@ -258,7 +445,8 @@ def _span_unnest() -> str:
         SELECT _fx_ord(line, ri, si, pi, 0) AS _ord, line,
                locator || ': ' || rs_key || '[' || ri || '].' || ss_key || '[' || si
                    || '].spans[' || pi || ']' AS locator,
-               r, r_dropped, scope_json, schema_url, sp
+               r, r_dropped, scope_json, schema_url,
+               from_json(sp, '""" + json.dumps(SPAN) + "') AS sp" + text + """
         FROM (SELECT *, unnest(ss.spans) AS sp, generate_subscripts(ss.spans, 1) - 1 AS pi
               FROM scoped)
     """
@@ -349,9 +537,10 @@ def _deepen(con: duckdb.DuckDBPyConnection, table: str) -> None:
     con.execute("DROP TABLE _any_out")
 
 
-def _span_rows() -> str:
-    """The ``_spans`` columns of an OTLP span (see forensics.formats.semconv)."""
-    return """
+def _span_rows(source: str = "_otlp_spans", raw: str = "NULL::VARCHAR") -> str:
+    """The ``_spans`` columns of an OTLP span of ``source`` (see forensics.formats.semconv);
+    ``raw``: its text, if kept."""
+    return f"""
         SELECT _ord, locator, _fx_id(sp.traceId) AS trace_id, _fx_id(sp.spanId) AS span_id,
                _fx_id(sp.parentSpanId) AS parent_id, sp.name AS name,
                sp.startTimeUnixNano AS _ts_raw, _fx_nanos(sp.startTimeUnixNano) AS ts,
@@ -380,23 +569,24 @@ def _span_rows() -> str:
                                         'resource_attributes', r_dropped) END,
                    'otel.schema_url', schema_url) AS extra,
                NULL::VARCHAR AS _reject,
-               NULL::VARCHAR AS _raw
-        FROM (SELECT *, _fx_attrs(sp.attributes) AS a FROM _otlp_spans)
+               {raw} AS _raw
+        FROM (SELECT *, _fx_attrs(sp.attributes) AS a FROM {source})
     """
 
 
-def _merge_logs(con: duckdb.DuckDBPyConnection, deep: bool) -> None:
+def _merge_logs(con: duckdb.DuckDBPyConnection, deep: bool,
+                raw: str = "NULL::VARCHAR") -> None:
     """``_spans``: the spans with their GenAI log events, plus one row per span id whose
     log records have no span in the file (and one per log record without a span id)."""
     genai = ", ".join(f"'{n}'" for n in GENAI_LOG_EVENTS)
     has_logs = con.execute("SELECT EXISTS (SELECT 1 FROM _otlp_logs)").fetchall()[0][0]
     if not has_logs and not deep:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _spans AS {_span_rows()}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _spans AS {_span_rows(raw=raw)}")
         return
     con.execute(f"CREATE OR REPLACE TEMP TABLE _spans_only AS "
-                f"SELECT s.*, o.sp.attributes AS _kvs FROM ({_span_rows()}) s "
+                f"SELECT s.*, o.sp.attributes AS _kvs FROM ({_span_rows(raw=raw)}) s "
                 f"JOIN _otlp_spans o USING (_ord)" if deep else
-                f"CREATE OR REPLACE TEMP TABLE _spans_only AS {_span_rows()}")
+                f"CREATE OR REPLACE TEMP TABLE _spans_only AS {_span_rows(raw=raw)}")
     if deep:
         _deepen(con, "_spans_only")
         con.execute("ALTER TABLE _spans_only DROP COLUMN _kvs")
@@ -440,8 +630,9 @@ def _merge_logs(con: duckdb.DuckDBPyConnection, deep: bool) -> None:
 
 def _evaluations(con: duckdb.DuckDBPyConnection) -> None:
     """``gen_ai.evaluation.result`` log events -> ``_stage_feedback``."""
-    if not con.execute("SELECT EXISTS (SELECT 1 FROM _otlp_logs "
-                       f"WHERE event_name = '{EVALUATION}')").fetchall()[0][0]:
+    if not temp_exists(con, "_otlp_logs") or not con.execute(
+            f"SELECT EXISTS (SELECT 1 FROM _otlp_logs WHERE event_name = '{EVALUATION}')"
+    ).fetchall()[0][0]:
         return
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _stage_feedback AS

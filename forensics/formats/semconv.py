@@ -29,6 +29,9 @@ dropped from ``attributes`` only when the column holds exactly its value.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import duckdb
 
 from .common import literal, typed
@@ -496,15 +499,29 @@ EVENT_TEXT = ["event_id", "trace_id", "span_id", "parent_id", "user_id", "sessio
 RAW_LIMIT = 2000
 
 
-def stage_spans(con: duckdb.DuckDBPyConnection, raw_sql: str | None = None) -> None:
+RawSql = Callable[[duckdb.DuckDBPyConnection], Iterable[str]]
+
+
+def stage_spans(con: duckdb.DuckDBPyConnection, raw_sql: RawSql | None = None) -> None:
     """``_spans`` -> ``_stage_events``, ``_stage_retrievals``, ``_stage_moderations``, in
     one pipelined statement (each layer below is a CTE, not a copy).
 
-    ``raw_sql``, when given, is a query over ``_needs_raw(_ord)`` (with ``_sx``, the staged
-    rows) yielding ``(_ord, raw)``: the source text of the records that may be rejected
-    (a stage-time reason, no timestamp, an id repeated in the file or already in the
-    case). Readers whose ``_raw`` is costly to carry for every record give it; the others
-    carry ``_raw`` in ``_spans``."""
+    ``raw_sql``, when given, yields queries over ``_needs_raw(_ord)`` (with ``_sx``, the
+    staged rows), each yielding ``(_ord, raw)``: the source text of the records that may
+    be rejected (a stage-time reason, no timestamp, an id repeated in the file or already
+    in the case). Readers whose ``_raw`` is costly to carry for every record give it; the
+    others carry ``_raw`` in ``_spans``."""
+    flatten_spans(con, keep_raw=raw_sql is None)
+    finish_spans(con, raw_sql)
+
+
+def flatten_spans(con: duckdb.DuckDBPyConnection, *, source: str = "",
+                  params: list[Any] | None = None, append: bool = False,
+                  keep_raw: bool = True) -> None:
+    """``_spans`` -> ``_sx`` (created, or appended to), one statement. ``source``: CTEs
+    (each followed by a comma) put first, one of them named ``_spans`` to read instead of
+    the view, with ``params`` for its ``?``. ``keep_raw``: keep ``_raw`` of the rows
+    rejected here (a reason, no timestamp)."""
     typed_cols, reasons = [], []
     for col, sql_type in NUMBER_TYPES.items():
         value, reason = typed(col, sql_type, f"_n_{col}")
@@ -521,11 +538,12 @@ def stage_spans(con: duckdb.DuckDBPyConnection, raw_sql: str | None = None) -> N
     guard = ", ".join(
         f"CASE WHEN kind = 'guardrail' THEN coalesce({_a(f)}, {_a('moderation.' + f)}, "
         f"{_a('guardrail.' + f)}) END AS _g_{f}" for f in MODERATION_FIELDS)
-    raw = ("NULL::VARCHAR" if raw_sql else
-           f"CASE WHEN _why IS NOT NULL OR ts IS NULL THEN left(_raw::VARCHAR, {RAW_LIMIT}) END")
+    raw = (f"CASE WHEN _why IS NOT NULL OR ts IS NULL THEN left(_raw::VARCHAR, {RAW_LIMIT}) END"
+           if keep_raw else "NULL::VARCHAR")
+    verb = "INSERT INTO _sx" if append else "CREATE OR REPLACE TEMP TABLE _sx AS"
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _sx AS
-        WITH {ctes}
+        {verb}
+        WITH {source}{ctes}
         SELECT _ord, locator, span_id AS event_id, trace_id, span_id, parent_id, user_id,
                session_id, feature, kind, name, provider, model, response_model, prompt_name,
                prompt_version, retrieval_version, release, system_prompt, input_text,
@@ -544,7 +562,11 @@ def stage_spans(con: duckdb.DuckDBPyConnection, raw_sql: str | None = None) -> N
                    AS _mods,
                {guard}
         FROM _sx5
-    """)
+    """, params or [])
+
+
+def finish_spans(con: duckdb.DuckDBPyConnection, raw_sql: RawSql | None = None) -> None:
+    """``_sx`` -> ``_stage_events`` and its children (see :func:`stage_spans`)."""
     if raw_sql:
         _fill_raw(con, raw_sql)
     _children(con)
@@ -554,7 +576,7 @@ def stage_spans(con: duckdb.DuckDBPyConnection, raw_sql: str | None = None) -> N
     con.execute("DROP TABLE _sx")
 
 
-def _fill_raw(con: duckdb.DuckDBPyConnection, raw_sql: str) -> None:
+def _fill_raw(con: duckdb.DuckDBPyConnection, raw_sql: RawSql) -> None:
     """The source text of the staged rows that may be rejected."""
     already = ("UNION SELECT s._ord FROM _sx s SEMI JOIN events e ON e.event_id = s.event_id"
                if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events' "
@@ -568,10 +590,11 @@ def _fill_raw(con: duckdb.DuckDBPyConnection, raw_sql: str) -> None:
         {already}
     """)
     if con.execute("SELECT EXISTS (SELECT 1 FROM _needs_raw)").fetchall()[0][0]:
-        con.execute(f"""
-            UPDATE _sx SET _raw = left(r.raw::VARCHAR, {RAW_LIMIT})
-            FROM ({raw_sql}) r WHERE _sx._ord = r._ord
-        """)
+        for query in raw_sql(con):
+            con.execute(f"""
+                UPDATE _sx SET _raw = left(r.raw::VARCHAR, {RAW_LIMIT})
+                FROM ({query}) r WHERE _sx._ord = r._ord
+            """)
     con.execute("DROP TABLE _needs_raw")
 
 
