@@ -712,10 +712,14 @@ def playbook(case: str, pattern: str | None, label: str | None, cluster: str | N
 @click.option("--events", "n_events", default=200_000, show_default=True, type=int,
               help="Requests to generate (agent tool calls add child spans).")
 @click.option("--days", default=21, show_default=True, type=int)
+@click.option("--format", "fmt", default="jsonl", show_default=True,
+              type=click.Choice(["jsonl", "otlp", "openinference", "langfuse"]),
+              help="Shape of the events file: canonical JSON Lines, OTLP/JSON (GenAI "
+                   "conventions), Phoenix / OpenInference span JSON, or Langfuse exports.")
 @click.option("--gzip", "compress", is_flag=True,
               help="Write events and feedback as .jsonl.gz (reproducible bytes).")
 @output_options
-def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int,
+def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: str,
           compress: bool) -> Any:
     """Generate a practice incident in OUTDIR, with its answer key."""
     from .drill import generate
@@ -723,7 +727,7 @@ def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int,
     with progress_bar(f"drill {scenario}", total=n_events) as update:
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
                             progress=lambda done, total: update(done, total),
-                            compress=compress)
+                            format=fmt, compress=compress)
     return summary_, lambda: json.dumps(_jsonable(summary_), indent=2)
 
 

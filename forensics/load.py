@@ -392,9 +392,18 @@ def _stage(con: duckdb.DuckDBPyConnection, job: _Job,
         if job.mapping:
             raise MappingError(f"a mapping applies to generic files, not to {job.reader}")
         vendor.stage(con, job.path)
-        return "events", {}
+        return _vendor_target(con), {}
     return _stage_generic(con, job.path, job.reader, job.target, job.mapping,
                           job.facts.lines, clean)
+
+
+def _vendor_target(con: duckdb.DuckDBPyConnection) -> str:
+    """What a vendor file held: events, feedback (Langfuse scores, LangSmith feedback,
+    evaluation results), or both."""
+    held = [name for name in ("events", "feedback")
+            if _exists(con, f"_stage_{name}")
+            and _scalar(con, f"SELECT EXISTS (SELECT 1 FROM _stage_{name})")]
+    return "+".join(held) or "events"
 
 
 def _load_memory() -> str:

@@ -21,6 +21,13 @@ RAW_LIMIT = 2000          # characters of a rejected record kept in ``rejects.ra
 DETAILED_REASONS = 10_000  # rejects beyond this get the short reason only
 MAX_LINE_BYTES = 128 << 20  # one JSON line may be up to 128 MiB; longer ones are rejected
 
+
+def _buffer_bytes() -> int:
+    """The CSV line reader's buffer: a little above the longest line. (Twice the longest
+    line made three read-ahead buffers fill the 1 GB load memory cap on big files of big
+    lines, e.g. Collector OTLP files of ~2 MB TracesData lines, and the load failed.)"""
+    return MAX_LINE_BYTES + min(MAX_LINE_BYTES, 8 << 20)
+
 _REJECTS_DDL = "CREATE OR REPLACE TEMP TABLE _stage_rejects (locator VARCHAR, reason VARCHAR, " \
                "raw VARCHAR)"
 
@@ -33,7 +40,7 @@ def _lines_source(path: Path, rejects: str) -> str:
     """``read_csv`` configured to hand back each physical line untouched."""
     return (f"read_csv({_q(path)}, columns={{'raw': 'VARCHAR'}}, delim='\\x1e', quote='', "
             f"escape='', header=false, auto_detect=false, strict_mode=false, "
-            f"max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES}, "
+            f"max_line_size={MAX_LINE_BYTES}, buffer_size={_buffer_bytes()}, "
             f"store_rejects=true, "
             f"rejects_table='{rejects}_errors', rejects_scan='{rejects}_scans')")
 
@@ -232,7 +239,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             SELECT row_number() OVER () AS n, t AS r FROM read_csv({_q(path)}, header=true,
                 all_varchar=true, store_rejects=true, rejects_table='_csv_errors',
                 rejects_scan='_csv_scans', max_line_size={MAX_LINE_BYTES},
-                buffer_size={2 * MAX_LINE_BYTES}) t
+                buffer_size={_buffer_bytes()}) t
         """)
     except duckdb.Error as exc:
         raise LoadError(f"{path}: cannot read as CSV: {exc}") from exc

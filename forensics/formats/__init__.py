@@ -153,3 +153,7 @@ def vendor_names() -> list[str]:
 
 
 Stager = Callable[[duckdb.DuckDBPyConnection, Path], None]
+
+
+# The vendor readers register themselves on import; most specific sniffers first.
+from . import langfuse, langsmith, litellm, openai_log, otlp, spanjson  # noqa: E402, F401
