@@ -99,8 +99,6 @@ def _summarise(case: Any, report: DemoReport) -> None:
 
 
 def _detect(case: Any, report: DemoReport, notify: Callable[..., None]) -> None:
-    if not hasattr(case, "detect"):
-        return
     notify("running detectors")
     labels = case.detect()
     top = "\n".join(f"- {r['label']}: {r['events']:,} events" for r in labels.rows()[:8])
@@ -108,8 +106,6 @@ def _detect(case: Any, report: DemoReport, notify: Callable[..., None]) -> None:
 
 
 def _cluster(case: Any, report: DemoReport, notify: Callable[..., None]) -> None:
-    if not hasattr(case, "cluster"):
-        return
     notify("clustering bad outputs")
     clusters = case.cluster()
     top = "\n".join(f"- {r['title']} ({r['category']}): {r['size']:,} events"
@@ -117,14 +113,67 @@ def _cluster(case: Any, report: DemoReport, notify: Callable[..., None]) -> None
     report.add("Failure patterns (clusters)", top, clusters=clusters.rows())
 
 
-_STEPS: list[Callable[[Any, DemoReport, Callable[..., None]], None]] = [_detect, _cluster]
+def _postmortem(case: Any, report: DemoReport, notify: Callable[..., None]) -> None:
+    """Suspects, impact, severity, detection gap and containment what-if all come from
+    the post-mortem's one pass over the case (:func:`forensics.report.postmortem`)."""
+    notify("ranking suspects, measuring impact, writing the post-mortem")
+    pm = case.postmortem(report.outdir / "postmortem")
+    m = pm.meta
+    lines = [f"{s['rank']}. {s['change_id']} ({s['kind']} in {s['feature']}: "
+             f"{s['from_version']} -> {s['to_version']}, {s['verdict']}): {s['explanation']}"
+             for s in m["suspects"]]
+    report.add("Which change caused it (suspects)", "\n".join(lines) or "no suspect",
+               suspects=m["suspects"], root_cause=m["root_cause"])
+    report.add("Who was hurt (impact)",
+               f"Pattern: {m['pattern']}\n{m['users']:,} users, {m['sessions']:,} sessions, "
+               f"{m['events']:,} events, exposed from {_minute(m['first_exposure'])} to "
+               f"{_minute(m['last_exposure'])}.",
+               impact={k: m[k] for k in ("users", "sessions", "events", "first_exposure",
+                                         "last_exposure")})
+    pb = m.get("playbook") or {}
+    if pb:
+        report.add("Playbook (severity, detection, containment)", _playbook_text(pb),
+                   playbook=pb)
+    report.add("Post-mortem", f"{report.outdir / 'postmortem' / 'postmortem.md'} "
+               f"(and its HTML twin, charts, notification drafts, alert query and eval pack: "
+               f"{pm.df.height} files)", postmortem=str(report.outdir / "postmortem"))
+
+
+def _minute(ts: Any) -> str:
+    return f"{str(ts)[:16]} UTC" if ts is not None else "unknown"
+
+
+def _playbook_text(pb: dict[str, Any]) -> str:
+    lines = [f"Severity {pb['severity']} (respond within {pb['respond_within']}; rule "
+             f"{pb['severity_rule']}: {pb['severity_why']})."]
+    if pb.get("alert_rule"):
+        lines.append(f"Alert that would have caught it: {pb['alert_rule']}, firing "
+                     f"{pb['alert_delay_hours']:g} h after the onset with "
+                     f"{pb['alert_false_alarms']} false alarm(s) before.")
+    if pb.get("users_spared_if_alert") is not None:
+        low, high = pb["users_spared_if_alert_interval"]
+        lines.append(f"A rollback when it fired would have spared about "
+                     f"{pb['users_spared_if_alert']:,.0f} users (95% interval {low:,.0f}-"
+                     f"{high:,.0f}).")
+    return "\n".join(lines)
+
+
+_STEPS: list[Callable[[Any, DemoReport, Callable[..., None]], None]] = [
+    _detect, _cluster, _postmortem]
 
 
 def _answer(report: DemoReport, key: dict[str, Any]) -> None:
+    """The planted truth beside what the investigation found."""
     rc = key.get("root_cause", {})
     affected = key.get("affected", {})
-    report.add("Answer key (for checking the investigation)",
-               f"Planted root cause: {rc.get('kind')} change in {rc.get('feature')} "
-               f"{rc.get('from_version')} -> {rc.get('to_version')} at {rc.get('ts')}; "
-               f"affected {affected.get('users')} users, {affected.get('sessions')} sessions, "
-               f"{affected.get('events')} events.", answer_key=key)
+    found = report.data.get("root_cause")
+    impact = report.data.get("impact") or {}
+    verdict = "found" if found and found == rc.get("change_id") else f"missed (blamed {found})"
+    lines = [f"Planted root cause: {rc.get('change_id')}, {rc.get('kind')} change in "
+             f"{rc.get('feature')} {rc.get('from_version')} -> {rc.get('to_version')} at "
+             f"{rc.get('ts')}: {verdict}."]
+    for what in ("users", "sessions", "events"):
+        if what in affected and what in impact:
+            lines.append(f"- {what}: planted {affected[what]:,}, measured {impact[what]:,}")
+    report.add("Answer key (for checking the investigation)", "\n".join(lines),
+               answer_key=key, root_cause_found=found == rc.get("change_id"))

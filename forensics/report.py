@@ -712,8 +712,24 @@ def postmortem(case: Case, path: str | Path, *, pattern: str | None = None,
             "users": m["users"], "sessions": m["sessions"], "events": m["events"],
             "window": m.get("window"), "first_exposure": m["first_exposure"],
             "last_exposure": m["last_exposure"], "findings": sorted(set(inc.findings.values())),
-            "redacted": redact, "min_cell": min_cell}
+            "redacted": redact, "min_cell": min_cell,
+            "suspects": _top_suspects(inc), "playbook": _playbook_meta(inc)}
     return ReportResult(df.sort("path"), title="post-mortem", meta=meta)
+
+
+def _top_suspects(inc: Incident, n: int = 3) -> list[dict[str, Any]]:
+    """The first ``n`` ranked suspects, with their effect and explanation."""
+    if inc.suspects is None or inc.suspects.df.is_empty():
+        return []
+    keep = ["rank", "change_id", "kind", "feature", "from_version", "to_version", "ts",
+            "score", "effect", "ci_low", "ci_high", "q_value", "verdict", "explanation"]
+    df = inc.suspects.df
+    return df.select([c for c in keep if c in df.columns]).head(n).to_dicts()
+
+
+def _playbook_meta(inc: Incident) -> dict[str, Any]:
+    """Severity, proposed alert and containment figures (empty without a playbook)."""
+    return dict(inc.playbook.meta) if inc.playbook is not None else {}
 
 
 def _title(inc: Incident) -> str:
