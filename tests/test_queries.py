@@ -119,3 +119,38 @@ def test_same_file_runs_in_the_duckdb_cli(small_case: Any) -> None:
                          input="SET VARIABLE feature = 'support_chat';\n" + sql,
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out)[0]["feature"] == "support_chat"
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "prompt_regression"
+# empty on a clean sample by design: it has no malformed record
+EMPTY_ON_SAMPLE = {"reject_reasons"}
+
+
+@pytest.fixture(scope="module")
+def sample_case(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    c = forensics.open(tmp_path_factory.mktemp("sample") / "sample.duckdb")
+    for name in ("events.jsonl.gz", "feedback.jsonl.gz", "changes.jsonl"):
+        c.load(SAMPLE / name)
+    c.detect()
+    c.cluster()
+    c.mark("detected", "2026-03-10T16:00:00Z", note="support escalation")
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("saved", ALL, ids=[q.name for q in ALL])
+def test_every_query_has_results_on_the_sample_drill(sample_case: Any,
+                                                     saved: queries.SavedQuery) -> None:
+    result = sample_case.query(saved.name)
+    if saved.name in EMPTY_ON_SAMPLE:
+        assert len(result) == 0
+    else:
+        assert len(result) > 0, f"{saved.name} is empty on sample_data/prompt_regression"
+
+
+def test_labels_by_day_keeps_bad_labels_unless_asked(sample_case: Any) -> None:
+    bad = sample_case.query("labels_by_day").df
+    every = sample_case.query("labels_by_day", include_info=True).df
+    assert bad["bad"].all() and not every["bad"].all()
+    assert "output_language" in every["label"].to_list()
+    assert "output_language" not in bad["label"].to_list()
