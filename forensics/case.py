@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from .db import frame
+from .db import frame, progress_bar_off
 from .errors import CaseError, CaseLockedError, QueryError, QueryTimeoutError, ReadOnlyCaseError
 from .notebook import shows_progress
 from .result import Result
@@ -68,7 +68,7 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise CaseError(f"{path} is not a DuckDB case file: {exc}") from exc
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB's own progress bar writes to the terminal: it would break `--json` output.
-    con.execute("SET enable_progress_bar = false")
+    progress_bar_off(con)
     return con
 
 
