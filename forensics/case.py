@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from .db import frame
+from .db import frame, progress_bar_off
 from .errors import CaseError, CaseLockedError, QueryError, QueryTimeoutError, ReadOnlyCaseError
+from .notebook import shows_progress
 from .result import Result
 
 if TYPE_CHECKING:       # playbook analytics (issue 8)
@@ -67,7 +68,7 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise CaseError(f"{path} is not a DuckDB case file: {exc}") from exc
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB's own progress bar writes to the terminal: it would break `--json` output.
-    con.execute("SET enable_progress_bar = false")
+    progress_bar_off(con)
     return con
 
 
@@ -198,6 +199,7 @@ class Case:
         return run(self, name, row_cap=row_cap, time_limit=time_limit, **params)
 
     # -- investigation stages --------------------------------------------------------
+    @shows_progress("loading")    # a progress line in Jupyter (issue 7)
     def load(self, path: str | Path, format: str | None = None,
              mapping: dict[str, Any] | str | Path | None = None,
              progress: Callable[[str], None] | None = None) -> Result:
@@ -261,6 +263,7 @@ class Case:
         return estimate(self, **kwargs)
 
     # -- what went wrong (issue 4) ----------------------------------------------------
+    @shows_progress("running detectors")    # a progress line in Jupyter (issue 7)
     def detect(self, rules: Any = None) -> Result:
         """Run the failure detectors and write ``labels``; see
         :func:`forensics.detect.detect`: ``case.detect(rules=["refusal", "private_data"])``."""
@@ -275,6 +278,7 @@ class Case:
 
         return import_labels(self, path, **kwargs)
 
+    @shows_progress("clustering")    # a progress line in Jupyter (issue 7)
     def cluster(self, where: str = "bad", **kwargs: Any) -> Result:
         """Group bad events into failure patterns; see :func:`forensics.cluster.cluster`:
         ``case.cluster(where="feature = 'doc_qa'")``."""
@@ -360,6 +364,7 @@ class Case:
 
         return playbook(self, pattern, **kwargs)
 
+    @shows_progress("writing the post-mortem")    # a progress line in Jupyter (issue 7)
     def postmortem(self, path: str | Path, **kwargs: Any) -> Result:
         """Write the post-mortem (Markdown, HTML, charts, notification drafts, eval pack)
         to directory ``path``; see :func:`forensics.report.postmortem`:

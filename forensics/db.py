@@ -38,3 +38,13 @@ def temp_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(scalar(con, "SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
                             "AND database_name = 'temp') + (SELECT count(*) FROM duckdb_views() "
                             "WHERE view_name = ? AND temporary)", [table, table]))
+
+
+def progress_bar_off(con: duckdb.DuckDBPyConnection) -> bool:
+    """Turn DuckDB's own progress bar off; returns whether it was on. Only set when it is
+    on: inside Jupyter DuckDB refuses any change of the setting (even to off) unless
+    ipywidgets is installed, and there it starts off anyway."""
+    was_on = bool(scalar(con, "SELECT current_setting('enable_progress_bar')"))
+    if was_on:
+        con.execute("SET enable_progress_bar = false")
+    return was_on

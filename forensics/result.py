@@ -100,7 +100,8 @@ class Result:
     def _repr_html_(self) -> str:
         head = f"<h4>{escape(self.title)}</h4>" if self.title else ""
         meta = "".join(f"<li><b>{escape(str(k))}</b>: {escape(_cell(_jsonable(v)))}</li>"
-                       for k, v in self.meta.items() if not isinstance(v, (list, dict)))
+                       for k, v in self.meta.items()
+                       if v is not None and not isinstance(v, (list, dict)))
         meta = f"<ul>{meta}</ul>" if meta else ""
         header = "".join(f"<th>{escape(c)}</th>" for c in self.df.columns)
         body = "".join(

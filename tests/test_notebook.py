@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -22,3 +23,43 @@ def test_errors_render_with_their_hint_in_ipython(capsys: pytest.CaptureFixture[
         assert "Traceback" not in capsys.readouterr().out
     finally:
         shell_mod.InteractiveShell.clear_instance()
+
+
+def test_progress_draws_in_one_display_slot_and_ends_with_done() -> None:
+    shell_mod = pytest.importorskip("IPython.core.interactiveshell")
+    from forensics.notebook import progress
+
+    shell = shell_mod.InteractiveShell.instance()
+    shown: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    shell.display_pub.publish = (  # type: ignore[method-assign]
+        lambda data, **kw: shown.append((data, kw)))
+    try:
+        with progress("loading", jupyter=True, delay=0) as update:
+            update("hashing events.jsonl")
+            for _ in range(500):            # wait for the first draw (no timing asserted)
+                if shown:
+                    break
+                time.sleep(0.01)
+        assert shown, "the progress line was never drawn"
+        first, last = shown[0], shown[-1]
+        assert "loading" in first[0]["text/html"]
+        assert "loading: done in" in last[0]["text/html"]
+        slots = {kw["transient"]["display_id"] for _, kw in shown}
+        assert len(slots) == 1                 # redrawn in place, not appended
+        assert all(kw.get("update") for _, kw in shown[1:])
+    finally:
+        shell_mod.InteractiveShell.clear_instance()
+
+
+def test_shows_progress_is_a_plain_call_outside_jupyter() -> None:
+    from forensics.notebook import in_jupyter, shows_progress
+
+    seen: list[Any] = []
+
+    @shows_progress("working")
+    def work(x: int, progress: Any = None) -> int:
+        seen.append(progress)
+        return x + 1
+
+    assert not in_jupyter()
+    assert work(1) == 2 and seen == [None]     # no callback injected outside a kernel
