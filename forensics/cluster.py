@@ -8,8 +8,9 @@ length, whether it had retrieved context, and, lightly, its model and versions).
 
 Default method (``families``): events are grouped by their dominant detector family (the
 family of their most confident bad label, or "none" when no detector fired), and a family
-is split by k-means only where the silhouette shows clear structure (>= 0.5) and each part
-is material (>= 5% of the events): families never merge, so a rare pattern (a few
+is split by k-means only where the silhouette shows clear structure (>= 0.5; the "none"
+group, which shares no signal, where it shows weak structure, >= 0.25) and each part is
+material (>= 5% of the events): families never merge, so a rare pattern (a few
 unauthorized actions) is never lost in a big one. ``method="kmeans"`` runs one k-means
 over everything, with k chosen by silhouette (or given). No network, no torch: DuckDB,
 NumPy, SciPy and scikit-learn.
@@ -63,6 +64,9 @@ class Settings:
     seed: int = 0
     family_min_confidence: float = 0.6
     split_min_silhouette: float = 0.5   # "reasonable structure" (Kaufman & Rousseeuw)
+    # The events no detector labelled share no signal, so weak structure (> 0.25, the
+    # same scale's "no substantial structure" bound) is enough to split them.
+    none_split_min_silhouette: float = 0.25
     split_min_size: int = 20
     split_min_share: float = 0.05       # a sub-pattern covers >= 5% of the events clustered
     split_k_max: int = 8
@@ -396,12 +400,13 @@ ORDER BY d.doc""", {"severity": list(SEVERITY), "min_conf": s.family_min_confide
     return codes, names
 
 
-def split_groups(x: np.ndarray, groups: np.ndarray, s: Settings, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, dict[int, float]]:
+def split_groups(x: np.ndarray, groups: np.ndarray, s: Settings, rng: np.random.Generator,
+                 none: int | None = None) -> tuple[np.ndarray, dict[int, float]]:
     """Within each family group, k-means on all features when the group clearly falls apart
     (best silhouette at least ``split_min_silhouette``) into material sub-patterns (each at
     least ``split_min_share`` of all events and ``split_min_size``); otherwise the group
-    stays whole. Families never merge, so a small family is never lost in a big one."""
+    stays whole. Families never merge, so a small family is never lost in a big one. The
+    group ``none`` (no detector family) needs only ``none_split_min_silhouette``."""
     assign = np.zeros(len(x), dtype=np.int64)
     scores: dict[int, float] = {}
     next_id = 0
@@ -411,7 +416,8 @@ def split_groups(x: np.ndarray, groups: np.ndarray, s: Settings, rng: np.random.
         sub = replace(s, k_max=min(s.split_k_max, len(idx) // min_part))
         k, found = choose_k(x[idx], sub, rng) if sub.k_max >= 2 else (1, {})
         parts = np.zeros(len(idx), dtype=np.int64)
-        if k > 1 and found.get(k, 0.0) >= s.split_min_silhouette:
+        bar = s.none_split_min_silhouette if g == none else s.split_min_silhouette
+        if k > 1 and found.get(k, 0.0) >= bar:
             parts, _ = kmeans(x[idx], k, s, rng)
             if np.bincount(parts).min() < min_part:
                 parts = np.zeros(len(idx), dtype=np.int64)
@@ -670,7 +676,8 @@ def _cluster(case: Case, where: str, s: Settings,
         x = features(text, doc_u, meta, s, rng, vectors)
         if k is None and s.method == "families":
             groups, names = family_groups(case, s)
-            assign, split = split_groups(x, groups, s, rng)
+            assign, split = split_groups(x, groups, s, rng,
+                                         names.index("none") if "none" in names else None)
             scores = {"split_silhouette": {names[g]: v for g, v in split.items()}}
         else:
             chosen = k
