@@ -131,15 +131,17 @@ def compare(case: Case, a: Any = None, b: Any = None, *, by: str | None = None,
     two-proportion test), plus the hour-stratified Mantel-Haenszel difference. Means and
     quantiles: exact values in SQL, bootstrap interval (on a random sample of at most
     ``sample`` events per cohort, rescaled to the cohort size). Benjamini-Hochberg
-    q-values across every metric and segment row. ``concurrent`` (default: on for version
-    cohorts) keeps only the hours in which both cohorts had traffic, so a time trend
+    q-values across every metric and segment row. ``concurrent`` (default: on unless the
+    cohorts are split in time with ``at``, or either is a SQL condition, which may name
+    time itself) keeps only the hours in which both cohorts had traffic, so a time trend
     cannot pass for a version effect. Rows on small samples are flagged, never dropped.
 
     >>> case.compare(by="prompt_version", a="v12", b="v13").to_markdown()  # doctest: +SKIP
     """
     cond_a, cond_b, params, label_a, label_b = _cohorts(by, a, b, at, window)
     if concurrent is None:
-        concurrent = at is None and by is not None
+        concurrent = at is None and (by is not None
+                                     or (isinstance(a, dict) and isinstance(b, dict)))
     names = list(metrics or DEFAULT_COMPARE)
     ms = [metric(n, i) for i, n in enumerate(names)]
     seg_ms = [metric(n, 100 + i) for i, n in enumerate(segment_metrics)]

@@ -95,6 +95,9 @@ def test_compare_before_after_and_dict_cohorts(loaded: Any) -> None:
     d = loaded.compare({"tenant": "northwind'; --"}, {"tenant": "contoso"},
                        metrics=["error_rate"], segments=["plan"])
     assert d.meta["events_a"] == 0 or d.df.height >= 1
+    t = loaded.compare({"tenant": "northwind"}, {"tenant": "contoso"},
+                       metrics=["error_rate"], segments=[])
+    assert t.meta["concurrent"]          # {column: value} cohorts: same hours, as by=
     assert "northwind'; --" in d.params.values()
     with pytest.raises(UsageError):
         loaded.compare(by="prompt_version", a="v1")
