@@ -42,6 +42,8 @@ def _jsonable(value: Any) -> Any:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, dt.datetime):   # to the second on screen; JSON keeps it whole
+        return value.replace(microsecond=0).isoformat(sep=" ")
     if isinstance(value, float):
         return f"{value:.4g}"
     text = str(value)
