@@ -35,7 +35,7 @@ import polars as pl
 from . import stats
 from .db import frame
 from .document import Document
-from .errors import ReadOnlyCaseError
+from .errors import ReadOnlyCaseError, UsageError
 from .gather import Incident, gather
 from .impact import ImpactResult
 from .redact import case_key, pseudonym, redact_text
@@ -673,6 +673,9 @@ def postmortem(case: Case, path: str | Path, *, pattern: str | None = None,
     if case.read_only:
         raise ReadOnlyCaseError("the report records its findings in the case",
                                 hint="open the case for writing (not read_only)")
+    if case.count("events") == 0:
+        raise UsageError("no events in the case: there is nothing to report",
+                         hint="load evidence first: case.load(...) / forensics load")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     inc = gather(case, pattern=pattern, change=change)

@@ -186,6 +186,16 @@ def test_report_without_labels_or_changes(tmp_path: Path) -> None:
     assert "root cause is not established" in text
 
 
+def test_empty_case_is_refused_with_a_hint(tmp_path: Path) -> None:
+    forensics.open(tmp_path / "c.duckdb").close()
+    out = CliRunner().invoke(cli, ["report", str(tmp_path / "c.duckdb"), "-o",
+                                   str(tmp_path / "pm"), "--json"])
+    doc = json.loads(out.output)
+    assert out.exit_code != 0 and not doc["ok"]
+    assert "no events" in doc["error"] and "load" in doc["hint"]
+    assert not (tmp_path / "pm").exists()
+
+
 def test_read_only_case_is_refused(drills: Any, tmp_path: Path) -> None:
     case = forensics.open(drills["agent_tool"][0], read_only=True)
     try:
