@@ -40,6 +40,10 @@ LOADER_VERSION = "1"
 # DuckDB's memory cap while loading: staging spills to disk beyond it, so a load's
 # peak memory does not grow with the file. Override with FORENSICS_LOAD_MEMORY.
 LOAD_MEMORY = "1GB"
+# Settings of the loading connection, restored afterwards. The staging statements are
+# large (one CTE layer per convention); DuckDB's common-subplan search takes seconds to
+# plan each of them and finds nothing to share, so it is off while loading.
+LOAD_SETTINGS = {"memory_limit": LOAD_MEMORY, "disabled_optimizers": "common_subplan"}
 TARGETS = ("events", "changes", "feedback")
 GENERIC = tuple(readers.CONTAINERS)
 
@@ -197,21 +201,33 @@ def _target_from_mapping(mapping: dict[str, str]) -> str:
 
 def _verdicts(con: duckdb.DuckDBPyConnection, sha: str, id_col: str | None,
               table: str, existing: str | None) -> None:
-    """``_verdict(_ord, id, reason)`` for every staged row of ``table``."""
+    """``_verdict(_ord, id, reason)`` for every staged row of ``table``. Repeated ids are
+    found by a grouping (which DuckDB spills to disk when it must), and only the rows of
+    a repeated id are ranked: a window over every row holds them all in memory."""
     ident = (f"coalesce(s.{id_col}, md5('{sha}:' || s.locator))" if id_col else "NULL")
     dup_file = dup_case = "NULL"
-    joins = ""
+    ctes = joins = ""
     if id_col:
-        dup_file = ("CASE WHEN row_number() OVER (PARTITION BY i.id ORDER BY s._ord) > 1 THEN "
-                    "'duplicate " + id_col + " ' || i.id || ' (first at ' || "
-                    "first_value(s.locator) OVER (PARTITION BY i.id ORDER BY s._ord) || ')' END")
+        ctes = f"""WITH _rep AS (SELECT {ident} AS id FROM {table} s GROUP BY 1
+                                 HAVING count(*) > 1),
+            _later AS (
+                SELECT _ord, first_loc FROM (
+                    SELECT s._ord, row_number() OVER w AS n,
+                           first_value(s.locator) OVER w AS first_loc
+                    FROM {table} s WHERE {ident} IN (SELECT id FROM _rep)
+                    WINDOW w AS (PARTITION BY {ident} ORDER BY s._ord))
+                WHERE n > 1)"""
+        joins = "LEFT JOIN _later f ON f._ord = s._ord"
+        dup_file = ("CASE WHEN f._ord IS NOT NULL THEN 'duplicate " + id_col +
+                    " ' || i.id || ' (first at ' || f.first_loc || ')' END")
     if id_col and existing:
-        joins = (f"LEFT JOIN (SELECT {id_col} AS id, min(evidence_id) AS ev FROM {existing} "
-                 f"GROUP BY {id_col}) e ON e.id = i.id")
+        joins += (f" LEFT JOIN (SELECT {id_col} AS id, min(evidence_id) AS ev FROM {existing} "
+                  f"GROUP BY {id_col}) e ON e.id = i.id")
         dup_case = ("CASE WHEN e.id IS NOT NULL THEN 'duplicate " + id_col +
                     " ' || i.id || ' already in the case (evidence ' || e.ev || ')' END")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _verdict AS
+        {ctes}
         SELECT s._ord, i.id, coalesce(
             s._reject,
             CASE WHEN s.ts IS NULL AND (s._ts_raw IS NULL OR trim(s._ts_raw) = '')
@@ -318,8 +334,10 @@ def load_file(case: Case, path: str | Path, format: str | None = None,
     if size == 0:
         raise FormatError(f"{path}: the file is empty", hint="nothing to load")
     notify(f"reading {path.name} as {reader}")
-    previous_limit = scalar(con, "SELECT current_setting('memory_limit')")
-    con.execute(f"SET memory_limit = '{_load_memory()}'")
+    previous = {name: scalar(con, f"SELECT current_setting('{name}')")
+                for name in LOAD_SETTINGS}
+    for name, value in {**LOAD_SETTINGS, "memory_limit": _load_memory()}.items():
+        con.execute(f"SET {name} = '{value}'")
     clean = readers.precheck_jsonl(con, path, facts.lines) \
         if reader == "jsonl" and forced_target in (None, "events") else None
     job = _Job(path, facts, reader, forced_target, explicit, before, notify)
@@ -333,7 +351,8 @@ def load_file(case: Case, path: str | Path, format: str | None = None,
             # way, which explains each bad record.
             evidence_id, target, stats = _load_once(con, job, None)
     finally:
-        con.execute(f"SET memory_limit = '{previous_limit}'")
+        for name, value in previous.items():
+            con.execute(f"SET {name} = '{value}'")
     return _result(path, sha, size, reader, target, stats.records_in, stats.loaded,
                    stats.rejected, "loaded", evidence_id, con)
 

@@ -84,7 +84,13 @@ def test_otlp_genai_conventions_of_every_version(case: Any, tmp_path: Path) -> N
         [(fd.LLM, "output", "harassment", False)]
 
 
-def test_otlp_log_events_join_their_span(case: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_bytes", [64 << 20, 1])
+def test_otlp_log_events_join_their_span(case: Any, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         batch_bytes: int) -> None:
+    # batch_bytes=1: the spans' line is streamed before the logs' line turns up, and
+    # the file is then staged whole: the same outcome
+    monkeypatch.setattr(otlp, "BATCH_BYTES", batch_bytes)
     row = load(case, fd.otlp_logs(tmp_path))
     assert (row["target"], row["rows_loaded"], row["rows_rejected"]) == ("events+feedback", 3, 0)
     chat = event(case, fd.LLM)

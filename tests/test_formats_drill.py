@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import forensics
 from forensics.cli import cli
 from forensics.drill import EVENT_ORDER, generate
+from forensics.formats import otlp, writers
 
 COHORTS = ["plan", "locale", "region", "tenant", "client_version", "request_language",
            "expected_format", "policy_decision"]
@@ -67,3 +68,22 @@ def test_drill_cli_writes_the_format(tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, ["drill", str(tmp_path / "e"), "--scenario", "agent_tool",
                                    "--format", "csv"])
     assert bad.exit_code == 2
+
+
+def test_otlp_drill_in_many_chunks_and_flushes_loads_the_same(
+        drills: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # short lines, each its own chunk, parsed in parallel waves and flattened a few spans
+    # at a time: the same events as the JSON Lines drill
+    monkeypatch.setattr(writers, "SPANS_PER_LINE", 150)
+    generate(tmp_path / "d", "agent_tool", seed=4, events=1500, days=3, format="otlp")
+    path = tmp_path / "d" / "events.otlp.jsonl"
+    assert sum(1 for _ in path.open(encoding="utf-8")) > 8
+    monkeypatch.setattr(otlp, "BATCH_BYTES", 1)
+    monkeypatch.setattr(otlp, "FLUSH_SPANS", 300)
+    monkeypatch.setattr(otlp, "THREAD_MEMORY", 1)     # as many threads as DuckDB has
+    want = snapshot(drills["jsonl"], tmp_path / "a")
+    got = snapshot(path, tmp_path / "b")
+    for col in want["events"].columns:
+        assert want["events"][col].equals(got["events"][col], check_names=False), col
+    assert want["retrievals"].equals(got["retrievals"])
+    assert want["moderations"].equals(got["moderations"])

@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import gzip
 import json
+import queue
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from .. import readers
 from ..db import temp_exists
 from ..errors import LoadError
 from . import Head, register
 from .common import RAW, container, drop_records, ensure_rejects, install, records, sniff_any
-from .semconv import finish_spans, flatten_spans, stage_spans
+from .semconv import finish_spans, flatten_spans, flatten_statement, stage_spans
 
 ANY = {"stringValue": "VARCHAR", "boolValue": "VARCHAR", "intValue": "VARCHAR",
        "doubleValue": "VARCHAR", "bytesValue": "VARCHAR", "arrayValue": "JSON",
@@ -97,7 +100,7 @@ class OtlpReader:
 # thousands of spans, and a parsed batch must fit the load's memory limit. The size of a
 # line is estimated from the file's (a full scan of the lines' text to measure each would
 # hold a vector of 2,048 of them at once).
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 32 << 20
 COMPRESSED = (".gz", ".zst", ".zstd")
 NOT_OTLP = "not OTLP/JSON: no resourceSpans, batches or resourceLogs list"
 # a line opening with an OTLP list (else its keys are looked up)
@@ -145,68 +148,187 @@ def _lines_cte(first: int) -> str:
 
 
 def _stream(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
-    """JSON Lines of TracesData, chunk by chunk of about BATCH_BYTES of lines, each chunk
-    straight to ``_sx`` in one statement: nothing of the file is kept but the flattened
-    spans. Chunks whose values nest containers go to ``_otlp_special`` and the batch path.
-    Returns False, having undone its work, at the first log record: logs join spans
-    anywhere in the file, so such a file is staged whole."""
-    flattened = special = False
-    doc = json.dumps({k: DOC[k] for k in ("resourceSpans", "batches")})
-    for first, text in _chunks(con, path, rejects=True):
-        if '"resourceLogs"' in text:
-            for name in ("_sx", "_otlp_special"):
-                con.execute(f"DROP TABLE IF EXISTS {name}")
-            con.execute("DELETE FROM _stage_rejects")
-            return False
-        lines = _lines_cte(first)
-        con.execute(f"""
-            INSERT INTO _stage_rejects
-            WITH {lines}, _chk AS (
-                SELECT line, raw,
-                       CASE WHEN NOT json_valid(raw) THEN 'invalid JSON'
-                            WHEN NOT {OBJECT} THEN 'record is a JSON ' || lower(json_type(raw))
-                                                   || ', not an object'
-                            WHEN NOT regexp_matches(left(raw, 100), '{KNOWN_START}')
-                                 AND NOT coalesce(json_type(raw, '$.resourceSpans') = 'ARRAY'
-                                                  OR json_type(raw, '$.batches') = 'ARRAY', false)
-                            THEN '{NOT_OTLP}' END AS reason
-                FROM _lines WHERE NOT {BLANK})
-            SELECT 'line ' || line, reason, left(raw, {RAW}) FROM _chk
-            WHERE reason IS NOT NULL ORDER BY line
-        """, [text])
-        if con.execute(f"WITH {lines} SELECT coalesce(bool_or(regexp_matches(raw, '{DEEP}')), "
-                       "false) FROM _lines", [text]).fetchall()[0][0]:
-            verb = "INSERT INTO _otlp_special" if special else \
-                "CREATE OR REPLACE TEMP TABLE _otlp_special AS"
-            con.execute(f"{verb} WITH {lines} SELECT line AS _ord, 'line ' || line AS locator, "
-                        f"raw AS j FROM _lines WHERE NOT {BLANK} AND {OBJECT} "
-                        f"AND json_valid(raw)", [text])
-            special = True
-            continue
-        source = (f"{lines}, _otlp_spans AS (WITH _otlp AS (SELECT line, 'line ' || line "
-                  f"AS locator, try(from_json(raw, '{doc}')) AS d FROM _lines "
-                  f"WHERE {OBJECT}) {_span_unnest(keep_text=True)}), "
-                  f"_spans AS ({_span_rows('_otlp_spans', raw='_sp')}), ")
-        flatten_spans(con, source=source, params=[text], append=flattened)
-        flattened = True
+    """JSON Lines of TracesData, chunk by chunk of about BATCH_BYTES of lines: nothing of
+    the file is kept but the flattened spans ``_sx``. Each chunk's lines are parsed into
+    spans on a connection of their own (:class:`_LineParser`, one per DuckDB thread, the
+    chunks in parallel); the spans of several chunks are then flattened in one statement
+    (:meth:`_Parsed.flush`), which DuckDB runs on every thread. Chunks whose values nest
+    containers go to ``_otlp_special`` and the batch path. Returns False, having undone
+    its work, at the first log record: logs join spans anywhere in the file, so such a
+    file is staged whole."""
+    threads = _stream_threads(con)
+    before = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute(f"SET threads = {threads}")
+    try:
+        return _stream_chunks(con, path, threads)
+    finally:
+        con.execute(f"SET threads = {before}")
+
+
+def _stream_chunks(con: duckdb.DuckDBPyConnection, path: Path, threads: int) -> bool:
+    parsers: queue.Queue[_LineParser] = queue.Queue()
+    for _ in range(threads):
+        parsers.put(_LineParser(con))
+    special, ok = False, True
+    try:
+        parsed = _Parsed(con, _parse_with(parsers, 1, "")[1])
+        with ThreadPoolExecutor(threads) as pool:
+            wave: list[Future[tuple[list[tuple[str, str, str]], pa.Table]]] = []
+            for first, text in _chunks(con, path, rejects=True):
+                if '"resourceLogs"' in text:
+                    ok = False
+                    break
+                if DEEP_RE.search(text):
+                    special = _keep_special(con, first, text, special)
+                    continue
+                wave.append(pool.submit(_parse_with, parsers, first, text))
+                if len(wave) == threads:   # a wave of chunks parsed, then maybe flattened
+                    parsed.add_wave(wave)
+                    wave = []
+            if ok:
+                parsed.add_wave(wave)
+                parsed.flush()
+    finally:
+        while not parsers.empty():
+            parsers.get().close()
+    if not ok:
+        for name in ("_sx", "_otlp_special"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute("DELETE FROM _stage_rejects")
+        return False
     if special:
         con.execute("CREATE OR REPLACE TEMP VIEW _stage_records AS SELECT * FROM _otlp_special")
         _parse_batches(con, _line_batches(con, path), keep_text=True)
         _logs_table(con)
         _merge_logs(con, deep=True, raw="_sp")
-        flatten_spans(con, append=flattened)
+        flatten_spans(con, append=True)
         con.execute("DROP VIEW _stage_records")
         con.execute("DROP TABLE _otlp_special")
-    elif not flattened:   # nothing but rejects: an empty _sx
-        flatten_spans(con, source=f"{_lines_cte(1)}, _otlp_spans AS (WITH _otlp AS ("
-                                  f"SELECT line, 'line ' || line AS locator, "
-                                  f"try(from_json(raw, '{doc}')) AS d FROM _lines WHERE false) "
-                                  f"{_span_unnest(keep_text=True)}), "
-                                  f"_spans AS ({_span_rows('_otlp_spans', raw='_sp')}), ",
-                      params=[""])
     readers._explain_json_rejects(con)   # the precise reason of each invalid line
     finish_spans(con, raw_sql=lambda c: _reread_raws(c, path))
     return True
+
+
+# DEEP, searched for in a chunk's text
+DEEP_RE = re.compile(DEEP)
+# Spans flattened per statement: many, for each statement takes a second to plan; few
+# enough to bound the memory their text takes while they wait.
+FLUSH_SPANS = 100_000
+# DuckDB memory one thread takes to flatten spans (or to parse a chunk of lines): the
+# threads used are capped so that they fit in the load's memory limit.
+THREAD_MEMORY = 320 << 20
+
+
+def _stream_threads(con: duckdb.DuckDBPyConnection) -> int:
+    """The DuckDB threads, capped by the memory limit (see THREAD_MEMORY)."""
+    threads, limit = con.execute("SELECT current_setting('threads')::BIGINT, "
+                                 "current_setting('memory_limit')").fetchall()[0]
+    return max(1, min(int(threads), _size(str(limit)) // THREAD_MEMORY))
+
+
+def _size(text: str) -> int:
+    """``953.6 MiB`` (a DuckDB memory setting) -> bytes."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*(?:([KMGTP]?)(i?)B|bytes)\s*", text, re.IGNORECASE)
+    if not m:
+        return 1 << 62      # no limit stated
+    power = " KMGTP".index((m.group(2) or " ").upper())
+    return int(float(m.group(1)) * (1024 if m.group(3) else 1000) ** power)
+
+
+def _keep_special(con: duckdb.DuckDBPyConnection, first: int, text: str, started: bool) -> bool:
+    """The lines of a chunk whose values nest containers -> ``_otlp_special``."""
+    verb = "INSERT INTO _otlp_special" if started else \
+        "CREATE OR REPLACE TEMP TABLE _otlp_special AS"
+    con.execute(f"{verb} WITH {_lines_cte(first)} SELECT line AS _ord, 'line ' || line "
+                f"AS locator, raw AS j FROM _lines WHERE NOT {BLANK} AND {OBJECT} "
+                f"AND json_valid(raw)", [text])
+    return True
+
+
+class _LineParser:
+    """A connection of its own that parses chunks of lines into span rows (the span
+    still JSON text ``_sp``) and the reasons of the lines that hold no spans."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con.cursor()
+        install(self.con)
+        self.doc = json.dumps({k: DOC[k] for k in ("resourceSpans", "batches")})
+
+    def parse(self, first: int, text: str) -> tuple[list[tuple[str, str, str]], pa.Table]:
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _chunk AS WITH {_lines_cte(first)} "
+                    f"SELECT line, raw, try(from_json(raw, '{self.doc}')) AS d FROM _lines "
+                    f"WHERE NOT {BLANK}", [text])
+        rejected = con.execute(f"""
+            SELECT 'line ' || line,
+                   CASE WHEN NOT json_valid(raw) THEN 'invalid JSON'
+                        WHEN json_type(raw) <> 'OBJECT'
+                        THEN 'record is a JSON ' || lower(json_type(raw)) || ', not an object'
+                        ELSE '{NOT_OTLP}' END,
+                   left(raw, {RAW})
+            FROM _chunk WHERE d IS NULL OR (d.resourceSpans IS NULL AND d.batches IS NULL)
+            ORDER BY line
+        """).fetchall()
+        spans = con.sql(f"WITH _otlp AS (SELECT line, 'line ' || line AS locator, d FROM _chunk "
+                        f"WHERE d.resourceSpans IS NOT NULL OR d.batches IS NOT NULL) "
+                        f"{_span_unnest(keep_text=True, parse=False)}"
+                        ).to_arrow_table(ARROW_BATCH)
+        con.execute("DROP TABLE _chunk")
+        return rejected, spans
+
+    def close(self) -> None:
+        self.con.close()
+
+
+# rows per Arrow batch handed back: DuckDB scans an Arrow table a batch per thread
+ARROW_BATCH = 8192
+
+
+def _parse_with(parsers: queue.Queue[_LineParser], first: int,
+                text: str) -> tuple[list[tuple[str, str, str]], pa.Table]:
+    parser = parsers.get()
+    try:
+        return parser.parse(first, text)
+    finally:
+        parsers.put(parser)
+
+
+class _Parsed:
+    """Parsed chunks waiting to be flattened into ``_sx`` (created empty at once)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, empty: pa.Table) -> None:
+        """``empty``: a parsed chunk without spans, which gives ``_sx`` its columns."""
+        self.con, self.tables, self.rows = con, list[pa.Table](), 0
+        self._flatten(empty, append=False)
+
+    def add_wave(self, wave: list[Future[tuple[list[tuple[str, str, str]], pa.Table]]]
+                 ) -> None:
+        """The results of a wave of parsed chunks, in file order; flattened once enough
+        spans wait (never while a chunk is parsed: each takes its memory)."""
+        for future in wave:
+            rejected, spans = future.result()
+            if rejected:
+                self.con.executemany("INSERT INTO _stage_rejects VALUES (?, ?, ?)", rejected)
+            if spans.num_rows:
+                self.tables.append(spans)
+                self.rows += spans.num_rows
+        if self.rows >= FLUSH_SPANS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.tables:
+            self._flatten(pa.concat_tables(self.tables), append=True)
+        self.tables, self.rows = [], 0
+
+    def _flatten(self, spans: pa.Table, append: bool) -> None:
+        # a relation, not a registered view: the load is one transaction, which would
+        # keep a dropped view, and the Arrow table it holds, until it ends
+        self.con.from_arrow(spans).query("_otlp_parsed", flatten_statement(
+            append=append, source=(
+                f"_otlp_spans AS (SELECT _ord::HUGEINT AS _ord, line, locator, "
+                f"r::STRUCT(k VARCHAR, v JSON)[] AS r, r_dropped, scope_json::JSON AS scope_json, "
+                f"schema_url, from_json(_sp, '{json.dumps(SPAN)}') AS sp, _sp "
+                f"FROM _otlp_parsed), _spans AS ({_span_rows('_otlp_spans', raw='_sp')}), ")))
 
 
 def _chunks(con: duckdb.DuckDBPyConnection, path: Path,
@@ -406,10 +528,12 @@ def deep_values(con: duckdb.DuckDBPyConnection, source: str) -> None:
         con.execute(f"DROP TABLE {name}")
 
 
-def _span_unnest(keep_text: bool = False) -> str:
+def _span_unnest(keep_text: bool = False, parse: bool = True) -> str:
     """One row per span of the parsed lines ``_otlp``, with its resource, scope and a
-    locator down to the span (and, with ``keep_text``, its JSON text ``_sp``)."""
+    locator down to the span (and, with ``keep_text``, its JSON text ``_sp``; without
+    ``parse``, only the text)."""
     text = ", sp AS _sp" if keep_text else ""
+    span = ("from_json(sp, '" + json.dumps(SPAN) + "') AS sp" + text) if parse else "sp AS _sp"
     return """
         , rs AS (
             SELECT line, locator,
@@ -445,8 +569,7 @@ def _span_unnest(keep_text: bool = False) -> str:
         SELECT _fx_ord(line, ri, si, pi, 0) AS _ord, line,
                locator || ': ' || rs_key || '[' || ri || '].' || ss_key || '[' || si
                    || '].spans[' || pi || ']' AS locator,
-               r, r_dropped, scope_json, schema_url,
-               from_json(sp, '""" + json.dumps(SPAN) + "') AS sp" + text + """
+               r, r_dropped, scope_json, schema_url, """ + span + """
         FROM (SELECT *, unnest(ss.spans) AS sp, generate_subscripts(ss.spans, 1) - 1 AS pi
               FROM scoped)
     """

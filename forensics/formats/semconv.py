@@ -522,6 +522,21 @@ def flatten_spans(con: duckdb.DuckDBPyConnection, *, source: str = "",
     (each followed by a comma) put first, one of them named ``_spans`` to read instead of
     the view, with ``params`` for its ``?``. ``keep_raw``: keep ``_raw`` of the rows
     rejected here (a reason, no timestamp)."""
+    con.execute(flatten_statement(source=source, append=append, keep_raw=keep_raw),
+                params or [])
+
+
+def flatten_statement(*, source: str = "", append: bool = False, keep_raw: bool = True) -> str:
+    """The statement :func:`flatten_spans` runs, for a reader that runs it itself (on a
+    relation, say).
+
+    >>> con.from_arrow(spans).query("_otlp_parsed", flatten_statement(source=...))  # doctest: +SKIP
+    """
+    verb = "INSERT INTO _sx" if append else "CREATE OR REPLACE TEMP TABLE _sx AS"
+    return f"{verb} {_flatten_query(source, keep_raw)}"
+
+
+def _flatten_query(source: str, keep_raw: bool) -> str:
     typed_cols, reasons = [], []
     for col, sql_type in NUMBER_TYPES.items():
         value, reason = typed(col, sql_type, f"_n_{col}")
@@ -540,9 +555,7 @@ def flatten_spans(con: duckdb.DuckDBPyConnection, *, source: str = "",
         f"{_a('guardrail.' + f)}) END AS _g_{f}" for f in MODERATION_FIELDS)
     raw = (f"CASE WHEN _why IS NOT NULL OR ts IS NULL THEN left(_raw::VARCHAR, {RAW_LIMIT}) END"
            if keep_raw else "NULL::VARCHAR")
-    verb = "INSERT INTO _sx" if append else "CREATE OR REPLACE TEMP TABLE _sx AS"
-    con.execute(f"""
-        {verb}
+    return f"""
         WITH {source}{ctes}
         SELECT _ord, locator, span_id AS event_id, trace_id, span_id, parent_id, user_id,
                session_id, feature, kind, name, provider, model, response_model, prompt_name,
@@ -562,7 +575,7 @@ def flatten_spans(con: duckdb.DuckDBPyConnection, *, source: str = "",
                    AS _mods,
                {guard}
         FROM _sx5
-    """, params or [])
+    """
 
 
 def finish_spans(con: duckdb.DuckDBPyConnection, raw_sql: RawSql | None = None) -> None:
