@@ -1,7 +1,7 @@
 """Trace-format benchmark (issue 3): GenAI spans in OTLP/JSON, made by the drill generator.
 
     .venv/bin/python bench/bench_formats.py                      # 1M spans, 3 runs each
-    .venv/bin/python bench/bench_formats.py --spans 5000000      # the size-independence check
+    .venv/bin/python bench/bench_formats.py --spans 5000000 --no-baseline   # size independence
     .venv/bin/python bench/bench_formats.py --spans 100000 --repeat 1    # a smoke run
     .venv/bin/python bench/bench_formats.py --write              # also update RESULTS.md
 
