@@ -388,7 +388,7 @@ def _load_once(con: duckdb.DuckDBPyConnection, job: _Job,
                      dt.datetime.now(dt.UTC).replace(tzinfo=None), stats.records_in,
                      stats.loaded, stats.rejected, json.dumps(resolved)])
         con.execute("COMMIT")
-    except ForensicsError:
+    except (ForensicsError, KeyboardInterrupt):   # an interrupted load keeps nothing
         con.execute("ROLLBACK")
         raise
     except (duckdb.Error, OSError) as exc:

@@ -278,6 +278,24 @@ def test_failed_load_leaves_case_consistent(case: Any, tmp_path: Path) -> None:
         "rows_loaded"] == 1
 
 
+def test_interrupted_load_keeps_nothing(case: Any, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from forensics import load as load_mod
+
+    case.load(write_jsonl(tmp_path / "ok.jsonl", [event(1)]))
+
+    def interrupted(*_args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(load_mod, "commit_stage", interrupted)    # Ctrl-C mid-commit
+    with pytest.raises(KeyboardInterrupt):
+        case.load(write_jsonl(tmp_path / "x.jsonl", [event(2)]))
+    monkeypatch.undo()
+    assert case.count("events") == 1 and case.count("evidence") == 1
+    assert case.load(write_jsonl(tmp_path / "x.jsonl", [event(2)])).rows()[0][
+        "rows_loaded"] == 1
+
+
 def test_json_array_document(case: Any, tmp_path: Path) -> None:
     path = tmp_path / "arr.json"
     path.write_text(json.dumps([event(1), "oops", event(2)], indent=2))
