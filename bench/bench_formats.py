@@ -30,7 +30,7 @@ from bench_load import DUCKDB_READ_JSON, FORENSICS_LOAD, fresh, run
 SPANS_PER_REQUEST = 1.21  # the drill writes each request's LLM span and, for tool calls, one more
 DRILL = """
 import sys
-from forensics.drill import generate
+from forensics.drills.generator import generate
 s = generate(sys.argv[1], "prompt_regression", seed=11, events=int(sys.argv[2]), format="otlp")
 print(s["events"])
 """

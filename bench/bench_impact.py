@@ -48,7 +48,7 @@ PY = sys.executable
 PREPARE = """
 import json, sys, forensics
 from pathlib import Path
-from forensics.drill import generate
+from forensics.drills.generator import generate
 scen, n, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 if not (out / "case.duckdb").exists():
     generate(out, scen, seed=1, events=n)
@@ -71,7 +71,7 @@ print(json.dumps({"case": str(out / "case.duckdb")}))
 
 SPEED = """
 import json, resource, sys, time, forensics
-import forensics.changes, forensics.impact          # imports are not what is measured
+import forensics.cause.changes, forensics.impact.exact          # imports are not what is measured
 case = forensics.open(sys.argv[1], read_only=True)
 what, label, change = sys.argv[2], sys.argv[3], sys.argv[4]
 case.sql("SELECT 1")
@@ -275,7 +275,7 @@ def synthetic(reps: int) -> str:
     import numpy as np
     import polars as pl
 
-    from forensics.estimate import Population
+    from forensics.impact.estimate import Population
 
     lines = [f"### Sampled-review estimation: synthetic populations, {reps} repetitions", "",
              f"Command: `bench/bench_impact.py synthetic --reps {reps}`; simple random review "

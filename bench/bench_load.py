@@ -50,7 +50,7 @@ print(len(df))
 """
 DRILL = """
 import sys
-from forensics.drill import generate
+from forensics.drills.generator import generate
 s = generate(sys.argv[1], "prompt_regression", seed=11, events=int(sys.argv[2]))
 print(s["events"])
 """

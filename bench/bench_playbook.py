@@ -5,11 +5,11 @@ drills; speed of the alert backtest at 1M / 10M events.
     .venv/bin/python bench/bench_playbook.py speed [--events 1000000] [--case PATH]
     .venv/bin/python bench/bench_playbook.py all --write     # and update bench/RESULTS.md
 
-Accuracy: every scenario x seed is generated with ``forensics.drill`` and loaded (events,
+Accuracy: every scenario x seed is generated with ``forensics.drills.generator`` and loaded (events,
 changes, feedback). The pattern is then defined the way an investigator would after
 detection:
 
-- when ``forensics.detect`` exists, ``case.detect()`` runs and the pattern is any of the
+- when ``forensics.detect.detectors`` exists, ``case.detect()`` runs and the pattern is any of the
   answer key's pattern labels;
 - until then (STAND-IN FOR DETECTION, bench only): while the drill is generated, the
   generator's own record of which events show the pattern's outcomes (any feature, any
@@ -51,11 +51,11 @@ from bench.bench_suspects import _run  # noqa: E402  (one subprocess runner for 
 
 
 def generate_with_truth(outdir: Path, scenario: str, seed: int, events: int) -> dict[str, Any]:
-    """``forensics.drill.generate`` plus ``pattern_events.txt``: the generator's record of
+    """``forensics.drills.generator.generate`` plus ``pattern_events.txt``: the generator's record of
     every event showing the scenario's pattern outcomes (the stand-in for detection)."""
     import polars as pl
 
-    from forensics import drill
+    from forensics.drills import generator as drill
 
     effect = drill.SCENARIOS[scenario].effect
     kind = "tool" if effect.feature == "agent" else "llm"
@@ -122,8 +122,8 @@ case.close()
 
 SPEED = """
 import json, resource, sys, time, forensics
-from forensics import alerts
-from forensics.episode import episode
+from forensics.playbook import detection_gap as alerts
+from forensics.playbook.episode import episode
 case = forensics.open(sys.argv[1], read_only=True)
 label, what = sys.argv[2], sys.argv[3]
 t = time.perf_counter()
@@ -148,7 +148,7 @@ print(json.dumps(out))
 
 
 def _t(value: Any) -> Any:
-    from forensics.milestones import to_utc
+    from forensics.playbook.milestones import to_utc
 
     return to_utc(value)
 
@@ -156,7 +156,7 @@ def _t(value: Any) -> Any:
 def score(case: Any, key: dict[str, Any], kw: dict[str, Any], scen: str,
           seed: int) -> dict[str, Any]:
     """Run the playbook analytics on one loaded drill and score them against its key."""
-    from forensics.incident import incident_timeline
+    from forensics.playbook.timeline import incident_timeline
 
     t = time.perf_counter()
     gap = case.detection_gap(**kw)
@@ -267,7 +267,7 @@ def render(acc: list[dict[str, Any]] | None, spd: dict[str, Any] | None, events:
         how = "`case.detect()` labels" if acc[0]["detect"] else (
             "the stand-in for detection (the drill generator's record of the pattern's "
             "events on every version, loaded as labels: see the script's docstring; "
-            "`forensics.detect` is not merged yet)")
+            "`forensics.detect.detectors` is not merged yet)")
         ok_onset = sum(r["onset_ok"] for r in acc)
         ok_cp = sum(r["change_point_ok"] for r in acc)
         ok_what = sum(r["max_events_rel_err"] <= 0.10 for r in acc)

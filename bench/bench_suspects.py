@@ -4,8 +4,8 @@
     .venv/bin/python bench/bench_suspects.py speed [--case PATH] [--events 10000000]
     .venv/bin/python bench/bench_suspects.py all --write     # and update bench/RESULTS.md
 
-Accuracy: every scenario x seed is generated with ``forensics.drill``, loaded (events,
-changes, feedback), ``case.detect()`` is run when ``forensics.detect`` exists, and
+Accuracy: every scenario x seed is generated with ``forensics.drills.generator``, loaded (events,
+changes, feedback), ``case.detect()`` is run when ``forensics.detect.detectors`` exists, and
 ``case.suspects()`` ranks the changes (default pattern: any bad signal). Reported: the
 rank of the planted root cause and of the decoy, and whether the decoy was blamed (top).
 Speed: ``suspects()`` and ``compare(by=prompt_version)`` on a 10M-request drill case, each
@@ -36,7 +36,7 @@ PY = sys.executable
 
 ONE_DRILL = """
 import json, sys, time, forensics
-from forensics.drill import generate
+from forensics.drills.generator import generate
 scen, seed, n, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 generate(out, scen, seed=seed, events=n)
 case = forensics.open(out + "/case.duckdb")
@@ -117,7 +117,7 @@ def speed(case: str, repeat: int) -> dict[str, Any]:
 def make_big_case(path: Path, events: int) -> None:
     code = """
 import sys, forensics
-from forensics.drill import generate
+from forensics.drills.generator import generate
 d = sys.argv[1] + ".drill"
 generate(d, "prompt_regression", seed=11, events=int(sys.argv[2]))
 c = forensics.open(sys.argv[1])
@@ -138,7 +138,7 @@ def render(acc: list[dict[str, Any]] | None, spd: dict[str, Any] | None,
         top = sum(r["root_rank"] == 1 for r in acc)
         blamed = sum(r["decoy_rank"] == 1 for r in acc)
         detect = "with `case.detect()` labels" if acc[0]["detect"] else \
-            "without detectors (`forensics.detect` absent: is_bad = error, flagged moderation " \
+            "without detectors (`forensics.detect.detectors` absent: is_bad = error, flagged moderation " \
             "or negative feedback only)"
         lines += [f"### Accuracy: {len(acc)} drills of {events:,} requests, {detect}", "",
                   f"Planted change ranked first in **{top}/{len(acc)}**; decoy ranked first in "
@@ -183,8 +183,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = ap.parse_args()
-    if importlib.util.find_spec("forensics.detect") is None:
-        print("forensics.detect not found: ranking on is_bad only", file=sys.stderr)
+    if importlib.util.find_spec("forensics.detect.detectors") is None:
+        print("forensics.detect.detectors not found: ranking on is_bad only", file=sys.stderr)
     acc = spd = None
     rows = None
     with tempfile.TemporaryDirectory(prefix="bench-suspects-") as tmp:

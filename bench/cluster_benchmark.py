@@ -105,7 +105,7 @@ print(json.dumps({"detect_s": t_det, "cluster_s": t_cl, "total_s": t_det + t_cl,
 
 BASELINE = """
 import json, sys, time, forensics
-from forensics import cluster as C
+from forensics.detect import cluster as C
 from sklearn.feature_extraction.text import TfidfVectorizer
 case = forensics.open(sys.argv[1])
 case.con.execute("SET enable_progress_bar = false")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .case import Case, open
-from .errors import ForensicsError
-from .result import Result
+from forensics.case import Case, open
+from forensics.core.errors import ForensicsError
+from forensics.core.result import Result
 
 __all__ = ["Case", "ForensicsError", "Result", "__version__", "open"]
 
-from . import notebook as _notebook
+from forensics.core import notebook as _notebook
 
 _notebook.install()

@@ -1,5 +1,5 @@
 """``python -m forensics``: the command line."""
 
-from .cli import main
+from forensics.cli.main import main
 
 main()

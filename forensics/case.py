@@ -18,17 +18,23 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from .db import frame, progress_bar_off
-from .errors import CaseError, CaseLockedError, QueryError, QueryTimeoutError, ReadOnlyCaseError
-from .notebook import shows_progress
-from .result import Result
+from forensics.core.db import frame, progress_bar_off
+from forensics.core.errors import (
+    CaseError,
+    CaseLockedError,
+    QueryError,
+    QueryTimeoutError,
+    ReadOnlyCaseError,
+)
+from forensics.core.notebook import shows_progress
+from forensics.core.result import Result
 
 if TYPE_CHECKING:       # playbook analytics (issue 8)
-    from .alerts import DetectionResult
-    from .containment import ContainmentResult
-    from .incident import IncidentTimelineResult
-    from .playbook import PlaybookResult
-    from .severity import SeverityResult
+    from forensics.playbook.answers import PlaybookResult
+    from forensics.playbook.containment import ContainmentResult
+    from forensics.playbook.detection_gap import DetectionResult
+    from forensics.playbook.severity import SeverityResult
+    from forensics.playbook.timeline import IncidentTimelineResult
 
 SCHEMA_VERSION = 2
 DEFAULT_ROW_CAP = 100_000
@@ -36,7 +42,7 @@ DEFAULT_TIME_LIMIT_S = 300.0
 
 
 def _sql_file(name: str) -> str:
-    return resources.files("forensics").joinpath(f"sql/{name}").read_text(encoding="utf-8")
+    return resources.files("forensics.core").joinpath(f"sql/{name}").read_text(encoding="utf-8")
 
 
 # version -> SQL statements that take a case from version-1 to version. schema.sql is
@@ -194,7 +200,7 @@ class Case:
 
         >>> case.query("exposure_window", label="pii_leak")   # doctest: +SKIP
         """
-        from .queries import run
+        from forensics.queries.runner import run
 
         return run(self, name, row_cap=row_cap, time_limit=time_limit, **params)
 
@@ -203,62 +209,62 @@ class Case:
     def load(self, path: str | Path, format: str | None = None,
              mapping: dict[str, Any] | str | Path | None = None,
              progress: Callable[[str], None] | None = None) -> Result:
-        """Load one evidence file; see :func:`forensics.load.load_file`."""
-        from .load import load_file
+        """Load one evidence file; see :func:`forensics.ingest.load.load_file`."""
+        from forensics.ingest.load import load_file
 
         return load_file(self, path, format=format, mapping=mapping, progress=progress)
 
     def impact(self, where: str | None = None, **kwargs: Any) -> Result:
-        """Affected users, sessions and events; see :func:`forensics.impact.impact`.
+        """Affected users, sessions and events; see :func:`forensics.impact.exact.impact`.
 
         >>> case.impact("pii_leak", by=["plan", "locale"])            # doctest: +SKIP
         >>> case.impact(change="CHG-2041", label="over_refusal")       # doctest: +SKIP
         """
-        from .impact import impact
+        from forensics.impact.exact import impact
 
         return impact(self, where, **kwargs)
 
     def changes(self, **kwargs: Any) -> Result:
         """Declared and inferred changes with their rollout; see
-        :func:`forensics.changes.changes`: ``case.changes(feature="doc_qa")``."""
-        from .changes import changes
+        :func:`forensics.cause.changes.changes`: ``case.changes(feature="doc_qa")``."""
+        from forensics.cause.changes import changes
 
         return changes(self, **kwargs)
 
     def timeline(self, metric: str = "bad_rate", **kwargs: Any) -> Result:
-        """A metric over time with change markers; see :func:`forensics.changes.timeline`:
+        """A metric over time with change markers; see :func:`forensics.cause.changes.timeline`:
         ``case.timeline("refusal_rate", by="prompt_version").plot()``."""
-        from .changes import timeline
+        from forensics.cause.changes import timeline
 
         return timeline(self, metric, **kwargs)
 
     def compare(self, a: Any = None, b: Any = None, **kwargs: Any) -> Result:
         """Two cohorts with intervals and corrected p-values; see
-        :func:`forensics.diff.compare`: ``case.compare(by="prompt_version", a="v12", b="v13")``."""
-        from .diff import compare
+        :func:`forensics.cause.diff.compare`: ``case.compare(by="prompt_version", a="v12", b="v13")``."""
+        from forensics.cause.diff import compare
 
         return compare(self, a, b, **kwargs)
 
     def suspects(self, pattern: str | None = None, **kwargs: Any) -> Result:
-        """Ranked candidate root causes; see :func:`forensics.diff.suspects`:
+        """Ranked candidate root causes; see :func:`forensics.cause.diff.suspects`:
         ``case.suspects(label="over_refusal")``."""
-        from .diff import suspects
+        from forensics.cause.diff import suspects
 
         return suspects(self, pattern, **kwargs)
 
     def retrieval_diff(self, before: str | None = None, after: str | None = None,
                        **kwargs: Any) -> Result:
         """Top-k retrieval before vs after an index change; see
-        :func:`forensics.diff.retrieval_diff`."""
-        from .diff import retrieval_diff
+        :func:`forensics.cause.diff.retrieval_diff`."""
+        from forensics.cause.diff import retrieval_diff
 
         return retrieval_diff(self, before, after, **kwargs)
 
     def estimate_impact(self, **kwargs: Any) -> Result:
         """Affected events and users estimated from a sampled review, with intervals;
-        see :func:`forensics.estimate.estimate`:
+        see :func:`forensics.impact.estimate.estimate`:
         ``case.estimate_impact(flagged="over_refusal")``."""
-        from .estimate import estimate
+        from forensics.impact.estimate import estimate
 
         return estimate(self, **kwargs)
 
@@ -266,123 +272,123 @@ class Case:
     @shows_progress("running detectors")    # a progress line in Jupyter (issue 7)
     def detect(self, rules: Any = None) -> Result:
         """Run the failure detectors and write ``labels``; see
-        :func:`forensics.detect.detect`: ``case.detect(rules=["refusal", "private_data"])``."""
-        from .detect import detect
+        :func:`forensics.detect.detectors.detect`: ``case.detect(rules=["refusal", "private_data"])``."""
+        from forensics.detect.detectors import detect
 
         return detect(self, rules=rules)
 
     def import_labels(self, path: str | Path, **kwargs: Any) -> Result:
         """Reviewer verdicts from a file into ``labels``; see
-        :func:`forensics.detect.import_labels`."""
-        from .detect import import_labels
+        :func:`forensics.detect.detectors.import_labels`."""
+        from forensics.detect.detectors import import_labels
 
         return import_labels(self, path, **kwargs)
 
     @shows_progress("clustering")    # a progress line in Jupyter (issue 7)
     def cluster(self, where: str = "bad", **kwargs: Any) -> Result:
-        """Group bad events into failure patterns; see :func:`forensics.cluster.cluster`:
+        """Group bad events into failure patterns; see :func:`forensics.detect.cluster.cluster`:
         ``case.cluster(where="feature = 'doc_qa'")``."""
-        from .cluster import cluster
+        from forensics.detect.cluster import cluster
 
         return cluster(self, where=where, **kwargs)
 
     def review_sample(self, flagged: str, n: int, **kwargs: Any) -> Result:
         """Flagged events to give to reviewers (stratified, seeded); see
-        :func:`forensics.estimate.review_sample`."""
-        from .estimate import review_sample
+        :func:`forensics.impact.estimate.review_sample`."""
+        from forensics.impact.estimate import review_sample
 
         return review_sample(self, flagged, n, **kwargs)
 
     def record(self, result: Result, title: str, note: str = "") -> str:
         """Keep ``result`` as a finding with its SQL, parameters and evidence hashes."""
-        from .findings import record
+        from forensics.core.findings import record
 
         return record(self, result, title, note)
 
     def findings(self) -> Result:
-        from .findings import list_findings
+        from forensics.core.findings import list_findings
 
         return list_findings(self)
 
     def rerun_finding(self, finding_id: str) -> Result:
-        from .findings import rerun
+        from forensics.core.findings import rerun
 
         return rerun(self, finding_id)
 
     def check_finding(self, finding_id: str) -> dict[str, Any]:
-        from .findings import check
+        from forensics.core.findings import check
 
         return check(self, finding_id)
 
     # -- playbook analytics (issue 8) -------------------------------------------------
     def mark(self, name: str, ts: Any = None, note: str = "") -> Result:
         """Record a milestone (detected, contained, mitigated, resolved, ...); see
-        :func:`forensics.milestones.mark`: ``case.mark("contained", "2026-03-15T14:00Z")``."""
-        from .milestones import mark
+        :func:`forensics.playbook.milestones.mark`: ``case.mark("contained", "2026-03-15T14:00Z")``."""
+        from forensics.playbook.milestones import mark
 
         return mark(self, name, ts, note)
 
     def milestones(self) -> Result:
-        """The recorded milestones; see :func:`forensics.milestones.milestones`."""
-        from .milestones import milestones
+        """The recorded milestones; see :func:`forensics.playbook.milestones.milestones`."""
+        from forensics.playbook.milestones import milestones
 
         return milestones(self)
 
     def severity(self, pattern: str | None = None, **kwargs: Any) -> SeverityResult:
         """Severity on the playbook's matrix with the deciding rule; see
-        :func:`forensics.severity.severity`: ``case.severity(label="pii_leak")``."""
-        from .severity import severity
+        :func:`forensics.playbook.severity.severity`: ``case.severity(label="pii_leak")``."""
+        from forensics.playbook.severity import severity
 
         return severity(self, pattern, **kwargs)
 
     def detection_gap(self, pattern: str | None = None, **kwargs: Any) -> DetectionResult:
         """Onset, first signals and backtested alert rules; see
-        :func:`forensics.alerts.detection_gap`: ``case.detection_gap(label="pii_leak")``."""
-        from .alerts import detection_gap
+        :func:`forensics.playbook.detection_gap.detection_gap`: ``case.detection_gap(label="pii_leak")``."""
+        from forensics.playbook.detection_gap import detection_gap
 
         return detection_gap(self, pattern, **kwargs)
 
     def containment(self, pattern: str | None = None, **kwargs: Any) -> ContainmentResult:
         """What a rollback (or fallback) at time T would have spared; see
-        :func:`forensics.containment.containment`."""
-        from .containment import containment
+        :func:`forensics.playbook.containment.containment`."""
+        from forensics.playbook.containment import containment
 
         return containment(self, pattern, **kwargs)
 
     def incident_timeline(self, pattern: str | None = None,
                           **kwargs: Any) -> IncidentTimelineResult:
         """The merged incident timeline with computed durations; see
-        :func:`forensics.incident.incident_timeline`."""
-        from .incident import incident_timeline
+        :func:`forensics.playbook.timeline.incident_timeline`."""
+        from forensics.playbook.timeline import incident_timeline
 
         return incident_timeline(self, pattern, **kwargs)
 
     def playbook(self, pattern: str | None = None, **kwargs: Any) -> PlaybookResult:
         """Severity, time to detect, the alert that would have caught it, what a faster
-        rollback would have spared: :func:`forensics.playbook.playbook`."""
-        from .playbook import playbook
+        rollback would have spared: :func:`forensics.playbook.answers.playbook`."""
+        from forensics.playbook.answers import playbook
 
         return playbook(self, pattern, **kwargs)
 
     @shows_progress("writing the post-mortem")    # a progress line in Jupyter (issue 7)
     def postmortem(self, path: str | Path, **kwargs: Any) -> Result:
         """Write the post-mortem (Markdown, HTML, charts, notification drafts, eval pack)
-        to directory ``path``; see :func:`forensics.report.postmortem`:
+        to directory ``path``; see :func:`forensics.postmortem.writing.postmortem`:
         ``case.postmortem("postmortem/")``."""
-        from .report import postmortem
+        from forensics.postmortem.writing import postmortem
 
         return postmortem(self, path, **kwargs)
 
     def export_evals(self, path: str | Path, format: str = "jsonl", **kwargs: Any) -> Result:
-        """Write the regression eval pack; see :func:`forensics.evals.export_evals`:
+        """Write the regression eval pack; see :func:`forensics.postmortem.evalpack.export_evals`:
         ``case.export_evals("evals/", format="all")``."""
-        from .evals import export_evals
+        from forensics.postmortem.evalpack import export_evals
 
         return export_evals(self, path, format, **kwargs)
 
     def summary(self) -> Result:
         """What the case holds: evidence, volumes, time span, features, versions."""
-        from .summary import summarize
+        from forensics.core.summary import summarize
 
         return summarize(self)
 
@@ -409,7 +415,7 @@ def _interrupt_after(cur: duckdb.DuckDBPyConnection,
 
 
 def _version() -> str:
-    from . import __version__
+    from forensics import __version__
 
     return __version__
 

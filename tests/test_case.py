@@ -13,7 +13,7 @@ import pytest
 
 import forensics
 from forensics import case as case_mod
-from forensics.errors import CaseError, CaseLockedError, LoadError, ReadOnlyCaseError
+from forensics.core.errors import CaseError, CaseLockedError, LoadError, ReadOnlyCaseError
 
 CANONICAL = {"evidence", "rejects", "events", "retrievals", "moderations", "feedback",
              "changes", "labels", "clusters", "cluster_members", "findings", "meta", "runs"}

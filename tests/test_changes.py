@@ -10,8 +10,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from forensics.changes import interval
-from forensics.errors import UsageError
+from forensics.cause.changes import interval
+from forensics.core.errors import UsageError
 from tests import incident
 
 

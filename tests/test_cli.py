@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from forensics.cli import cli
+from forensics.cli.main import cli
 
 from .conftest import event, write_jsonl
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 import forensics
-from forensics.cli import cli
-from forensics.errors import UsageError
+from forensics.cli.main import cli
+from forensics.core.errors import UsageError
 
 from .conftest import CORPUS, event, write_jsonl
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from forensics.cli import cli
+from forensics.cli.main import cli
 
 
 def test_demo_finds_the_planted_cause_and_writes_the_postmortem(tmp_path: Path) -> None:

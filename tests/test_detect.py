@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 import forensics
-from forensics.cli import cli
-from forensics.errors import ReadOnlyCaseError, UsageError
-from forensics.rules import RULES
+from forensics.cli.main import cli
+from forensics.core.errors import ReadOnlyCaseError, UsageError
+from forensics.detect.rules import RULES
 
 from .conftest import event, write_jsonl
 
@@ -190,7 +190,7 @@ def test_wrong_language_and_output_language(case: Any, tmp_path: Path) -> None:
 
 
 def test_language_id_makes_no_network_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    from forensics import langid
+    from forensics.detect import langid
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("network access attempted")

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from forensics.cli import cli
-from forensics.errors import UsageError
+from forensics.cli.main import cli
+from forensics.core.errors import UsageError
 from tests import incident
 
 
@@ -119,7 +119,7 @@ def test_retrieval_diff_overlap_and_new_documents(loaded: Any) -> None:
 
 def test_drill_planted_change_is_the_top_suspect(tmp_path: Path) -> None:
     import forensics
-    from forensics.drill import generate
+    from forensics.drills.generator import generate
 
     generate(tmp_path / "drill", "prompt_regression", seed=2, events=30_000)
     key = json.loads((tmp_path / "drill" / "answer_key.json").read_text())

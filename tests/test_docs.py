@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from forensics.clidoc import reference
+from forensics.cli.doc import reference
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -12,11 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 def test_cli_reference_is_up_to_date() -> None:
     written = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     assert written == reference(), \
-        "docs/cli.md is stale: run `python -m forensics.clidoc > docs/cli.md`"
+        "docs/cli.md is stale: run `python -m forensics.cli.doc > docs/cli.md`"
 
 
 def test_every_verb_has_a_section() -> None:
-    from forensics.cli import cli
+    from forensics.cli.main import cli
 
     text = reference()
     for verb in cli.list_commands(None):  # type: ignore[arg-type]
@@ -29,7 +29,7 @@ def test_tutorial_commands_use_real_verbs_and_options() -> None:
     import re
     import shlex
 
-    from forensics.cli import cli
+    from forensics.cli.main import cli
 
     text = (REPO / "docs" / "tutorial.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)

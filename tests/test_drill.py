@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from forensics.drill import SCENARIOS, generate
-from forensics.errors import UsageError
+from forensics.core.errors import UsageError
+from forensics.drills.generator import SCENARIOS, generate
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 import forensics
-from forensics.cli import cli
-from forensics.errors import UsageError
-from forensics.estimate import Population, allocate
+from forensics.cli.main import cli
+from forensics.core.errors import UsageError
+from forensics.impact.estimate import Population, allocate
 
 from .conftest import event, feedback, write_jsonl
 

@@ -10,8 +10,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from forensics.errors import FormatError
-from forensics.formats import detect_format, otlp, vendor_names
+from forensics.core.errors import FormatError
+from forensics.ingest.vendors import detect_format, otlp, vendor_names
 
 from . import formats_data as fd
 

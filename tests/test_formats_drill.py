@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 import forensics
-from forensics.cli import cli
-from forensics.drill import EVENT_ORDER, generate
-from forensics.formats import otlp, writers
+from forensics.cli.main import cli
+from forensics.drills import writers
+from forensics.drills.generator import EVENT_ORDER, generate
+from forensics.ingest.vendors import otlp
 
 COHORTS = ["plan", "locale", "region", "tenant", "client_version", "request_language",
            "expected_format", "policy_decision"]

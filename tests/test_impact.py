@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import forensics
-from forensics.errors import UsageError
+from forensics.core.errors import UsageError
 
 from .conftest import event, feedback, write_jsonl
 
@@ -65,7 +65,7 @@ def test_one_small_cell_takes_a_second_with_it() -> None:
     """Secondary suppression: a lone hidden cell could be recovered from the total."""
     import polars as pl
 
-    from forensics.impact import suppress
+    from forensics.impact.exact import suppress
 
     df = pl.DataFrame({"cohort": ["all", "a", "b", "c"], "users": [40, 25, 12, 3],
                        "events": [60, 30, 25, 5], "share_of_users": [1.0, 0.62, 0.3, 0.08]})
@@ -126,7 +126,7 @@ def test_impact_cli_prints_users_sessions_events_and_window(hurt: Any) -> None:
 
     from click.testing import CliRunner
 
-    from forensics.cli import cli
+    from forensics.cli.main import cli
 
     path = str(hurt.path)
     hurt.close()
@@ -140,7 +140,7 @@ def test_impact_cli_prints_users_sessions_events_and_window(hurt: Any) -> None:
 def test_findings_record_rerun_check(hurt: Any, tmp_path: Path) -> None:
     fid = hurt.record(hurt.impact(by=["plan"]), "Users hit by errors", note="exact")
     assert fid == "F001"
-    from forensics.findings import record_once
+    from forensics.core.findings import record_once
 
     assert record_once(hurt, hurt.impact(by=["plan"]), "again") == "F001"
     assert record_once(hurt, hurt.impact(by=["feature"]), "other") == "F002"

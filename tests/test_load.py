@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 import forensics
-from forensics.errors import FormatError, LoadError, MappingError
+from forensics.core.errors import FormatError, LoadError, MappingError
 
 from .conftest import event, write_jsonl
 
@@ -280,7 +280,7 @@ def test_failed_load_leaves_case_consistent(case: Any, tmp_path: Path) -> None:
 
 def test_interrupted_load_keeps_nothing(case: Any, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from forensics import load as load_mod
+    from forensics.ingest import load as load_mod
 
     case.load(write_jsonl(tmp_path / "ok.jsonl", [event(1)]))
 
@@ -336,7 +336,7 @@ def test_change_log_with_from_and_to(case: Any, tmp_path: Path) -> None:
 
 
 def test_load_many_from_api(case: Any, tmp_path: Path) -> None:
-    from forensics.load import load_files
+    from forensics.ingest.load import load_files
 
     a = write_jsonl(tmp_path / "a.jsonl", [event(1)])
     b = write_jsonl(tmp_path / "b.jsonl", [event(2)])
@@ -349,7 +349,7 @@ def test_line_longer_than_the_reader_limit_refuses_the_file(
         case: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB's line reader drops an over-long line silently; the loader notices (it
     counted the lines while hashing) and refuses the file instead of losing a record."""
-    from forensics import readers
+    from forensics.ingest import readers
 
     monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1 << 20)
     path = write_jsonl(tmp_path / "long.jsonl",
@@ -363,7 +363,7 @@ def test_fast_and_careful_paths_load_the_same_rows(tmp_path: Path) -> None:
     """A clean JSON Lines file goes through DuckDB's own reader; the same records with one
     blank line go the careful way. Both give identical events, retrievals, moderations,
     rejects of the records they share (a bad timestamp, a duplicate id, a wrong type)."""
-    from forensics import readers
+    from forensics.ingest import readers
 
     records = [event(i, retrievals=[{"doc_id": f"d{i}", "score": 0.5, "content": "c"}],
                      moderations=[{"category": "pii", "flagged": i % 2 == 0}],

@@ -14,8 +14,8 @@ def test_errors_render_with_their_hint_in_ipython(capsys: pytest.CaptureFixture[
     shown: list[Any] = []
     shell.display_pub.publish = lambda data, **kw: shown.append(data)  # type: ignore[method-assign]
     try:
-        shell.run_cell("import forensics; forensics.notebook.install()")
-        result = shell.run_cell("from forensics.errors import LoadError\n"
+        shell.run_cell("import forensics; forensics.core.notebook.install()")
+        result = shell.run_cell("from forensics.core.errors import LoadError\n"
                                 "raise LoadError('audit.jsonl: no such file', hint='check it')")
         assert isinstance(result.error_in_exec, Exception)
         html = "".join(d.get("text/html", "") for d in shown)
@@ -27,7 +27,7 @@ def test_errors_render_with_their_hint_in_ipython(capsys: pytest.CaptureFixture[
 
 def test_progress_draws_in_one_display_slot_and_ends_with_done() -> None:
     shell_mod = pytest.importorskip("IPython.core.interactiveshell")
-    from forensics.notebook import progress
+    from forensics.core.notebook import progress
 
     shell = shell_mod.InteractiveShell.instance()
     shown: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -52,7 +52,7 @@ def test_progress_draws_in_one_display_slot_and_ends_with_done() -> None:
 
 
 def test_shows_progress_is_a_plain_call_outside_jupyter() -> None:
-    from forensics.notebook import in_jupyter, shows_progress
+    from forensics.core.notebook import in_jupyter, shows_progress
 
     seen: list[Any] = []
 

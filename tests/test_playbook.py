@@ -19,10 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 import forensics
-from forensics import alerts, queries
-from forensics.cli import cli
-from forensics.errors import ReadOnlyCaseError, UsageError
-from forensics.severity import DEFAULT_RULES, categorize
+from forensics.cli.main import cli
+from forensics.core.errors import ReadOnlyCaseError, UsageError
+from forensics.playbook import detection_gap as alerts
+from forensics.playbook.severity import DEFAULT_RULES, categorize
+from forensics.queries import runner as queries
 from tests import playbook_incident as pi
 
 matplotlib.use("Agg")
@@ -58,7 +59,7 @@ def truth(built: tuple[Path, dict[str, Any]]) -> dict[str, Any]:
 def test_version_1_case_file_migrates_to_milestones(tmp_path: Path) -> None:
     path = tmp_path / "v1.duckdb"
     con = duckdb.connect(str(path))
-    con.execute(resources.files("forensics").joinpath("sql/schema.sql").read_text())
+    con.execute(resources.files("forensics.core").joinpath("sql/schema.sql").read_text())
     con.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('created_by', 'old')")
     con.execute("INSERT INTO events (event_id, ts, feature) VALUES ('e1', '2026-03-01', 'f')")
     con.close()

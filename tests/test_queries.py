@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 import forensics
-from forensics import queries
-from forensics.cli import cli
-from forensics.errors import QueryError, QueryTimeoutError
+from forensics.cli.main import cli
+from forensics.core.errors import QueryError, QueryTimeoutError
+from forensics.queries import runner as queries
 
 from .conftest import event, write_jsonl
 

@@ -19,9 +19,9 @@ import yaml
 from click.testing import CliRunner
 
 import forensics
-from forensics.cli import cli
-from forensics.drill import generate
-from forensics.redact import PATTERNS
+from forensics.cli.main import cli
+from forensics.core.redact import PATTERNS
+from forensics.drills.generator import generate
 
 SCENARIOS = ["prompt_regression", "retrieval_leak", "model_upgrade", "agent_tool"]
 TEXT = (".md", ".html", ".jsonl", ".yaml", ".csv", ".json")
@@ -199,7 +199,7 @@ def test_empty_case_is_refused_with_a_hint(tmp_path: Path) -> None:
 def test_read_only_case_is_refused(drills: Any, tmp_path: Path) -> None:
     case = forensics.open(drills["agent_tool"][0], read_only=True)
     try:
-        with pytest.raises(forensics.errors.ReadOnlyCaseError):
+        with pytest.raises(forensics.core.errors.ReadOnlyCaseError):
             case.postmortem(tmp_path / "pm")
     finally:
         case.close()

@@ -10,7 +10,7 @@ from statsmodels.stats.contingency_tables import StratifiedTable
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from forensics import stats
+from forensics.core import stats
 
 
 def test_wilson_matches_statsmodels() -> None:

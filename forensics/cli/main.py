@@ -1,0 +1,754 @@
+"""The command line: a thin shell over the Python API, one public function per verb.
+
+Every verb takes ``--json`` and then prints exactly one JSON document on stdout; errors
+are ``{"ok": false, "error": ..., "hint": ...}`` with exit code 1 (2 for usage errors).
+
+    forensics load incident.duckdb audit.jsonl changes.csv --json
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from forensics import __version__
+from forensics.core.errors import ForensicsError
+from forensics.core.result import Result, _jsonable
+from forensics.drills.generator import SCENARIOS
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every verb shares (``--json``), and the one place errors become
+    friendly messages (sqlite-utils style)."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> None:
+        try:
+            payload = fn(*args, **kwargs)
+        except ForensicsError as exc:
+            _fail(exc.to_dict(), as_json)
+        except KeyboardInterrupt:
+            _fail({"ok": False, "error": "interrupted", "hint": "nothing partial was kept"},
+                  as_json)
+        _emit(payload, as_json)
+
+    return wrapper
+
+
+def _fail(error: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(error))
+    else:
+        err_console.print(f"[bold red]Error:[/] {error['error']}", highlight=False)
+        if error.get("hint"):
+            err_console.print(f"[dim]Hint: {error['hint']}[/]", highlight=False)
+    sys.exit(1)
+
+
+def _emit(payload: Any, as_json: bool) -> None:
+    """``payload`` is (json dict, human renderer) or a Result."""
+    if isinstance(payload, Result):
+        data, human = {"ok": True, **payload.to_dict()}, payload.to_markdown
+    else:
+        data, human = payload
+        data = {"ok": True, **data}
+    if as_json:
+        click.echo(json.dumps(_jsonable(data)))
+    else:
+        text = human() if callable(human) else str(human)
+        out_console.print(text, highlight=False, markup=False)
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[..., None]]:
+    """A progress display on stderr that appears only for work longer than a second."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                        TimeElapsedColumn(), console=err_console, transient=True)
+    task = progress.add_task(label, total=total)
+    timer = threading.Timer(1.0, progress.start)
+    timer.daemon = True
+    timer.start()
+
+    def update(message: str | int | None = None, total_: int | None = None) -> None:
+        if isinstance(message, int):
+            progress.update(task, completed=message, total=total_)
+        elif message:
+            progress.update(task, description=str(message))
+
+    try:
+        yield update
+    finally:
+        timer.cancel()
+        progress.stop()
+
+
+def _open_case(path: str, read_only: bool = False) -> Any:
+    from forensics.case import open as open_case
+
+    return open_case(path, read_only=read_only)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="forensics")
+def cli() -> None:
+    """forensics: investigate incidents in AI features from audit logs and traces.
+
+    A case is one DuckDB file holding the evidence and the findings.
+    """
+
+
+@cli.command()
+@click.argument("case", type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", default=None,
+              help="Override format detection: jsonl, json, csv, parquet, changes, feedback, "
+                   "or a vendor format (otlp, openinference, langfuse, ...).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TOML file mapping canonical columns to source field paths.")
+@output_options
+def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None) -> Any:
+    """Load evidence FILES into CASE (created when missing). Same file twice adds nothing."""
+    from forensics.ingest.load import load_files
+
+    c = _open_case(case)
+    try:
+        with progress_bar("loading") as update:
+            result = load_files(c, list(files), format=fmt, mapping=mapping, progress=update)
+    finally:
+        c.close()
+    return {"files": result.rows(), "rejects": result.meta.get("first_rejects", [])}, \
+        lambda: _load_text(result)
+
+
+def _load_text(result: Result) -> str:
+    lines = [f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
+             f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
+             f"(sha256 {r['sha256'][:12]})" for r in result.rows()]
+    lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@output_options
+def summary(case: str) -> Any:
+    """What CASE holds: evidence files, tables, time span, features."""
+    c = _open_case(case, read_only=True)
+    try:
+        return c.summary()
+    finally:
+        c.close()
+
+
+@cli.command()
+@click.argument("case", required=False, type=click.Path(dir_okay=False))
+@click.argument("name", required=False)
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A query parameter; repeat for several.")
+@click.option("--list", "list_", is_flag=True, help="List the saved queries and exit.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+              default="table", show_default=True)
+@click.option("--row-cap", type=int, default=None, help="At most this many rows.")
+@click.option("--time-limit", type=float, default=None, help="Seconds before the query stops.")
+@output_options
+def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
+          row_cap: int | None, time_limit: float | None) -> Any:
+    """Run the saved query NAME on CASE (opened read-only), or --list them."""
+    from forensics.core.errors import UsageError
+    from forensics.queries.runner import catalogue, run
+
+    if list_:
+        result = catalogue()
+        return {"queries": result.rows()}, result.to_markdown
+    if not case or not name:
+        raise UsageError("give CASE and NAME, or --list", hint="forensics query --list")
+    values = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"parameter {item!r} is not KEY=VALUE")
+        values[key.strip()] = value
+    c = _open_case(case, read_only=True)
+    try:
+        result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
+    finally:
+        c.close()
+    return result.to_dict(), lambda: _render(result, fmt)
+
+
+def _render(result: Result, fmt: str) -> str:
+    if fmt == "csv":
+        return result.df.write_csv()
+    if fmt == "json":
+        return json.dumps(result.rows())
+    if fmt == "markdown":
+        return result.to_markdown(max_rows=result.df.height)
+    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
+    from rich.table import Table
+
+    table = Table(title=result.title + with_truncation)
+    for column in result.df.columns:
+        table.add_column(column)
+    for row in result.df.head(200).iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console = Console(width=200, record=True)
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get()
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--where", "--pattern", "where", default=None,
+              help="The pattern: a label, cluster id, change id or SQL over event_facts.")
+@click.option("--label", default=None, help="A detector or reviewer label, e.g. pii_leak.")
+@click.option("--cluster", default=None, help="A cluster id.")
+@click.option("--change", default=None,
+              help="A change id: only events its new version served in its exposure window.")
+@click.option("--start", default=None, help="Exposure window start (ISO time).")
+@click.option("--end", default=None, help="Exposure window end (ISO time).")
+@click.option("--by", multiple=True, help="Break down by a cohort column; repeatable.")
+@click.option("--approx", is_flag=True, help="Approximate distinct counts (large cases).")
+@click.option("--suppress-below", type=int, default=0, show_default=True,
+              help="Show cells with fewer users as <k.")
+@output_options
+def impact(case: str, where: str | None, label: str | None, cluster: str | None,
+           change: str | None, start: str | None, end: str | None, by: tuple[str, ...],
+           approx: bool, suppress_below: int) -> Any:
+    """Affected users, sessions and events in CASE for a pattern (default: any bad signal)."""
+    from forensics.impact.exact import impact as impact_fn
+
+    window = (start, end) if start or end else None
+    c = _open_case(case, read_only=True)
+    try:
+        result = impact_fn(c, where, label=label, cluster=cluster, change=change,
+                           window=window, by=list(by), approx=approx,
+                           suppress_below=suppress_below)
+    finally:
+        c.close()
+    meta = result.meta
+    span = meta["window"] or [_jsonable(meta["first_exposure"]),
+                              _jsonable(meta["last_exposure"])]
+    data = {**meta, "window": {"start": span[0], "end": span[1]}, "rows": result.rows(),
+            "sql": result.sql, "params": result.params}
+    return data, result.to_markdown
+
+
+# -- what went wrong (issue 4) -------------------------------------------------------------
+
+def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
+               settings: tuple[str, ...]) -> dict[str, Any]:
+    """``--rule`` / ``--skip`` / ``--set rule.option=json`` as the ``rules=`` argument."""
+    from forensics.core.errors import UsageError
+    from forensics.detect.rules import RULES
+
+    spec: dict[str, Any] = {name: (not only or name in only) and name not in skip
+                            for name in RULES}
+    for name in (*only, *skip):
+        if name not in RULES:
+            raise UsageError(f"unknown detector {name!r}", hint="detectors: " + ", ".join(RULES))
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        rule, dot, option = key.strip().partition(".")
+        if not sep or not dot:
+            raise UsageError(f"--set {item!r} is not RULE.OPTION=VALUE",
+                             hint="e.g. --set wrong_language.min_confidence=0.9")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        current = spec.get(rule)
+        spec[rule] = {**(current if isinstance(current, dict) else {}), option: value}
+    return spec
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--flagged", required=True,
+              help="The flagged events: a label, cluster id or SQL over event_facts.")
+@click.option("--confirmed", default="confirmed", show_default=True,
+              help="The reviewer label that means really bad.")
+@click.option("--rejected", default=None, help="The reviewer label that means not bad "
+                                               "(default: any other reviewer label).")
+@click.option("--strata", default="cluster", show_default=True,
+              help="cluster, none, or a column of event_facts.")
+@click.option("--level", default=0.95, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@output_options
+def estimate(case: str, flagged: str, confirmed: str, rejected: str | None, strata: str,
+             level: float, seed: int) -> Any:
+    """Truly affected events and users of CASE estimated from a sampled review."""
+    from forensics.impact.estimate import estimate as estimate_fn
+
+    return _with_case(case, lambda c: estimate_fn(
+        c, flagged=flagged, confirmed=confirmed, rejected=rejected, strata=strata,
+        level=level, seed=seed))
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rule", "only", multiple=True, help="Run only this detector; repeatable.")
+@click.option("--skip", multiple=True, help="Do not run this detector; repeatable.")
+@click.option("--set", "settings", multiple=True, metavar="RULE.OPTION=VALUE",
+              help="Change a detector option (value as JSON); repeatable.")
+@output_options
+def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
+           settings: tuple[str, ...]) -> Any:
+    """Run the failure detectors on CASE and write labels (replacing earlier rule labels)."""
+    from forensics.detect.detectors import detect as detect_fn
+
+    spec = _rule_spec(only, skip, settings)
+    c = _open_case(case)
+    try:
+        with progress_bar("running detectors"):
+            result = detect_fn(c, rules=spec)
+    finally:
+        c.close()
+    return {"labels": result.rows(), "meta": _jsonable(result.meta), "sql": result.sql,
+            "params": _jsonable(result.params)}, result.to_markdown
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--check", "check_id", default=None, help="Re-run this finding and compare.")
+@output_options
+def findings(case: str, check_id: str | None) -> Any:
+    """The findings recorded in CASE, or --check one against its stored result."""
+    from forensics.core.findings import check, list_findings
+
+    c = _open_case(case, read_only=True)
+    try:
+        if check_id:
+            result = check(c, check_id)
+            return result, lambda: json.dumps(_jsonable(result), indent=2)
+        return list_findings(c)
+    finally:
+        c.close()
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--where", default="bad", show_default=True,
+              help="Which events: bad, all, or an SQL condition over event_facts.")
+@click.option("-k", "k", type=int, default=None, help="Number of clusters (default: chosen).")
+@click.option("--method", type=click.Choice(["families", "kmeans"]), default="families",
+              show_default=True, help="Group by detector family first, or one k-means.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@output_options
+def cluster(case: str, where: str, k: int | None, method: str, seed: int) -> Any:
+    """Group the bad outputs of CASE into failure patterns and write clusters."""
+    from forensics.detect.cluster import cluster as cluster_fn
+
+    c = _open_case(case)
+    try:
+        with progress_bar("clustering"):
+            result = cluster_fn(c, where=where, k=k, seed=seed, method=method)
+    finally:
+        c.close()
+    keep = ("cluster_id", "title", "size", "share", "category", "top_labels", "first_seen",
+            "last_seen", "terms", "examples", "top_versions", "status")
+    return {"clusters": [{key: r[key] for key in keep} for r in result.rows()],
+            "run_id": result.meta["run_id"], "meta": _jsonable(result.meta),
+            "sql": result.sql, "params": result.params}, result.to_markdown
+
+
+@cli.command("import-labels")
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--event-id", "event_id", default="event_id", show_default=True)
+@click.option("--label", default="label", show_default=True, help="Column with the verdict.")
+@click.option("--source", default="reviewer", show_default=True)
+@output_options
+def import_labels(case: str, file: str, event_id: str, label: str, source: str) -> Any:
+    """Import reviewer verdicts from FILE (CSV / JSONL / Parquet) into the labels of CASE."""
+    from forensics.detect.detectors import import_labels as import_fn
+
+    c = _open_case(case)
+    try:
+        return import_fn(c, file, event_id=event_id, label=label, source=source)
+    finally:
+        c.close()
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the post-mortem, charts, drafts and eval pack.")
+@click.option("--pattern", default=None,
+              help="The pattern: a label, cluster id or SQL (default: chosen from labels).")
+@click.option("--change", default=None, help="The root-cause change (default: top suspect).")
+@click.option("--no-redact", is_flag=True,
+              help="Keep raw user ids and unredacted quotes (for internal use only).")
+@click.option("--min-cell", default=5, show_default=True, type=int,
+              help="Show cohort cells of fewer users as <k (0: off).")
+@click.option("--no-evals", is_flag=True, help="Do not write the eval pack.")
+@click.option("--evals-per-cluster", default=5, show_default=True, type=int)
+@output_options
+def report(case: str, outdir: str, pattern: str | None, change: str | None, no_redact: bool,
+           min_cell: int, no_evals: bool, evals_per_cluster: int) -> Any:
+    """Write the post-mortem of CASE to OUTDIR (Markdown, HTML, charts, drafts, eval pack).
+
+    Findings are recorded in CASE, so it is opened for writing."""
+    from forensics.postmortem.writing import postmortem
+
+    c = _open_case(case)
+    try:
+        with progress_bar("writing the post-mortem"):
+            result = postmortem(c, outdir, pattern=pattern, change=change,
+                                redact=not no_redact, min_cell=min_cell, evals=not no_evals,
+                                evals_per_cluster=evals_per_cluster)
+    finally:
+        c.close()
+    data = {**result.meta, "files": result.rows()}
+    return data, lambda: _report_text(result)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "promptfoo", "inspect", "all"]),
+              default="all", show_default=True)
+@click.option("--pattern", default=None, help="A label, cluster id or SQL (default: chosen).")
+@click.option("--change", default=None, help="The root-cause change (default: top suspect).")
+@click.option("--per-cluster", default=5, show_default=True, type=int)
+@click.option("--no-redact", is_flag=True, help="Keep quoted text unredacted.")
+@output_options
+def evals(case: str, outdir: str, fmt: str, pattern: str | None, change: str | None,
+          per_cluster: int, no_redact: bool) -> Any:
+    """Write the regression eval pack of CASE to OUTDIR (JSONL, promptfoo, Inspect AI)."""
+    from forensics.postmortem.evalpack import export_evals
+
+    return _with_case(case, lambda c: export_evals(
+        c, outdir, fmt, pattern=pattern, change=change, per_cluster=per_cluster,
+        redact=not no_redact))
+
+
+def _report_text(result: Result) -> str:
+    m = result.meta
+    lines = [f"Post-mortem written to {m['outdir']}: {m['users']} users, {m['sessions']} "
+             f"sessions, {m['events']} events affected; root cause {m['root_cause']}."]
+    lines += [f"  {r['path']} ({r['bytes']:,} bytes)" for r in result.rows()]
+    return "\n".join(lines)
+
+
+# -- which change caused it (issue 5) ------------------------------------------------------
+
+def _with_case(case: str, fn: Callable[[Any], Result]) -> Result:
+    c = _open_case(case, read_only=True)
+    try:
+        return fn(c)
+    finally:
+        c.close()
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--feature", default=None, help="Only this feature.")
+@click.option("--bucket", default="1h", show_default=True, help="Rollout bucket.")
+@output_options
+def changes(case: str, feature: str | None, bucket: str) -> Any:
+    """Declared and inferred changes in CASE, with their rollout."""
+    from forensics.cause.changes import changes as changes_fn
+
+    return _with_case(case, lambda c: changes_fn(c, feature=feature, bucket=bucket))
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--metric", default="bad_rate", show_default=True,
+              help="bad_rate, refusal_rate, error_rate, flag_rate, negative_feedback, "
+                   "latency_p50, latency_p95, tokens, cost, volume, label:NAME, cluster:ID.")
+@click.option("--by", default=None, help="Split by a column or attributes key.")
+@click.option("--bucket", default="1h", show_default=True)
+@click.option("--where", default=None, help="SQL condition over event_facts.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Also save the chart (PNG) here.")
+@output_options
+def timeline(case: str, metric: str, by: str | None, bucket: str, where: str | None,
+             plot_path: str | None) -> Any:
+    """A metric of CASE over time, with change markers."""
+    from forensics.cause.changes import timeline as timeline_fn
+
+    result = _with_case(case, lambda c: timeline_fn(c, metric, by=by, bucket=bucket,
+                                                    where=where))
+    if plot_path:
+        result.plot().figure.savefig(plot_path, dpi=120, bbox_inches="tight")
+    return result
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--by", default=None, help="Cohort column (e.g. prompt_version).")
+@click.option("--a", "a", default=None, help="Value of cohort a (or SQL with --sql).")
+@click.option("--b", "b", default=None, help="Value of cohort b (or SQL with --sql).")
+@click.option("--at", default=None, help="Before/after this time (ISO) instead.")
+@click.option("--window", default=None, help="With --at: this long either side (e.g. 24h).")
+@click.option("--where", default=None, help="SQL condition over event_facts for both.")
+@click.option("--metric", "metrics", multiple=True, help="A metric; repeatable.")
+@click.option("--segment", "segments", multiple=True,
+              help="Drill-down column; repeatable (default feature, locale, plan, region, "
+                   "client_version, tenant).")
+@click.option("--sql", "as_sql", is_flag=True, help="--a/--b are SQL conditions.")
+@click.option("--no-concurrent", is_flag=True, help="Do not restrict to shared hours.")
+@output_options
+def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | None,
+            window: str | None, where: str | None, metrics: tuple[str, ...],
+            segments: tuple[str, ...], as_sql: bool, no_concurrent: bool) -> Any:
+    """Compare two cohorts of CASE: --by COLUMN --a X --b Y, or --at TS."""
+    from forensics.cause.diff import compare as compare_fn
+    from forensics.core.metrics import SEGMENTS
+
+    if as_sql:
+        by = None
+    return _with_case(case, lambda c: compare_fn(
+        c, a, b, by=by, at=at, window=window, where=where, metrics=list(metrics) or None,
+        segments=list(segments) or SEGMENTS, concurrent=False if no_concurrent else None))
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pattern", default=None, help="A label, cluster id or SQL condition.")
+@click.option("--label", default=None)
+@click.option("--cluster", default=None)
+@click.option("--where", default=None, help="SQL condition over event_facts.")
+@click.option("--bucket", default="1h", show_default=True)
+@click.option("--window", default="48h", show_default=True,
+              help="Traffic either side of each change used as evidence.")
+@output_options
+def suspects(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, window: str) -> Any:
+    """Ranked candidate root causes in CASE for a pattern (default: any bad signal)."""
+    from forensics.cause.diff import suspects as suspects_fn
+
+    result = _with_case(case, lambda c: suspects_fn(c, pattern, label=label, cluster=cluster,
+                                                    where=where, bucket=bucket, window=window))
+    keep = ["rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
+            "ts", "source", "score", "effect", "ci_low", "ci_high", "q_value", "method",
+            "confounded_with", "verdict", "explanation"]
+    data = {"suspects": [{k: r[k] for k in keep} for r in result.rows()],
+            "onset": result.meta.get("onset"), "meta": result.meta, "sql": result.sql,
+            "params": result.params}
+    return data, result.to_markdown
+
+
+@cli.command("retrieval-diff")
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--before", default=None, help="retrieval_version before.")
+@click.option("--after", default=None, help="retrieval_version after.")
+@click.option("--at", default=None, help="Or split in time at this ISO time.")
+@click.option("--feature", default=None)
+@click.option("-k", "k", default=5, show_default=True, type=int)
+@output_options
+def retrieval_diff(case: str, before: str | None, after: str | None, at: str | None,
+                   feature: str | None, k: int) -> Any:
+    """Top-k retrieval of the same queries before vs after an index change."""
+    from forensics.cause.diff import retrieval_diff as rd_fn
+
+    return _with_case(case, lambda c: rd_fn(c, before, after, at=at, feature=feature, k=k))
+
+
+# -- playbook analytics (issue 8) ----------------------------------------------------------
+
+def pattern_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that name a bad pattern, shared by the playbook verbs."""
+    for option in reversed([
+            click.option("--pattern", default=None, help="A label, cluster id or SQL condition."),
+            click.option("--label", default=None, help="A detector or reviewer label."),
+            click.option("--cluster", default=None, help="A cluster id."),
+            click.option("--where", default=None, help="SQL condition over event_facts."),
+            click.option("--bucket", default="1h", show_default=True)]):
+        fn = option(fn)
+    return fn
+
+
+def _save_plot(result: Result, plot_path: str | None) -> None:
+    if plot_path:
+        result.plot().figure.savefig(plot_path, dpi=120, bbox_inches="tight")
+
+
+@cli.command()
+@click.argument("case", type=click.Path(dir_okay=False))
+@click.argument("name")
+@click.option("--at", "ts", default=None, help="When (ISO time; default now).")
+@click.option("--note", default="", help="What happened.")
+@output_options
+def mark(case: str, name: str, ts: str | None, note: str) -> Any:
+    """Record that the incident in CASE reached milestone NAME (detected, contained, ...)."""
+    from forensics.playbook.milestones import mark as mark_fn
+
+    c = _open_case(case)
+    try:
+        return mark_fn(c, name, ts, note)
+    finally:
+        c.close()
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@output_options
+def milestones(case: str) -> Any:
+    """The milestones recorded in CASE."""
+    from forensics.playbook.milestones import milestones as milestones_fn
+
+    return _with_case(case, milestones_fn)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--category", default=None,
+              help="The seed category, when the signals do not say it (e.g. 'data leak').")
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A TOML or YAML severity rule table.")
+@output_options
+def severity(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, category: str | None, rules: str | None) -> Any:
+    """Severity of the incident in CASE on the playbook matrix, with the deciding rule."""
+    from forensics.playbook.severity import severity as severity_fn
+
+    return _with_case(case, lambda c: severity_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket,
+        category=category, rules=rules))
+
+
+@cli.command("detection-gap")
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--onset", default=None, help="Use this onset (ISO time) instead.")
+@click.option("--change", default=None, help="Hold this change id responsible.")
+@click.option("--max-false-alarms", default=0, show_default=True, type=int)
+@click.option("--save", default=None, type=click.Path(),
+              help="Write the proposed alert as a saved query (folder or .sql file).")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
+@output_options
+def detection_gap(case: str, pattern: str | None, label: str | None, cluster: str | None,
+                  where: str | None, bucket: str, onset: str | None, change: str | None,
+                  max_false_alarms: int, save: str | None, plot_path: str | None) -> Any:
+    """When the pattern in CASE started, its first signals, and the alert that would have
+    caught it soonest (backtested, with its false alarms)."""
+    from forensics.playbook.detection_gap import detection_gap as gap_fn
+
+    result = _with_case(case, lambda c: gap_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, onset=onset,
+        suspect=change or True, max_false_alarms=max_false_alarms, save=save))
+    _save_plot(result, plot_path)
+    return result
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--change", default=None, help="The change to roll back (default: top suspect).")
+@click.option("--at", "at", multiple=True, help="Also evaluate at this time; repeatable.")
+@click.option("--fallback", is_flag=True, help="Switch the feature to a fallback instead.")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
+@output_options
+def containment(case: str, pattern: str | None, label: str | None, cluster: str | None,
+                where: str | None, bucket: str, change: str | None, at: tuple[str, ...],
+                fallback: bool, plot_path: str | None) -> Any:
+    """What rolling back the suspect change of CASE at time T would have spared."""
+    from forensics.playbook.containment import containment as containment_fn
+
+    result = _with_case(case, lambda c: containment_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, change=change,
+        at=list(at), mode="fallback" if fallback else "rollback"))
+    _save_plot(result, plot_path)
+    return result
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
+@output_options
+def incident(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, plot_path: str | None) -> Any:
+    """The incident timeline of CASE, with the times to detect, contain and resolve."""
+    from forensics.playbook.timeline import incident_timeline
+
+    result = _with_case(case, lambda c: incident_timeline(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket))
+    _save_plot(result, plot_path)
+    return result
+
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@pattern_options
+@click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A TOML or YAML severity rule table.")
+@output_options
+def playbook(case: str, pattern: str | None, label: str | None, cluster: str | None,
+             where: str | None, bucket: str, rules: str | None) -> Any:
+    """The playbook's answers for CASE: severity, time to detect, the alert that would have
+    caught it, and what a faster rollback would have spared."""
+    from forensics.playbook.answers import playbook as playbook_fn
+
+    return _with_case(case, lambda c: playbook_fn(
+        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, rules=rules))
+
+
+@cli.command()
+@click.argument("outdir", type=click.Path(file_okay=False))
+@click.option("--scenario", required=True,
+              type=click.Choice(list(SCENARIOS)),
+              help="The planted incident.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--events", "n_events", default=200_000, show_default=True, type=int,
+              help="Requests to generate (agent tool calls add child spans).")
+@click.option("--days", default=21, show_default=True, type=int)
+@click.option("--format", "fmt", default="jsonl", show_default=True,
+              type=click.Choice(["jsonl", "otlp", "openinference", "langfuse"]),
+              help="Shape of the events file: canonical JSON Lines, OTLP/JSON (GenAI "
+                   "conventions), Phoenix / OpenInference span JSON, or Langfuse exports.")
+@click.option("--gzip", "compress", is_flag=True,
+              help="Write events and feedback as .jsonl.gz (reproducible bytes).")
+@output_options
+def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: str,
+          compress: bool) -> Any:
+    """Generate a practice incident in OUTDIR, with its answer key."""
+    from forensics.drills.generator import generate
+
+    with progress_bar(f"drill {scenario}", total=n_events) as update:
+        summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
+                            progress=lambda done, total: update(done, total),
+                            format=fmt, compress=compress)
+    return summary_, lambda: json.dumps(_jsonable(summary_), indent=2)
+
+
+@cli.command()
+@click.option("--outdir", default="forensics-demo", show_default=True,
+              type=click.Path(file_okay=False), help="Where the drill, case and report go.")
+@click.option("--events", "n_events", default=60_000, show_default=True, type=int)
+@click.option("--seed", default=7, show_default=True, type=int)
+@output_options
+def demo(outdir: str, n_events: int, seed: int) -> Any:
+    """Investigate a generated incident end to end and say what was found."""
+    from forensics.cli.demo import run_demo
+
+    with progress_bar("demo") as update:
+        report = run_demo(Path(outdir), events=n_events, seed=seed, progress=update)
+    return report.to_dict(), report.to_text
+
+
+def main() -> None:
+    cli(prog_name="forensics")
+
+
+if __name__ == "__main__":
+    main()

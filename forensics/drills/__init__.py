@@ -1,0 +1,3 @@
+"""Practice incidents with answer keys: the generator, its text pools and the writers
+that put canonical events into a vendor's shape.
+"""

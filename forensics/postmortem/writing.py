@@ -1,0 +1,783 @@
+"""Write it up: the post-mortem, its charts, the notification drafts and the eval pack.
+
+>>> case.postmortem("postmortem/")            # doctest: +SKIP
+<Result 'post-mortem': 12 rows>
+
+The seed playbook's post-mortem, section by section (summary; timeline of detection,
+containment, investigation and fix; impact; root cause with the suspect evidence; why it
+was not caught earlier; what's changing; communication), as Markdown with PNG charts and
+a self-contained HTML twin, plus the affected-user notice and status-page text for a
+person to edit, and the regression eval pack (:mod:`forensics.postmortem.evalpack`).
+
+Every number comes from a recorded finding (SQL and parameters in the case, listed in
+the evidence appendix), so it can be re-run: :func:`forensics.postmortem.facts.gather` records
+them, reusing a finding that is already there. User and session ids are pseudonymised
+and quoted text redacted unless ``redact=False``; cohort cells of fewer than
+``min_cell`` users are shown as ``<k``. Nothing depends on the clock: the same case
+gives the same bytes.
+
+Each section is one function ``(doc, incident, writer)``: to add or replace one (for
+example severity triage or the detection gap of a later stage), edit :data:`SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from forensics.core import stats
+from forensics.core.db import frame
+from forensics.core.errors import ReadOnlyCaseError, UsageError
+from forensics.core.handle import CaseHandle
+from forensics.core.redact import case_key, pseudonym, redact_text
+from forensics.core.result import Result, _jsonable
+from forensics.impact.exact import ImpactResult
+from forensics.postmortem.document import Document
+from forensics.postmortem.facts import Incident, gather
+
+# =======================================================================================
+# how to write it
+
+@dataclass
+class Writer:
+    """Output choices: redaction, small-cell suppression, where the files go."""
+
+    out: Path
+    redact: bool
+    min_cell: int
+    key: bytes
+    charts: dict[str, Path] = field(default_factory=dict)
+    user_ids: set[str] = field(default_factory=set)   # ids found in finding parameters
+
+    def user(self, value: str | None) -> str:
+        return (pseudonym(value, self.key) or "") if self.redact else (value or "")
+
+    def text(self, value: str | None, limit: int = 400) -> str:
+        text = (redact_text(value) if self.redact else value) or ""
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[:limit - 3] + "..."
+
+    def cells(self, result: ImpactResult) -> pl.DataFrame:
+        from forensics.impact.exact import suppress
+
+        return suppress(result.df, self.min_cell) if self.min_cell else result.df
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
+def _span(a: Any, b: Any) -> str:
+    if not isinstance(a, dt.datetime) or not isinstance(b, dt.datetime):
+        return "unknown"
+    hours = (b - a).total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if abs(hours) >= 48 else f"{hours:.1f} hours"
+
+
+def _n(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def _count(w: Writer, value: Any) -> str:
+    """A total as exported: below the small-cell threshold it reads ``<k``."""
+    if w.min_cell and isinstance(value, int) and value < w.min_cell:
+        return f"<{w.min_cell}"
+    return _n(value)
+
+
+# =======================================================================================
+# sections
+
+def section_summary(doc: Document, inc: Incident, w: Writer) -> None:
+    m = inc.impact.meta
+    c = inc.change
+    doc.heading("Summary")
+    where = f" in {c['feature']}" if c else ""
+    doc.para(f"Between {_when(m['first_exposure'])} and {_when(m['last_exposure'])}, "
+             f"{_count(w, m['users'])} users in {_count(w, m['sessions'])} sessions received "
+             f"{_count(w, m['events'])} responses showing {_pattern_words(inc)}{where}"
+             f"{inc.cite('impact')}.")
+    if c:
+        doc.para(f"The likely cause is the {c['kind']} change {c['change_id']} "
+                 f"({c['column'] or c['kind']} {c['from_version']} -> {c['to_version']}"
+                 f"{': ' + w.text(c['note']) if c.get('note') else ''}), in effect from "
+                 f"{_when(c['window'][0])} to {_when(c['window'][1])}"
+                 f"{inc.cite('suspects')}. It served {_count(w, m.get('exposed_users'))} users"
+                 f"{inc.cite('exposure')}; {_share(m['users'], m.get('exposed_users'))} of them "
+                 "were affected.")
+    else:
+        doc.para("No change in the case explains the pattern: the root cause is not "
+                 "established from this evidence.")
+
+
+def section_severity(doc: Document, inc: Incident, w: Writer) -> None:
+    """The seed's triage matrix: level, response time, the rule that decided it and the
+    numbers it used (issue 8's :func:`forensics.playbook.severity.severity`)."""
+    if inc.playbook is None:
+        return
+    m = inc.playbook.severity.meta
+    doc.heading(f"Severity: {m['level']}{inc.cite('severity')}")
+    doc.para(f"Severity **{m['level']}**: respond within {m['respond_within']}. Rule "
+             f"`{m['rule']}` decided it: {m['why']}.")
+    ev = m.get("evidence") or {}
+    scope = (f"Severity weighs every event of the pattern in the incident window and the "
+             f"features it touched ({ev.get('affected_events', 0):,} events), whichever "
+             "version served it; the impact section counts only the events served by the "
+             "changed version." if inc.change is not None else None)
+    doc.bullets([f"Evidence: {w.text(m['reason'], 600).rstrip('.')}."] + [
+        f"Note: {w.text(str(x), 300)}" for x in m.get("warnings") or []]
+        + ([scope] if scope else []))
+
+
+def _share(part: Any, whole: Any) -> str:
+    if not isinstance(part, int) or not isinstance(whole, int) or whole == 0:
+        return "an unknown share"
+    return f"{100 * part / whole:.1f}%"
+
+
+def section_timeline(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Timeline (UTC)")
+    if inc.playbook is not None:
+        tl = inc.playbook.timeline
+        cite = inc.findings.get("incident_timeline", "")
+        doc.table(["time", "what happened", "detail", "source"],
+                  [[_when(r["ts"]), w.text(r["event"], 160), w.text(r["detail"], 200),
+                    f"{r['source']} {cite}".strip()] for r in tl.df.iter_rows(named=True)])
+        durations = tl.meta.get("durations", {})
+        doc.bullets([f"{name.replace('_', ' ').capitalize()}: {d['text']} ({d['from']} -> "
+                     f"{d['to']}){inc.cite('incident_timeline')}"
+                     for name, d in durations.items() if d.get("hours") is not None])
+    else:
+        rows = [[_when(ts), what, source] for ts, what, source in timeline_rows(inc)]
+        doc.table(["time", "what happened", "source"], rows)
+    first = inc.milestone("first affected event")
+    signals = [(n, inc.milestone(n)) for n in ("first moderation flag",
+                                                "first negative feedback", "first complaint")]
+    signals = [(n, t) for n, t in signals if t is not None]
+    lines = []
+    if signals:
+        name, ts = min(signals, key=lambda s: s[1])
+        lines.append(f"Detection: the first signal was the {name} at {_when(ts)}, "
+                     f"{_span(first, ts)} after the first affected event"
+                     f"{inc.cite('milestones')}.")
+    if inc.change and inc.change["window"][1] is not None:
+        lines.append(f"Containment: the change stopped serving at "
+                     f"{_when(inc.change['window'][1])}, {_span(first, inc.change['window'][1])} "
+                     "after the first affected event.")
+    c = inc.change
+    if c and c["ended_by"]:
+        fix = c["ended_by"]
+        lines.append(f"Fix: {fix['change_id']} put {c['column']} {fix['to_version']} in place"
+                     + (f": {w.text(fix['note'], 160)}" if fix.get("note") else "") + ".")
+    elif c:
+        lines.append("Fix: no later change of this version is in the evidence; the version "
+                     f"was last served at {_when(c['window'][1])}.")
+    recorded = sorted(r["created_at"] for r in inc.recorded)
+    if recorded:
+        lines.append(f"Investigation: {len(inc.findings)} findings recorded in the case, from "
+                     f"{_when(recorded[0])} to {_when(recorded[-1])}.")
+    doc.bullets(lines)
+    if "timeline" in w.charts:
+        doc.image(w.charts["timeline"], "pattern rate over time with change markers")
+
+
+def timeline_rows(inc: Incident) -> list[tuple[Any, str, str]]:
+    """(time, what happened, finding) for the timeline table, in time order."""
+    rows: list[tuple[Any, str, str]] = []
+    c = inc.change
+    if c:
+        rows.append((c["window"][0], f"{c['change_id']} deployed: {c['column'] or c['kind']} "
+                     f"{c['from_version']} -> {c['to_version']} ({c['feature']})",
+                     inc.findings.get("suspects", "")))
+        if c["window"][1] is not None:
+            rows.append((c["window"][1], f"{c['to_version']} stops serving (rolled back or "
+                         "replaced): containment", inc.findings.get("suspects", "")))
+    onset = inc.suspects.meta.get("onset") if inc.suspects is not None else None
+    if onset is not None:
+        rows.append((onset, "onset of the rise in the pattern rate (change-point detection)",
+                     inc.findings.get("suspects", "")))
+    for row in inc.milestones.df.iter_rows(named=True):
+        if row["ts"] is not None:
+            rows.append((row["ts"], row["milestone"], inc.findings.get("milestones", "")))
+    return sorted(rows, key=lambda r: (_sortable(r[0]), r[1]))
+
+
+def _sortable(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    return dt.datetime.max
+
+
+def section_impact(doc: Document, inc: Incident, w: Writer) -> None:
+    m = inc.impact.meta
+    doc.heading("Impact")
+    window = m.get("window") or [None, None]
+    doc.para(f"Affected: events showing {_pattern_words(inc)}"
+             + (f" served by {inc.change['change_id']}" if inc.change else "")
+             + f" in the exposure window {window[0] or 'start of the evidence'} to "
+             f"{window[1] or 'end of the evidence'} (UTC). Exact distinct counts"
+             f"{inc.cite('impact')}:")
+    doc.table(["measure", "value"], [
+        ["users", _count(w, m["users"])], ["sessions", _count(w, m["sessions"])],
+        ["events", _count(w, m["events"])],
+        ["first exposure", _when(m["first_exposure"])],
+        ["last exposure", _when(m["last_exposure"])],
+        ["users hit more than once", _count(w, m["users_hit_repeatedly"])],
+        ["users who gave negative feedback", _count(w, m["users_with_negative_feedback"])],
+        ["users who complained", _count(w, m["users_who_complained"])],
+        ["complaints", _count(w, m["complaints"])],
+        *([[f"users served the changed version{inc.cite('exposure')}",
+            _count(w, m["exposed_users"])],
+           [f"events served by the changed version{inc.cite('exposure')}",
+            _count(w, m["exposed_events"])]] if "exposed_users" in m else [])])
+    for b, result in inc.cohorts.items():
+        df = w.cells(result).filter(pl.col("cohort") != "all")
+        if df.height == 0:
+            continue
+        doc.heading(f"By {b}{inc.cite('impact_' + b)}", level=3)
+        doc.table([b, "users", "sessions", "events", "share of users", "complained"],
+                  [[r["cohort"], r["users"], r["sessions"], r["events"],
+                    "" if r["share_of_users"] is None else f"{100 * r['share_of_users']:.1f}%",
+                    r["users_who_complained"]] for r in df.iter_rows(named=True)])
+    if w.min_cell:
+        doc.para(f"Cells of fewer than {w.min_cell} users are shown as <{w.min_cell} (and "
+                 "one more cell where needed so they cannot be worked out from the total).")
+    if "impact" in w.charts:
+        doc.image(w.charts["impact"], "affected users by cohort")
+    _estimate_block(doc, inc, w)
+    _examples_block(doc, inc, w)
+
+
+def _estimate_block(doc: Document, inc: Incident, w: Writer) -> None:
+    if inc.estimate is None:
+        return
+    e = inc.estimate.meta
+    doc.heading(f"Estimated from the sampled review{inc.cite('estimate')}", level=3)
+    doc.para(f"Reviewers judged {_n(e['reviewed_events'])} of {_n(e['flagged_events'])} "
+             f"flagged events and confirmed {_n(e['confirmed_in_review'])}. Truly affected: "
+             f"about {_n(e['events_estimate'])} events ({_n(e['events_low'])} to "
+             f"{_n(e['events_high'])}) and {_n(e['users_estimate'])} users "
+             f"({_n(e['users_low'])} to {_n(e['users_high'])}), {e['level']:.0%} intervals. "
+             f"Method: {e['method']}."
+             + (" Some strata had fewer than 30 reviewed events: treat with care."
+                if e.get("small_sample") else ""))
+
+
+def _examples_block(doc: Document, inc: Incident, w: Writer) -> None:
+    df = inc.examples.df
+    if df.height == 0:
+        return
+    doc.heading(f"What users saw{inc.cite('examples')}", level=3)
+    note = (" User ids are pseudonymised and personal data in the quotes is redacted."
+            if w.redact else "")
+    doc.para(f"{df.height} affected events chosen at random (by a hash of the event id).{note}")
+    doc.table(["time", "user", "request", "response"],
+              [[_when(r["ts"]), w.user(r["user_id"]), w.text(r["input_text"], 160),
+                w.text(r["output_text"], 240)] for r in df.iter_rows(named=True)])
+
+
+def section_root_cause(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Root cause")
+    s = inc.suspects
+    if s is None or s.df.height == 0:
+        doc.para("No declared or inferred change could be tested against the pattern.")
+    else:
+        top = s.df.row(0, named=True)
+        doc.para(f"{w.text(top['explanation'], 2000)}{inc.cite('suspects')}")
+        doc.table(["rank", "change", "kind", "feature", "versions", "at", "effect (points)",
+                   "q", "verdict"],
+                  [[r["rank"], r["change_id"], r["kind"], r["feature"],
+                    f"{r['from_version'] or '?'} -> {r['to_version']}", _when(r["ts"]),
+                    _effect(r), "" if r["q_value"] is None else f"{r['q_value']:.2g}",
+                    r["verdict"]] for r in s.df.head(6).iter_rows(named=True)])
+        doc.para(f"Method: {s.meta.get('scoring', '')}.")
+    _clusters_block(doc, inc, w)
+    _trends_block(doc, inc, w)
+
+
+def _effect(r: dict[str, Any]) -> str:
+    if r["effect"] is None:
+        return ""
+    return (f"{100 * r['effect']:+.2f} [{100 * r['ci_low']:+.2f}, "
+            f"{100 * r['ci_high']:+.2f}]")
+
+
+def _clusters_block(doc: Document, inc: Incident, w: Writer) -> None:
+    if inc.clusters is None:
+        return
+    per = (inc.clusters.df.group_by("cluster_id", "title", "category", "size")
+           .agg(pl.col("affected").sum()).sort(["size", "cluster_id"],
+                                                 descending=[True, False]))
+    doc.heading(f"Forms of the failure{inc.cite('clusters')}", level=3)
+    doc.table(["cluster", "title", "category", "events", "of them affected"],
+              [[r["cluster_id"], w.text(r["title"], 120), r["category"] or "", r["size"],
+                r["affected"]] for r in per.head(12).iter_rows(named=True)])
+    if "clusters" in w.charts:
+        doc.image(w.charts["clusters"], "failure clusters per day")
+
+
+def _trends_block(doc: Document, inc: Incident, w: Writer) -> None:
+    if inc.trends is None or "clusters" not in w.charts:
+        return
+    doc.heading(f"Failure patterns over time{inc.cite('trends')}", level=3)
+    doc.image(w.charts["clusters"], "labelled events per day")
+
+
+def section_why_not_caught(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Why it was not caught earlier")
+    f = inc.milestones.meta
+    first = inc.milestone("first affected event")
+    points = []
+    affected = f.get("affected_events") or 0
+    if affected:
+        flagged = f.get("flagged_by_moderation") or 0
+        ci = stats.wilson(flagged, affected)
+        points.append(f"Guardrails: moderation flagged {_n(flagged)} of {_n(affected)} "
+                      f"affected events ({100 * ci.estimate:.1f}%, 95% CI "
+                      f"{100 * ci.low:.1f}-{100 * ci.high:.1f}%){inc.cite('milestones')}.")
+        neg = f.get("with_negative_feedback") or 0
+        ci = stats.wilson(neg, affected)
+        complaints = f.get("complaints") or 0
+        before = (f"{_count(w, f.get('users_before_first_complaint') or 0)} users were "
+                  "affected before the first one" if complaints else "no one complained")
+        points.append(f"User signals: {_n(neg)} of {_n(affected)} affected events got "
+                      f"negative feedback in their conversation ({100 * ci.estimate:.1f}%, 95% "
+                      f"CI {100 * ci.low:.1f}-{100 * ci.high:.1f}%); {_n(complaints)} "
+                      f"complaints, {before}.")
+    complaint = inc.milestone("first complaint")
+    if complaint is not None:
+        points.append(f"The first complaint came {_span(first, complaint)} after the first "
+                      "affected event.")
+    c = inc.change
+    if c:
+        declared = c["change_id"] and not str(c["change_id"]).startswith("inferred:")
+        points.append("Change process: the change was " + (
+            "declared in the change log" if declared else
+            "not in the change log (inferred from the traffic)") + ", and nothing in the "
+            "evidence shows an evaluation against this failure pattern before it shipped.")
+    points += _alert_points(inc, w)
+    if not points:
+        points.append("The evidence holds no detection signal for these events.")
+    doc.bullets(points)
+
+
+def _alert_points(inc: Incident, w: Writer) -> list[str]:
+    """The earliest backtested alert without false alarms, and what a rollback when it
+    fired would have spared (issue 8's detection gap and containment what-if)."""
+    pb = inc.playbook
+    if pb is None:
+        return []
+    m = pb.meta
+    if not m.get("alert_rule"):
+        return ["Monitoring: no simple alert rule (rate threshold or CUSUM) would have fired "
+                f"without false alarms in the history before the onset{inc.cite('detection')}."]
+    points = [f"Monitoring: an alert `{m['alert_rule']}` would have fired at "
+              f"{_when(m.get('alert_fired_at'))}, {_n(m.get('alert_delay_hours'))} h after the "
+              f"onset, with {_n(m.get('alert_false_alarms'))} false alarm(s) in the "
+              f"{_n(m.get('alert_history_weeks'))} weeks before{inc.cite('detection')}; it is "
+              f"written as a saved query in `alerts/{m.get('alert_query')}.sql`."]
+    spared = m.get("users_spared_if_alert")
+    if spared is not None:
+        low, high = m.get("users_spared_if_alert_interval") or (None, None)
+        events = m.get("events_spared_if_alert")
+        points.append(f"Had the change been rolled back when that alert fired, about "
+                      f"{_n(round(spared))} users (95% interval {_n(low)}-{_n(high)}) and "
+                      f"{_n(round(events)) if events is not None else 'unknown'} bad outputs "
+                      f"would have been spared{inc.cite('containment')}.")
+    return points
+
+
+def section_whats_changing(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("What's changing")
+    doc.para("Proposed actions; owners and dates to be agreed.")
+    items = []
+    c = inc.change
+    if c:
+        items.append(_fix_for(c))
+    evals = w.out / "evals"
+    items.append(f"Add the regression pack in {evals.name}/ (one or more cases per failure "
+                 "form, from the affected events) to the checks every "
+                 f"{c['kind'] if c else 'prompt, model, retrieval or release'} change must "
+                 "pass before rollout.")
+    s = inc.suspects
+    pb = inc.playbook.meta if inc.playbook is not None else {}
+    if pb.get("alert_rule"):
+        items.append(f"Monitoring: adopt the alert in alerts/{pb['alert_query']}.sql "
+                     f"({pb['alert_rule']}): backtested on this case it would have fired "
+                     f"{_n(pb.get('alert_delay_hours'))} h after the onset with "
+                     f"{_n(pb.get('alert_false_alarms'))} false alarm(s) before"
+                     f"{inc.cite('detection')}.")
+    elif s is not None and s.meta.get("onset_rate_before") is not None:
+        before, after = s.meta["onset_rate_before"], s.meta["onset_rate_after"]
+        items.append(f"Alert on the pattern rate{' in ' + c['feature'] if c else ''}: it rose "
+                     f"from {100 * before:.2f}% to {100 * after:.2f}% at the onset; a "
+                     "threshold between the two catches a repeat within the first hours.")
+    f = inc.milestones.meta
+    if f.get("affected_events") and (f.get("flagged_by_moderation") or 0) < \
+            0.5 * f["affected_events"]:
+        items.append("Guardrails: add a check for this pattern to the output moderation "
+                     "rules (they flagged fewer than half of the affected events).")
+    items.append("Keep staged rollouts, with the pattern rate of the new version compared "
+                 "with the old one at each stage before widening.")
+    doc.bullets(items)
+
+
+def _fix_for(c: dict[str, Any]) -> str:
+    return {
+        "prompt": f"Prompt: keep {c['from_version']} until a revised prompt passes the "
+                  "regression pack; review the prompt change process for safety cases.",
+        "model": f"Model: pin {c['from_version']} until {c['to_version']} passes the "
+                 "regression pack; watch the served model version for silent upgrades.",
+        "retrieval": f"Retrieval: rebuild {c['to_version']} with the offending documents "
+                     "filtered and access checks on retrieved content before it reaches "
+                     "the model.",
+        "release": f"Release: keep {c['from_version']} until {c['to_version']} passes the "
+                   "regression pack and its actions are checked against the policy decision.",
+    }.get(c["kind"], f"Revert or fix {c['change_id']} at the layer that caused it.")
+
+
+def section_communication(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Communication")
+    doc.para("Drafts for a person to edit before sending (also in notifications/):")
+    doc.heading("Affected users", level=3)
+    doc.para(affected_user_notice(inc, w))
+    doc.heading("Status page", level=3)
+    doc.para(status_page_text(inc, w))
+    if _personal_data(inc):
+        doc.para("The failure exposed personal data: check the notification duties that "
+                 "apply (data protection authority, affected data subjects) with legal.")
+
+
+def _personal_data(inc: Incident) -> bool:
+    words = " ".join([inc.pattern_desc, *inc.labels]).lower()
+    return any(k in words for k in ("pii", "leak", "private", "personal", "secret"))
+
+
+def _feature_name(inc: Incident) -> str:
+    return f"the {inc.change['feature']} feature" if inc.change else "our AI features"
+
+
+def _told(inc: Incident, public: bool = False) -> str:
+    from forensics.postmortem.evalpack import expectation
+
+    e = expectation(" ".join([inc.pattern_desc, *inc.labels]))
+    return e.told_public() if public else e.told
+
+
+def affected_user_notice(inc: Incident, w: Writer) -> str:
+    """The seed playbook's note to affected users, filled from the findings."""
+    m = inc.impact.meta
+    fixed = inc.change["window"][1] if inc.change else None
+    return (f"Between {_day(m['first_exposure'])} and {_day(m['last_exposure'])}, the "
+            f"assistant in {_feature_name(inc)} {_told(inc)}. [Say what the correct "
+            "information is, or what you need the user to do.] "
+            + (f"We fixed the underlying issue on {_day(fixed)}" if fixed else
+               "We are fixing the underlying issue")
+            + ", and we have added checks so that it does not happen again. We are sorry.")
+
+
+def status_page_text(inc: Incident, w: Writer) -> str:
+    """The seed playbook's status-page update, filled from the findings."""
+    m = inc.impact.meta
+    fixed = inc.change["window"][1] if inc.change else None
+    state = f"It was resolved on {_when(fixed)}." if fixed else "We are working on a fix."
+    return (f"We identified an issue with {_feature_name(inc)}: between "
+            f"{_when(m['first_exposure'])} and {_when(m['last_exposure'])} the assistant "
+            f"sometimes {_told(inc, public=True)} ({_count(w, m['users'])} users affected). "
+            f"{state}")
+
+
+def _day(value: Any) -> str:
+    return value.strftime("%Y-%m-%d") if isinstance(value, dt.datetime) else "unknown"
+
+
+def section_appendix(doc: Document, inc: Incident, w: Writer) -> None:
+    doc.heading("Evidence appendix")
+    doc.para("Files the case was built from (the sha256 is the file's identity):")
+    doc.table(["id", "file", "sha256", "format", "rows loaded", "rows rejected"],
+              [[r["evidence_id"], Path(str(r["path"])).name, r["sha256"], r["format"],
+                r["rows_loaded"], r["rows_rejected"]]
+               for r in inc.evidence.df.iter_rows(named=True)])
+    doc.para("Findings cited above; each can be re-run with `case.rerun_finding(id)` and "
+             "checked with `case.check_finding(id)`:")
+    for row in _findings(inc, w):
+        doc.heading(f"{row['finding_id']}: {w.text(row['title'], 200)}", level=3)
+        if row["note"]:
+            doc.para(w.text(row["note"], 1000))
+        doc.code(row["sql"] or "-- no SQL", "sql")
+        doc.code(row["params"], "json")
+
+
+def _findings(inc: Incident, w: Writer) -> list[dict[str, Any]]:
+    out = []
+    for row in inc.recorded:
+        r = dict(row)
+        params = json.loads(r["params"] or "{}")
+        if w.redact:
+            params = _redact_params(params, w)
+        r["params"] = json.dumps(_jsonable(params), sort_keys=True, indent=1)
+        r["sql"] = (redact_text(r["sql"]) if w.redact else r["sql"]) or ""
+        out.append(r)
+    return out
+
+
+def _redact_params(value: Any, w: Writer) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact_params(v, w) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_params(v, w) for v in value]
+    if isinstance(value, str):
+        if value in w.user_ids:
+            return w.user(value)
+        return redact_text(value)
+    return value
+
+
+SECTIONS: list[Callable[[Document, Incident, Writer], None]] = [
+    section_summary, section_severity, section_timeline, section_impact, section_root_cause,
+    section_why_not_caught, section_whats_changing, section_communication, section_appendix]
+
+
+# =======================================================================================
+# charts
+
+def _figure(w: Writer, name: str, draw: Callable[[Any], None], size: tuple[float, float]
+            ) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context({"figure.dpi": 100, "font.size": 9, "svg.hashsalt": "forensics"}):
+        fig, ax = plt.subplots(figsize=size)
+        try:
+            draw(ax)
+            path = w.out / "charts" / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+            w.charts[name] = path
+        finally:
+            plt.close(fig)
+
+
+def draw_charts(inc: Incident, w: Writer) -> None:
+    """timeline.png (pattern rate with change markers and the exposure window),
+    impact.png (affected users by cohort), clusters.png (cluster trends)."""
+    if inc.series is not None and inc.series.df.height:
+        _figure(w, "timeline", lambda ax: _timeline_chart(ax, inc), (10, 3.8))
+    if inc.cohorts:
+        _figure(w, "impact", lambda ax: _impact_chart(ax, inc, w), (9, 3.6))
+    if inc.clusters is not None:
+        _figure(w, "clusters", lambda ax: _cluster_chart(ax, inc, w), (10, 3.6))
+    elif inc.trends is not None and inc.trends.df.height:
+        _figure(w, "clusters", lambda ax: _trend_chart(ax, inc), (10, 3.6))
+
+
+def _timeline_chart(ax: Any, inc: Incident) -> None:
+    assert inc.series is not None
+    inc.series.plot(ax=ax)
+    if inc.change and inc.change["window"][1] is not None:
+        ax.axvspan(inc.change["window"][0], inc.change["window"][1], color="#f5b7b1",
+                   alpha=0.3, lw=0, label="exposure window")
+    ax.set_ylabel("share of events showing the pattern")
+
+
+def _impact_chart(ax: Any, inc: Incident, w: Writer) -> None:
+    labels, values, notes = [], [], []
+    for b, result in inc.cohorts.items():
+        df = w.cells(result).filter(pl.col("cohort") != "all").head(6)
+        for r in df.iter_rows(named=True):
+            labels.append(f"{b}: {r['cohort']}")
+            raw = r["users"]
+            values.append(float(raw) if not isinstance(raw, str) or raw.isdigit() else 0.0)
+            notes.append(raw if isinstance(raw, str) and not raw.isdigit() else "")
+    y = list(range(len(labels)))[::-1]
+    ax.barh(y, values, color="#c0392b")
+    ax.set_yticks(y, labels, fontsize=7)
+    for yy, note in zip(y, notes, strict=True):
+        if note:
+            ax.annotate(note, (0, yy), va="center", fontsize=7)
+    ax.set_xlabel("affected users")
+    ax.set_title("affected users by cohort")
+
+
+def _trend_chart(ax: Any, inc: Incident) -> None:
+    assert inc.trends is not None
+    df = inc.trends.df
+    for (label,), part in df.group_by("label", maintain_order=True):
+        ax.plot(part["day"].to_list(), part["events"].to_list(), marker="o", ms=3, lw=1.2,
+                label=str(label) + (" (the pattern)" if label in inc.labels else ""))
+    ax.set_ylabel("labelled events per day")
+    ax.set_title("failure patterns over time (labels; no clustering run in the case)")
+    ax.legend(fontsize=7, loc="upper left")
+
+
+def _cluster_chart(ax: Any, inc: Incident, w: Writer) -> None:
+    assert inc.clusters is not None
+    df = inc.clusters.df
+    top = (df.group_by("cluster_id", "size").agg().sort(["size", "cluster_id"],
+                                                         descending=[True, False])
+           .head(6)["cluster_id"].to_list())
+    for cid in top:
+        part = df.filter(pl.col("cluster_id") == cid).sort("day")
+        title = w.text(str(part["title"][0]), 40)
+        ax.plot(part["day"].to_list(), part["events"].to_list(), marker="o", ms=3, lw=1.2,
+                label=f"{cid}: {title}")
+    ax.set_ylabel("events per day")
+    ax.set_title("failure clusters over time")
+    ax.legend(fontsize=7, loc="upper left")
+
+
+# =======================================================================================
+# the post-mortem
+
+class ReportResult(Result):
+    kind = "report"
+
+
+def postmortem(case: CaseHandle, path: str | Path, *, pattern: str | None = None,
+               change: str | None = None, redact: bool = True, min_cell: int = 5,
+               evals: bool = True, evals_per_cluster: int = 5,
+               title: str | None = None) -> ReportResult:
+    """Write the post-mortem to directory ``path``: ``postmortem.md`` and its HTML twin
+    ``postmortem.html`` (images embedded), ``charts/*.png``,
+    ``notifications/affected_users.md`` and ``notifications/status_page.md``, and the
+    eval pack in ``evals/`` (unless ``evals=False``). Returns the files written with
+    their sha256 and, in ``meta``, the headline numbers.
+
+    ``pattern`` / ``change`` override the pattern and root cause (see :func:`gather`);
+    ``redact=False`` keeps raw user ids and unredacted quotes; ``min_cell`` suppresses
+    cohort cells of fewer users (0: none).
+
+    >>> case.postmortem("out/", pattern="over_refusal").meta["users"]   # doctest: +SKIP
+    """
+    if case.read_only:
+        raise ReadOnlyCaseError("the report records its findings in the case",
+                                hint="open the case for writing (not read_only)")
+    if case.count("events") == 0:
+        raise UsageError("no events in the case: there is nothing to report",
+                         hint="load evidence first: case.load(...) / forensics load")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    inc = gather(case, pattern=pattern, change=change)
+    _attach_findings(case, inc)
+    w = Writer(out=out, redact=redact, min_cell=min_cell, key=case_key(case.con),
+               user_ids=_param_user_ids(case, inc))
+    draw_charts(inc, w)
+    doc = Document(title or _title(inc))
+    for section in SECTIONS:
+        section(doc, inc, w)
+    files = [_write(out / "postmortem.md", doc.markdown(base=out)),
+             _write(out / "postmortem.html", doc.html())]
+    files += [_write(out / "notifications" / "affected_users.md",
+                     "# Notice to affected users (draft)\n\n" + affected_user_notice(inc, w)
+                     + "\n"),
+              _write(out / "notifications" / "status_page.md",
+                     "# Status page update (draft)\n\n" + status_page_text(inc, w) + "\n")]
+    files += sorted(w.charts.values())
+    alert_sql = getattr(inc.playbook.detection, "alert_sql", None) if inc.playbook else None
+    if alert_sql and inc.playbook.meta.get("alert_query"):
+        files.append(_write(out / "alerts" / f"{inc.playbook.meta['alert_query']}.sql",
+                            alert_sql))
+    if evals:
+        from forensics.postmortem.evalpack import export_evals
+
+        pack = export_evals(case, out / "evals", format="all",
+                            pattern=inc.labels or inc.pattern,
+                            change=inc.change["change_id"] if inc.change else None,
+                            per_cluster=evals_per_cluster, redact=redact)
+        files += [Path(p) for p in pack.df["path"].to_list()]
+    df = pl.DataFrame({"path": [p.relative_to(out).as_posix() for p in files],
+                       "bytes": [p.stat().st_size for p in files],
+                       "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]})
+    m = inc.impact.meta
+    meta = {"outdir": str(out), "pattern": inc.pattern_desc,
+            "root_cause": inc.change["change_id"] if inc.change else None,
+            "users": m["users"], "sessions": m["sessions"], "events": m["events"],
+            "window": m.get("window"), "first_exposure": m["first_exposure"],
+            "last_exposure": m["last_exposure"], "findings": sorted(set(inc.findings.values())),
+            "redacted": redact, "min_cell": min_cell,
+            "suspects": _top_suspects(inc), "playbook": _playbook_meta(inc)}
+    return ReportResult(df.sort("path"), title="post-mortem", meta=meta)
+
+
+def _top_suspects(inc: Incident, n: int = 3) -> list[dict[str, Any]]:
+    """The first ``n`` ranked suspects, with their effect and explanation."""
+    if inc.suspects is None or inc.suspects.df.is_empty():
+        return []
+    keep = ["rank", "change_id", "kind", "feature", "from_version", "to_version", "ts",
+            "score", "effect", "ci_low", "ci_high", "q_value", "verdict", "explanation"]
+    df = inc.suspects.df
+    return df.select([c for c in keep if c in df.columns]).head(n).to_dicts()
+
+
+def _playbook_meta(inc: Incident) -> dict[str, Any]:
+    """Severity, proposed alert and containment figures (empty without a playbook)."""
+    return dict(inc.playbook.meta) if inc.playbook is not None else {}
+
+
+def _title(inc: Incident) -> str:
+    where = f" in {inc.change['feature']} after {inc.change['change_id']}" if inc.change else ""
+    return f"Post-mortem: {inc.pattern_desc}{where}"
+
+
+def _pattern_words(inc: Incident) -> str:
+    if inc.labels:
+        return f"the failure pattern {inc.pattern_desc}"
+    return inc.pattern_desc
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def _attach_findings(case: CaseHandle, inc: Incident) -> None:
+    """The cited findings' stored SQL, parameters and times, for the appendix."""
+    ids = sorted(set(inc.findings.values()))
+    rows = frame(case.con, "SELECT finding_id, title, note, kind, sql, CAST(params AS VARCHAR) "
+                 "AS params, created_at FROM findings WHERE list_contains($ids, finding_id) "
+                 "ORDER BY finding_id", {"ids": ids}).to_dicts()
+    inc.recorded = rows
+
+
+def _param_user_ids(case: CaseHandle, inc: Incident) -> set[str]:
+    """String parameters of the cited findings that are user or session ids."""
+    values = set()
+    for r in inc.recorded:
+        values |= set(_strings(json.loads(r["params"] or "{}")))
+    if not values:
+        return set()
+    rows = frame(case.con, "SELECT DISTINCT v FROM unnest($v) t(v) WHERE v IN (SELECT user_id "
+                 "FROM events) OR v IN (SELECT session_id FROM events)",
+                 {"v": sorted(values)})
+    return set(rows["v"].to_list()) if rows.height else set()
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+__all__ = ["SECTIONS", "Writer", "postmortem"]

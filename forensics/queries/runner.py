@@ -1,0 +1,185 @@
+"""Saved queries: ``queries/*.sql`` files with a comment header become callable queries.
+
+A file looks like this::
+
+    -- title: Bad rate by version and day
+    -- description: Events, bad events and bad rate per day and prompt version.
+    -- param: feature VARCHAR = NULL   -- one feature, or all
+    -- param: days INTEGER = 30        -- how many days before the last event
+    SELECT ... WHERE getvariable('feature') IS NULL OR feature = getvariable('feature')
+
+Parameters are DuckDB variables, set with bound values (``SET VARIABLE x = CAST(? AS T)``)
+and read in the SQL with ``getvariable('x')``: never pasted into the text. The same file
+therefore runs in the plain ``duckdb`` CLI after ``SET VARIABLE feature = 'doc_qa';``.
+
+>>> case.query("bad_rate_by_version", feature="doc_qa")   # doctest: +SKIP
+>>> list_queries()[0].name                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from forensics.core.errors import QueryError
+from forensics.core.handle import CaseHandle
+from forensics.core.result import Result
+
+_HEADER = re.compile(r"^--\s*(title|description|param)\s*:\s*(.*)$")
+_PARAM = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s+(?P<type>[A-Za-z_][\w\[\]() ,]*?)"
+                    r"(?:\s*=\s*(?P<default>.*?))?\s*(?:--\s*(?P<help>.*))?$")
+TYPES = {"VARCHAR", "INTEGER", "BIGINT", "DOUBLE", "BOOLEAN", "TIMESTAMP", "DATE", "INTERVAL",
+         "VARCHAR[]"}
+
+
+@dataclass
+class Param:
+    name: str
+    type: str
+    default: str | None        # SQL literal text from the header, or None (= NULL)
+    help: str = ""
+
+
+@dataclass
+class SavedQuery:
+    name: str
+    path: Path
+    title: str
+    description: str
+    params: list[Param] = field(default_factory=list)
+    sql: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "description": self.description,
+                "path": str(self.path),
+                "params": [{"name": p.name, "type": p.type, "default": p.default,
+                            "help": p.help} for p in self.params]}
+
+
+def parse(path: Path) -> SavedQuery:
+    """Read one ``.sql`` file and its comment header."""
+    text = path.read_text(encoding="utf-8")
+    title, description, params, body = "", [], [], []
+    in_header = True
+    for line in text.splitlines():
+        match = _HEADER.match(line.strip()) if in_header else None
+        if match:
+            key, value = match.groups()
+            if key == "title":
+                title = value.strip()
+            elif key == "description":
+                description.append(value.strip())
+            else:
+                params.append(_parse_param(path, value))
+            continue
+        if in_header and (not line.strip() or line.strip().startswith("--")):
+            continue
+        in_header = False
+        body.append(line)
+    if not title:
+        raise QueryError(f"{path}: saved query has no '-- title:' header line")
+    return SavedQuery(name=path.stem, path=path, title=title,
+                      description=" ".join(description), params=params,
+                      sql="\n".join(body).strip().rstrip(";"))
+
+
+def _parse_param(path: Path, text: str) -> Param:
+    match = _PARAM.match(text.strip())
+    if not match:
+        raise QueryError(f"{path}: cannot read parameter line {text!r}",
+                         hint="write '-- param: name TYPE = default  -- help'")
+    sql_type = match.group("type").strip().upper()
+    if sql_type not in TYPES:
+        raise QueryError(f"{path}: parameter {match.group('name')} has unsupported type "
+                         f"{sql_type}", hint=f"use one of {sorted(TYPES)}")
+    default = match.group("default")
+    default = None if default is None or default.strip().upper() == "NULL" else default.strip()
+    return Param(match.group("name"), sql_type, default, (match.group("help") or "").strip())
+
+
+def query_dirs() -> list[Path]:
+    """Where saved queries are looked for: ``$FORENSICS_QUERIES`` (``:``-separated), then
+    the queries shipped inside the package (``forensics/queries/*.sql``)."""
+    dirs = [Path(p) for p in os.environ.get("FORENSICS_QUERIES", "").split(os.pathsep) if p]
+    dirs.append(Path(str(resources.files("forensics.queries"))))
+    return [d for d in dirs if d.is_dir()]
+
+
+def list_queries() -> list[SavedQuery]:
+    found: dict[str, SavedQuery] = {}
+    for folder in query_dirs():
+        for path in sorted(folder.glob("*.sql")):
+            found.setdefault(path.stem, parse(path))
+    return sorted(found.values(), key=lambda q: q.name)
+
+
+def get(name: str) -> SavedQuery:
+    for saved in list_queries():
+        if saved.name == name:
+            return saved
+    names = ", ".join(q.name for q in list_queries()) or "none found"
+    raise QueryError(f"no saved query named {name!r}", hint=f"saved queries: {names}")
+
+
+def _bind(con: duckdb.DuckDBPyConnection, saved: SavedQuery,
+          params: dict[str, Any]) -> dict[str, Any]:
+    known = {p.name for p in saved.params}
+    unknown = set(params) - known
+    if unknown:
+        raise QueryError(f"query {saved.name} has no parameter(s) {sorted(unknown)}",
+                         hint=f"its parameters: {sorted(known) or 'none'}")
+    bound: dict[str, Any] = {}
+    for p in saved.params:
+        try:
+            if p.name in params and params[p.name] is not None:
+                con.execute(f"SET VARIABLE {p.name} = CAST(? AS {p.type})",
+                            [params[p.name]]).fetchall()
+            elif p.default is not None:
+                # the default is the query author's SQL literal, from the header
+                con.execute(f"SET VARIABLE {p.name} = CAST({p.default} AS {p.type})").fetchall()
+            else:
+                con.execute(f"SET VARIABLE {p.name} = CAST(NULL AS {p.type})").fetchall()
+        except duckdb.Error as exc:
+            raise QueryError(f"query {saved.name}: parameter {p.name} "
+                             f"({p.type}): cannot use {params.get(p.name, p.default)!r}: {exc}"
+                             ) from exc
+        bound[p.name] = con.execute("SELECT getvariable(?)", [p.name]).fetchall()[0][0]
+    return bound
+
+
+def run(case: CaseHandle, name: str, *, row_cap: int | None = None, time_limit: float | None = None,
+        **params: Any) -> Result:
+    """Run the saved query ``name`` on the case with bound parameters."""
+    from forensics.case import DEFAULT_ROW_CAP, DEFAULT_TIME_LIMIT_S
+
+    saved = get(name)
+    bound = _bind(case.con, saved, params)
+    try:
+        result = case.sql(saved.sql, title=saved.title,
+                          row_cap=DEFAULT_ROW_CAP if row_cap is None else row_cap,
+                          time_limit=DEFAULT_TIME_LIMIT_S if time_limit is None else time_limit)
+    finally:
+        for p in saved.params:
+            case.con.execute(f"RESET VARIABLE {p.name}").fetchall()
+    result.params = bound
+    result.meta.update({"query": saved.name, "description": saved.description,
+                        "file": str(saved.path)})
+    return result
+
+
+def catalogue() -> Result:
+    """The saved queries with their parameters, as a result."""
+    rows = [{"name": q.name, "title": q.title,
+             "params": ", ".join(f"{p.name} {p.type}" + (f" = {p.default}" if p.default else "")
+                                 for p in q.params),
+             "description": q.description} for q in list_queries()]
+    df = pl.DataFrame(rows, schema={"name": pl.Utf8, "title": pl.Utf8, "params": pl.Utf8,
+                                    "description": pl.Utf8})
+    return Result(df, title="saved queries")
