@@ -51,8 +51,8 @@ from bench.bench_suspects import _run  # noqa: E402  (one subprocess runner for 
 
 
 def generate_with_truth(outdir: Path, scenario: str, seed: int, events: int) -> dict[str, Any]:
-    """``forensics.drills.generator.generate`` plus ``pattern_events.txt``: the generator's record of
-    every event showing the scenario's pattern outcomes (the stand-in for detection)."""
+    """``forensics.drills.generator.generate`` plus ``pattern_events.txt``: the generator's
+    record of every event showing the scenario's pattern outcomes (the stand-in for detection)."""
     import polars as pl
 
     from forensics.drills import generator as drill

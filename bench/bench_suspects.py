@@ -138,7 +138,7 @@ def render(acc: list[dict[str, Any]] | None, spd: dict[str, Any] | None,
         top = sum(r["root_rank"] == 1 for r in acc)
         blamed = sum(r["decoy_rank"] == 1 for r in acc)
         detect = "with `case.detect()` labels" if acc[0]["detect"] else \
-            "without detectors (`forensics.detect.detectors` absent: is_bad = error, flagged moderation " \
+            "without detectors (no labels: is_bad = error, flagged moderation " \
             "or negative feedback only)"
         lines += [f"### Accuracy: {len(acc)} drills of {events:,} requests, {detect}", "",
                   f"Planted change ranked first in **{top}/{len(acc)}**; decoy ranked first in "

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -18,12 +17,18 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import polars as pl
 
-from forensics.core.db import frame, progress_bar_off
+from forensics.core.db import (
+    DEFAULT_ROW_CAP,
+    DEFAULT_TIME_LIMIT_S,
+    count_rows,
+    frame,
+    known_table,
+    progress_bar_off,
+    run_sql,
+)
 from forensics.core.errors import (
     CaseError,
     CaseLockedError,
-    QueryError,
-    QueryTimeoutError,
     ReadOnlyCaseError,
 )
 from forensics.core.notebook import shows_progress
@@ -37,8 +42,6 @@ if TYPE_CHECKING:       # playbook analytics (issue 8)
     from forensics.playbook.timeline import IncidentTimelineResult
 
 SCHEMA_VERSION = 2
-DEFAULT_ROW_CAP = 100_000
-DEFAULT_TIME_LIMIT_S = 300.0
 
 
 def _sql_file(name: str) -> str:
@@ -162,37 +165,19 @@ class Case:
         >>> case.sql("SELECT count(*) AS n FROM events WHERE feature = $f", f="doc_qa")
         ... # doctest: +SKIP
         """
-        df, truncated = self._fetch(text, params, row_cap, time_limit)
-        meta = {"truncated": True, "row_cap": row_cap} if truncated else {}
-        return Result(df, sql=text, params=params, title=title, meta=meta)
-
-    def _fetch(self, text: str, params: dict[str, Any], row_cap: int | None,
-               time_limit: float | None) -> tuple[pl.DataFrame, bool]:
         # The case's own connection: session state (variables, temp views) is visible.
-        timer = _interrupt_after(self.con, time_limit)
-        try:
-            rel = self.con.sql(text, params=params or None)
-            if rel is None:
-                return pl.DataFrame(), False
-            if row_cap is None:
-                return rel.pl(), False
-            return _fetch_capped(rel, row_cap)
-        except duckdb.InterruptException as exc:
-            raise QueryTimeoutError(f"query stopped after the time limit of {time_limit} s") \
-                from exc
-        except duckdb.Error as exc:
-            raise QueryError(f"query failed: {exc}") from exc
-        finally:
-            if timer is not None:
-                timer.cancel()
+        return run_sql(self.con, text, params, title=title, row_cap=row_cap,
+                       time_limit=time_limit)
 
     def table(self, name: str, limit: int | None = None) -> pl.DataFrame:
         """A canonical table as a Polars DataFrame: ``case.table("evidence")``."""
-        query = f'SELECT * FROM "{name}"' + (f" LIMIT {int(limit)}" if limit else "")
-        return frame(self.con, query)
+        query = f"SELECT * FROM {known_table(self.con, name)}"
+        return frame(self.con, query + (" LIMIT $n" if limit else ""),
+                     {"n": int(limit)} if limit else None)
 
     def count(self, table: str) -> int:
-        return int(self.con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0])
+        """Rows in a table or view of the case: ``case.count("events")``."""
+        return count_rows(self.con, table)
 
     def query(self, name: str, *, row_cap: int | None = None, time_limit: float | None = None,
               **params: Any) -> Result:
@@ -240,23 +225,23 @@ class Case:
 
     def compare(self, a: Any = None, b: Any = None, **kwargs: Any) -> Result:
         """Two cohorts with intervals and corrected p-values; see
-        :func:`forensics.cause.diff.compare`: ``case.compare(by="prompt_version", a="v12", b="v13")``."""
-        from forensics.cause.diff import compare
+        :func:`forensics.cause.compare.compare`: ``case.compare(by="prompt_version", a="v12", b="v13")``."""
+        from forensics.cause.compare import compare
 
         return compare(self, a, b, **kwargs)
 
     def suspects(self, pattern: str | None = None, **kwargs: Any) -> Result:
-        """Ranked candidate root causes; see :func:`forensics.cause.diff.suspects`:
+        """Ranked candidate root causes; see :func:`forensics.cause.suspects.suspects`:
         ``case.suspects(label="over_refusal")``."""
-        from forensics.cause.diff import suspects
+        from forensics.cause.suspects import suspects
 
         return suspects(self, pattern, **kwargs)
 
     def retrieval_diff(self, before: str | None = None, after: str | None = None,
                        **kwargs: Any) -> Result:
         """Top-k retrieval before vs after an index change; see
-        :func:`forensics.cause.diff.retrieval_diff`."""
-        from forensics.cause.diff import retrieval_diff
+        :func:`forensics.cause.retrieval.retrieval_diff`."""
+        from forensics.cause.retrieval import retrieval_diff
 
         return retrieval_diff(self, before, after, **kwargs)
 
@@ -396,22 +381,6 @@ class Case:
 def _writable(path: Path) -> bool:
     """Writable by us, and not marked read-only (root ignores the mode bits, we don't)."""
     return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
-
-
-def _fetch_capped(rel: duckdb.DuckDBPyRelation, row_cap: int) -> tuple[pl.DataFrame, bool]:
-    """At most ``row_cap`` rows; DuckDB stops producing rows past the cap."""
-    df = rel.limit(row_cap + 1).pl()
-    return (df.head(row_cap), True) if df.height > row_cap else (df, False)
-
-
-def _interrupt_after(cur: duckdb.DuckDBPyConnection,
-                     seconds: float | None) -> threading.Timer | None:
-    if not seconds:
-        return None
-    timer = threading.Timer(seconds, cur.interrupt)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def _version() -> str:

@@ -510,7 +510,7 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
             window: str | None, where: str | None, metrics: tuple[str, ...],
             segments: tuple[str, ...], as_sql: bool, no_concurrent: bool) -> Any:
     """Compare two cohorts of CASE: --by COLUMN --a X --b Y, or --at TS."""
-    from forensics.cause.diff import compare as compare_fn
+    from forensics.cause.compare import compare as compare_fn
     from forensics.core.metrics import SEGMENTS
 
     if as_sql:
@@ -533,7 +533,7 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
 def suspects(case: str, pattern: str | None, label: str | None, cluster: str | None,
              where: str | None, bucket: str, window: str) -> Any:
     """Ranked candidate root causes in CASE for a pattern (default: any bad signal)."""
-    from forensics.cause.diff import suspects as suspects_fn
+    from forensics.cause.suspects import suspects as suspects_fn
 
     result = _with_case(case, lambda c: suspects_fn(c, pattern, label=label, cluster=cluster,
                                                     where=where, bucket=bucket, window=window))
@@ -557,7 +557,7 @@ def suspects(case: str, pattern: str | None, label: str | None, cluster: str | N
 def retrieval_diff(case: str, before: str | None, after: str | None, at: str | None,
                    feature: str | None, k: int) -> Any:
     """Top-k retrieval of the same queries before vs after an index change."""
-    from forensics.cause.diff import retrieval_diff as rd_fn
+    from forensics.cause.retrieval import retrieval_diff as rd_fn
 
     return _with_case(case, lambda c: rd_fn(c, before, after, at=at, feature=feature, k=k))
 

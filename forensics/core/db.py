@@ -3,15 +3,21 @@
 DuckDB 2 wants each result fully fetched before the next statement on a connection, and
 hands results to Polars through Arrow.
 
->>> frame(con, "SELECT $x AS x", {"x": 1})   # doctest: +SKIP
+>>> con = duckdb.connect()
+>>> frame(con, "SELECT $x AS x", {"x": 1}).to_dicts()
+[{'x': 1}]
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import duckdb
 import polars as pl
+
+from forensics.core.errors import QueryError, QueryTimeoutError, UsageError
+from forensics.core.result import Result
 
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str,
@@ -48,3 +54,89 @@ def progress_bar_off(con: duckdb.DuckDBPyConnection) -> bool:
     if was_on:
         con.execute("SET enable_progress_bar = false")
     return was_on
+
+
+def quote_ident(name: str) -> str:
+    """An SQL identifier, quoted so that any text is one name and never SQL.
+
+    >>> quote_ident("events")
+    '"events"'
+    >>> quote_ident('x"; DROP TABLE events; --')
+    '"x""; DROP TABLE events; --"'
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise UsageError(f"not a table or column name: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables and views of the case's own database (not temp, not attached ones)."""
+    return [r[0] for r in rows(con, "SELECT table_name FROM information_schema.tables "
+                                    "WHERE table_catalog = current_database() "
+                                    "AND table_schema = 'main' ORDER BY 1")]
+
+
+def known_table(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """``name`` quoted, once it is known to be one of the case's tables or views."""
+    names = table_names(con)
+    if name not in names:
+        raise UsageError(f"no table or view named {name!r} in the case",
+                         hint="tables and views: " + ", ".join(names))
+    return quote_ident(name)
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows in one of the case's tables or views: ``count_rows(con, "events")``."""
+    return int(scalar(con, f"SELECT count(*) FROM {known_table(con, table)}") or 0)
+
+
+DEFAULT_ROW_CAP = 100_000
+DEFAULT_TIME_LIMIT_S = 300.0
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | None = None,
+            *, title: str = "", row_cap: int | None = DEFAULT_ROW_CAP,
+            time_limit: float | None = DEFAULT_TIME_LIMIT_S) -> Result:
+    """Analyst SQL with named ``$parameters`` bound by DuckDB, a row cap and a time limit.
+
+    >>> con = duckdb.connect()
+    >>> run_sql(con, "SELECT $x + 1 AS y", {"x": 41}).rows()
+    [{'y': 42}]
+    >>> run_sql(con, "SELECT * FROM range(10)", row_cap=3).meta
+    {'truncated': True, 'row_cap': 3}
+    """
+    params = dict(params or {})
+    df, truncated = _fetch(con, text, params, row_cap, time_limit)
+    meta = {"truncated": True, "row_cap": row_cap} if truncated else {}
+    return Result(df, sql=text, params=params, title=title, meta=meta)
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any],
+           row_cap: int | None, time_limit: float | None) -> tuple[pl.DataFrame, bool]:
+    timer = _interrupt_after(con, time_limit)
+    try:
+        rel = con.sql(text, params=params or None)
+        if rel is None:
+            return pl.DataFrame(), False
+        if row_cap is None:
+            return rel.pl(), False
+        df = rel.limit(row_cap + 1).pl()      # DuckDB stops producing rows past the cap
+        return (df.head(row_cap), True) if df.height > row_cap else (df, False)
+    except duckdb.InterruptException as exc:
+        raise QueryTimeoutError(f"query stopped after the time limit of {time_limit} s") \
+            from exc
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {exc}") from exc
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _interrupt_after(con: duckdb.DuckDBPyConnection,
+                     seconds: float | None) -> threading.Timer | None:
+    if not seconds:
+        return None
+    timer = threading.Timer(seconds, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    return timer

@@ -42,7 +42,7 @@ def require_writable(case: CaseHandle, action: str = "this step") -> None:
     >>> require_writable(RO(), "detect")
     Traceback (most recent call last):
     ...
-    forensics.core.errors.ReadOnlyCaseError: case file case.duckdb is open read-only: detect writes to it
+    forensics.core.errors.ReadOnlyCaseError: case file case.duckdb is open read-only: ...
     """
     if case.read_only:
         raise ReadOnlyCaseError(f"case file {case.path} is open read-only: {action} writes to it",

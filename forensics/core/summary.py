@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from forensics.core.db import run_sql
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
 
@@ -34,10 +35,10 @@ FROM events GROUP BY feature ORDER BY events DESC
 
 def summarize(case: CaseHandle) -> Result:
     """One row per table with counts and time span; per-feature detail in ``meta``."""
-    result = case.sql(SUMMARY_SQL, title="case summary")
+    result = run_sql(case.con, SUMMARY_SQL, title="case summary")
     evidence = case.con.execute("SELECT count(*), coalesce(sum(rows_loaded), 0), "
                                 "coalesce(sum(rows_rejected), 0) FROM evidence").fetchall()[0]
     result.meta.update({"evidence_files": evidence[0], "rows_loaded": evidence[1],
                         "rows_rejected": evidence[2], "path": str(case.path)})
-    result.meta["features"] = case.sql(FEATURES_SQL).rows()
+    result.meta["features"] = run_sql(case.con, FEATURES_SQL).rows()
     return result

@@ -7,8 +7,10 @@ faster rollback would have spared.
 ... # doctest: +SKIP
 
 One episode (onset, suspect, end of exposure) is computed once and shared by
-:func:`forensics.playbook.severity.severity`, :func:`forensics.playbook.detection_gap.detection_gap`,
-:func:`forensics.playbook.containment.containment` and :func:`forensics.playbook.timeline.incident_timeline`;
+:func:`forensics.playbook.severity.severity`,
+:func:`forensics.playbook.detection_gap.detection_gap`,
+:func:`forensics.playbook.containment.containment` and
+:func:`forensics.playbook.timeline.incident_timeline`;
 their full results are kept on the returned object (``.severity``, ``.detection``,
 ``.containment``, ``.timeline``).
 """

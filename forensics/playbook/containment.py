@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from forensics.cause.diff import _hours
+from forensics.cause.changepoints import hours
 from forensics.core import stats
 from forensics.core.db import frame
 from forensics.core.errors import UsageError
@@ -106,7 +106,7 @@ def containment(case: CaseHandle, pattern: str | None = None, *, label: str | No
     a fallback of its feature (``mode="fallback"``), at time T would have spared.
 
     The suspect is ``change`` (a change id) or the top-ranked change of
-    :func:`forensics.cause.diff.suspects`. T runs over every bucket from its deploy to the
+    :func:`forensics.cause.suspects.suspects`. T runs over every bucket from its deploy to the
     actual containment (the recorded ``contained`` milestone; else a later change that
     moved the feature off the new version; else the bucket its traffic left it; else the
     end of the data), plus the named times: deployed, onset, the detection gap's first
@@ -132,7 +132,7 @@ def containment(case: CaseHandle, pattern: str | None = None, *, label: str | No
     new = _new_sql(target, mode)
     strata = strata or (str((sus or {}).get("segment") or "").partition("=")[0] or None)
     stratum = column(strata) if strata else "NULL"
-    ref = dt.timedelta(hours=_hours(reference))
+    ref = dt.timedelta(hours=hours(reference))
     params = {**ep.pattern.params, "feature": target["feature"],
               "lo": target["start"] - ref, "hi": end + ref,
               **({"to": target["to_version"]} if mode == "rollback" else {})}

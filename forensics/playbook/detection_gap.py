@@ -14,10 +14,10 @@ feature where the pattern rose:
   firing when the statistic exceeds ``h`` (``S_t = W_t - min(0, min_{s<=t} W_s)`` with
   ``W`` the cumulative log-likelihood ratio, so it runs as a window function in SQL too).
 
-The events are aggregated to buckets once in DuckDB (:func:`forensics.playbook.episode.episode`); the
-whole grid of rules is then evaluated with NumPy over those buckets. Alarms are counted as
-episodes (consecutive firing buckets = one alarm); an alarm that starts before the onset
-is a false alarm. The earliest rule with at most ``max_false_alarms`` is proposed, and
+The events are aggregated to buckets once in DuckDB
+(:func:`forensics.playbook.episode.episode`); the whole grid of rules is then evaluated
+with NumPy over those buckets. Alarms are counted as episodes (consecutive firing
+buckets = one alarm); an alarm that starts before the onset is a false alarm. The earliest rule with at most ``max_false_alarms`` is proposed, and
 :meth:`DetectionResult.save_query` writes it as a saved query monitoring can adopt.
 Thresholds are set from the same history the false alarms are counted on (in-sample),
 which the result says.

@@ -5,7 +5,7 @@ playbook analytics (severity, detection gap, containment what-if, incident timel
 >>> ep.meta["onset"], ep.meta["subsided_at"], ep.meta["ongoing"]   # doctest: +SKIP
 
 One scan of the events aggregates the pattern to (feature, bucket): events and pattern
-events. The onset is the change point of :func:`forensics.cause.diff.suspects` (binomial binary
+events. The onset is the change point of :func:`forensics.cause.suspects.suspects` (binomial binary
 segmentation over all traffic and per feature, the strongest rise wins); everything after
 runs on the small bucketed table.
 """
@@ -20,18 +20,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from forensics.cause.changepoints import hours, rate_series, strongest_onset
 from forensics.cause.changes import interval
-from forensics.cause.diff import (  # root cause's change points
-    _hours,
-    _onset,
-    _series,
-    pattern_condition,
-)
 from forensics.core import stats
 from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.core.selection import pattern_condition
 from forensics.playbook.milestones import to_utc
 
 RECENT_BUCKETS = 6        # "still ongoing" looks at the last this-many buckets of the data
@@ -49,7 +45,7 @@ GROUP BY ALL"""
 @dataclass(frozen=True)
 class Pattern:
     """A bad pattern: an SQL condition over ``relation`` (see
-    :func:`forensics.cause.diff.pattern_condition`). A pattern that is only a label or only a
+    :func:`forensics.core.selection.pattern_condition`). A pattern that is only a label or only a
     cluster is a semi-join on ``labels`` / ``cluster_members`` and holds over plain
     ``events``, so the big scans skip the joins of the ``event_facts`` view (about ten
     times faster); the condition holds over ``event_facts`` too."""
@@ -112,7 +108,7 @@ class EpisodeResult(Result):
     def scope_series(self, feature: str | None) -> pl.DataFrame:
         """(bucket, n, bad) for one feature or all (``None``) on the episode's bucket grid,
         empty buckets included."""
-        s = _series(self.buckets, self.step_hours, feature)
+        s = rate_series(self.buckets, self.step_hours, feature)
         grid = self.df.select("bucket")
         return grid.join(s, on="bucket", how="left").fill_null(0) if s.height else \
             grid.with_columns(n=pl.lit(0), bad=pl.lit(0))
@@ -161,7 +157,7 @@ def episode(case: CaseHandle, pattern: str | None = None, *, label: str | None =
       (:func:`stats.onset`; ``feature`` forces the scope), moved earlier when the buckets
       just before it already ran significantly above the baseline (a gradual rollout's
       first, small step: :func:`extend_left`).
-    - ``suspect``: the top-ranked change of :func:`forensics.cause.diff.suspects` (``True``),
+    - ``suspect``: the top-ranked change of :func:`forensics.cause.suspects.suspects` (``True``),
       a change id from :func:`forensics.cause.changes.changes` (``"CHG-2041"``), or none
       (``False``).
     - ``onset``: the start of the incident: given (``onset=``); else the suspect change's
@@ -182,13 +178,14 @@ def episode(case: CaseHandle, pattern: str | None = None, *, label: str | None =
     buckets = frame(case.con, sql, params)
     if buckets.height == 0:
         raise UsageError("no events in the case", hint="load evidence first: case.load(...)")
-    step = _hours(bucket)
+    step = hours(bucket)
     found: stats.Onset | None = None
     point: dt.datetime | None = None
     if onset is None:
-        found, feature_found, point = _onset(buckets, _series(buckets, step), step, method)
+        found, feature_found, point = strongest_onset(buckets, rate_series(buckets, step),
+                                                      step, method)
         feature = feature if feature is not None else feature_found
-    grid = _series(buckets, step, feature)
+    grid = rate_series(buckets, step, feature)
     span: tuple[dt.datetime, dt.datetime] | None = None
     if point is not None:
         x, m = grid["bad"].to_numpy(), grid["n"].to_numpy()
@@ -198,7 +195,7 @@ def episode(case: CaseHandle, pattern: str | None = None, *, label: str | None =
     # the suspect anchors an onset that was found; a named change is always looked up
     chosen = _suspect(case, suspect, pattern, label, cluster, where, bucket) \
         if isinstance(suspect, str) or (onset is None and point is not None) else None
-    onset_ts, source = _anchor(onset, span, chosen, feature, step, _hours(lookback), buckets)
+    onset_ts, source = _anchor(onset, span, chosen, feature, step, hours(lookback), buckets)
     onset_ts = point if source == "change point" else onset_ts
     rate, low, high = stats.wilson_arrays(grid["bad"].to_numpy(), grid["n"].to_numpy())
     df = grid.with_columns(pl.Series("rate", rate).fill_nan(None),
@@ -291,7 +288,7 @@ def _suspect(case: CaseHandle, suspect: bool | str, pattern: str | None, label: 
              cluster: str | None, where: str | None, bucket: str) -> dict[str, Any] | None:
     """The change to hold responsible: the top suspect, or the named change."""
     from forensics.cause.changes import changes
-    from forensics.cause.diff import suspects
+    from forensics.cause.suspects import suspects
 
     if suspect is False:
         return None

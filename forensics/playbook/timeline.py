@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from forensics.cause.changepoints import hours
 from forensics.cause.changes import changes
-from forensics.cause.diff import _hours
 from forensics.core.db import frame
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
@@ -119,7 +119,8 @@ def incident_timeline(case: CaseHandle, pattern: str | None = None, *, label: st
     Entries: declared and inferred changes from ``lookback`` before the onset to the end
     of the exposure (the suspect marked), the onset and the change point, the first bad
     output, guardrail flag, negative feedback and complaint, the simulated alerts (the
-    proposed rule of each family from :func:`forensics.playbook.detection_gap.detection_gap`), the first
+    proposed rule of each family from
+    :func:`forensics.playbook.detection_gap.detection_gap`), the first
     appearance of each failure cluster holding pattern events (latest clustering run),
     the recorded milestones, and the inferred end of the exposure. ``meta['durations']``
     holds the times to detect, contain and resolve, the exposure, and how much sooner the
@@ -184,7 +185,7 @@ def _change_rows(case: CaseHandle, onset: dt.datetime | None, end: dt.datetime,
     if chg.height == 0:
         return []
     if onset is not None:
-        lo = onset - dt.timedelta(hours=_hours(lookback))
+        lo = onset - dt.timedelta(hours=hours(lookback))
         chg = chg.filter((pl.col("ts") >= lo) & (pl.col("ts") <= end + dt.timedelta(days=1)))
     top = suspect["change_id"] if suspect else None
     out = []

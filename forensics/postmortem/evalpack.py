@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from forensics.cause.suspects import suspects
 from forensics.core.db import frame
 from forensics.core.errors import ForensicsError, UsageError
 from forensics.core.handle import CaseHandle
@@ -202,8 +203,8 @@ def _what_failed(case: CaseHandle, pattern: str | list[str] | None, change: str 
     cond, labels, desc = resolve_pattern(case, pattern)
     if change is None:
         try:
-            suspects = case.suspects(where=cond)
-            change = str(suspects.df["change_id"][0]) if suspects.df.height else None
+            ranked = suspects(case, where=cond)
+            change = str(ranked.df["change_id"][0]) if ranked.df.height else None
         except ForensicsError:                        # no events or changes: whole case
             change = None
     return cond, labels, desc, change

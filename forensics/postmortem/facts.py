@@ -20,12 +20,14 @@ from typing import Any
 
 import polars as pl
 
+from forensics.cause.suspects import suspects
 from forensics.core import stats
 from forensics.core.db import frame, scalar
 from forensics.core.errors import ForensicsError
 from forensics.core.findings import record_once
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.impact.estimate import estimate
 from forensics.impact.exact import ImpactResult, exposure, impact_in, scope
 
 COHORT_TABLES = ("plan", "locale", "region", "client_version", "tenant")
@@ -221,7 +223,7 @@ def _interval(bucket: str) -> str:
 
 def _suspects(case: CaseHandle, cond: str, keep: Keep) -> Result | None:
     try:
-        result = case.suspects(where=cond)
+        result = suspects(case, where=cond)
     except ForensicsError:
         return None
     if result.df.height == 0:
@@ -366,7 +368,7 @@ def _estimate(case: CaseHandle, cond: str, keep: Keep) -> Result | None:
                            "(SELECT event_id FROM labels WHERE source = 'reviewer')")
     if not has:
         return None
-    return keep("estimate", case.estimate_impact(flagged=cond),
+    return keep("estimate", estimate(case, flagged=cond),
                 "Truly affected users and events, estimated from the sampled review")
 
 

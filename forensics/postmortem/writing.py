@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from forensics.core import stats
-from forensics.core.db import frame
+from forensics.core.db import count_rows, frame
 from forensics.core.errors import ReadOnlyCaseError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import case_key, pseudonym, redact_text
@@ -671,7 +671,7 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: str | None = None
     if case.read_only:
         raise ReadOnlyCaseError("the report records its findings in the case",
                                 hint="open the case for writing (not read_only)")
-    if case.count("events") == 0:
+    if count_rows(case.con, "events") == 0:
         raise UsageError("no events in the case: there is nothing to report",
                          hint="load evidence first: case.load(...) / forensics load")
     out = Path(path)

@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from forensics.core.db import DEFAULT_ROW_CAP, DEFAULT_TIME_LIMIT_S, run_sql
 from forensics.core.errors import QueryError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
@@ -157,12 +158,10 @@ def _bind(con: duckdb.DuckDBPyConnection, saved: SavedQuery,
 def run(case: CaseHandle, name: str, *, row_cap: int | None = None, time_limit: float | None = None,
         **params: Any) -> Result:
     """Run the saved query ``name`` on the case with bound parameters."""
-    from forensics.case import DEFAULT_ROW_CAP, DEFAULT_TIME_LIMIT_S
-
     saved = get(name)
     bound = _bind(case.con, saved, params)
     try:
-        result = case.sql(saved.sql, title=saved.title,
+        result = run_sql(case.con, saved.sql, title=saved.title,
                           row_cap=DEFAULT_ROW_CAP if row_cap is None else row_cap,
                           time_limit=DEFAULT_TIME_LIMIT_S if time_limit is None else time_limit)
     finally:

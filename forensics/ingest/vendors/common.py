@@ -26,7 +26,8 @@ RAW = readers.RAW_LIMIT
 
 @cache
 def _macro_statements() -> list[str]:
-    text = resources.files("forensics.ingest.vendors").joinpath("formats.sql").read_text(encoding="utf-8")
+    path = resources.files("forensics.ingest.vendors").joinpath("formats.sql")
+    text = path.read_text(encoding="utf-8")
     parts: list[str] = []
     current: list[str] = []
     for line in text.splitlines():
