@@ -143,7 +143,7 @@ for n in sizes:
           FROM (SELECT unnest($ids) AS event_id) p LEFT JOIN truth t USING (event_id)\"\"\",
                     {"ids": pick.df["event_id"].to_list()})
         t = time.perf_counter()
-        m = case.estimate_impact(flagged="flagged", reps=1000, seed=rep).meta
+        m = case.estimate_impact("flagged", reps=1000, seed=rep).meta
         results.append({"n": n, "rep": rep, "seconds": time.perf_counter() - t,
                         "events": [m["events_low"], m["events_estimate"], m["events_high"]],
                         "users": [m["users_low"], m["users_estimate"], m["users_high"]]})

@@ -132,14 +132,14 @@ if what == "baseline":
              "FROM events GROUP BY ALL", row_cap=None)
     out = {}
 elif what == "backtest":
-    ep = episode(case, label=label, suspect=False)
+    ep = episode(case, label, suspect=False)
     t_ep = time.perf_counter() - t
     t2 = time.perf_counter()
     gap = alerts.detection_gap(case, ep=ep)
     out = {"episode_s": t_ep, "grid_and_signals_s": time.perf_counter() - t2,
            "rules": gap.df.height, "best": gap.meta["best_rule"]["rule"]}
 else:
-    gap = case.detection_gap(label=label)
+    gap = case.detection_gap(label)
     out = {"rules": gap.df.height, "best": gap.meta["best_rule"]["rule"]}
 out["seconds"] = time.perf_counter() - t
 out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -12,11 +12,15 @@ import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import polars as pl
 
+from forensics.cause.changes import ChangesResult, TimelineResult, changes, timeline
+from forensics.cause.compare import CompareResult, compare
+from forensics.cause.retrieval import RetrievalDiffResult, retrieval_diff
+from forensics.cause.suspects import SuspectsResult, suspects
 from forensics.core.db import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIME_LIMIT_S,
@@ -31,15 +35,27 @@ from forensics.core.errors import (
     CaseLockedError,
     ReadOnlyCaseError,
 )
+from forensics.core.findings import check, list_findings, record, rerun
+from forensics.core.metrics import SEGMENTS
 from forensics.core.notebook import shows_progress
 from forensics.core.result import Result
-
-if TYPE_CHECKING:       # playbook analytics (issue 8)
-    from forensics.playbook.answers import PlaybookResult
-    from forensics.playbook.containment import ContainmentResult
-    from forensics.playbook.detection_gap import DetectionResult
-    from forensics.playbook.severity import SeverityResult
-    from forensics.playbook.timeline import IncidentTimelineResult
+from forensics.core.selection import Pattern
+from forensics.core.stats import SMALL_N
+from forensics.core.summary import summarize
+from forensics.detect.cluster import ClusterResult, cluster
+from forensics.detect.detectors import DetectResult, RuleSpec, detect, import_labels
+from forensics.impact.estimate import EstimateResult, estimate, review_sample
+from forensics.impact.exact import ImpactResult, impact
+from forensics.ingest.load import LoadResult, load_file
+from forensics.playbook.answers import PlaybookResult, playbook
+from forensics.playbook.containment import ContainmentResult, containment
+from forensics.playbook.detection_gap import MIN_HEADROOM, DetectionResult, detection_gap
+from forensics.playbook.milestones import mark, milestones
+from forensics.playbook.severity import SeverityResult, SeverityRules, severity
+from forensics.playbook.timeline import IncidentTimelineResult, incident_timeline
+from forensics.postmortem.evalpack import export_evals
+from forensics.postmortem.writing import ReportResult, postmortem
+from forensics.queries.runner import run as run_query
 
 SCHEMA_VERSION = 2
 
@@ -185,197 +201,228 @@ class Case:
 
         >>> case.query("exposure_window", label="pii_leak")   # doctest: +SKIP
         """
-        from forensics.queries.runner import run
+        return run_query(self, name, row_cap=row_cap, time_limit=time_limit, **params)
 
-        return run(self, name, row_cap=row_cap, time_limit=time_limit, **params)
-
-    # -- investigation stages --------------------------------------------------------
-    @shows_progress("loading")    # a progress line in Jupyter (issue 7)
+    # -- load ----------------------------------------------------------------------------
+    @shows_progress("loading")    # a progress line under the running cell in Jupyter
     def load(self, path: str | Path, format: str | None = None,
              mapping: dict[str, Any] | str | Path | None = None,
-             progress: Callable[[str], None] | None = None) -> Result:
-        """Load one evidence file; see :func:`forensics.ingest.load.load_file`."""
-        from forensics.ingest.load import load_file
-
+             progress: Callable[[str], None] | None = None) -> LoadResult:
+        """Load one evidence file in one transaction; see
+        :func:`forensics.ingest.load.load_file`: ``case.load("audit.jsonl")``."""
         return load_file(self, path, format=format, mapping=mapping, progress=progress)
 
-    def impact(self, where: str | None = None, **kwargs: Any) -> Result:
+    def summary(self) -> Result:
+        """What the case holds: evidence, volumes, time span, features, versions:
+        ``case.summary()``."""
+        return summarize(self)
+
+    # -- what went wrong ---------------------------------------------------------------------
+    @shows_progress("running detectors")
+    def detect(self, rules: RuleSpec = None) -> DetectResult:
+        """Run the failure detectors and write ``labels``; see
+        :func:`forensics.detect.detectors.detect`:
+        ``case.detect(rules=["refusal", "private_data"])``."""
+        return detect(self, rules=rules)
+
+    def import_labels(self, path: str | Path, *, event_id: str = "event_id",
+                      label: str = "label", confidence: str | None = "confidence",
+                      detail: str | None = "comment", source: str = "reviewer") -> Result:
+        """Reviewer verdicts from a file into ``labels``; see
+        :func:`forensics.detect.detectors.import_labels`:
+        ``case.import_labels("verdicts.csv")``."""
+        return import_labels(self, path, event_id=event_id, label=label,
+                             confidence=confidence, detail=detail, source=source)
+
+    @shows_progress("clustering")
+    def cluster(self, pattern: Pattern = "bad", *, k: int | None = None,
+                method: str = "families", seed: int = 0, k_max: int = 24,
+                weights: dict[str, float] | None = None,
+                embed: Callable[[list[str]], Any] | None = None,
+                settings: dict[str, Any] | None = None) -> ClusterResult:
+        """Group the events of ``pattern`` into failure patterns; see
+        :func:`forensics.detect.cluster.cluster` (``settings``: more of its options):
+        ``case.cluster("feature = 'doc_qa'")``."""
+        return cluster(self, pattern, k=k, method=method, seed=seed, k_max=k_max,
+                       weights=weights, embed=embed, **(settings or {}))
+
+    # -- what changed, and which change caused it --------------------------------------------
+    def changes(self, *, feature: str | None = None, bucket: str = "1h", settle: str = "6h",
+                rollout: bool = True) -> ChangesResult:
+        """Declared and inferred changes with their rollout; see
+        :func:`forensics.cause.changes.changes`: ``case.changes(feature="doc_qa")``."""
+        return changes(self, feature=feature, bucket=bucket, settle=settle, rollout=rollout)
+
+    def timeline(self, metric: str = "bad_rate", *, by: str | None = None, bucket: str = "1h",
+                 where: Pattern = None, level: float = 0.95,
+                 markers: bool = True) -> TimelineResult:
+        """A metric over time with change markers; see
+        :func:`forensics.cause.changes.timeline`:
+        ``case.timeline("refusal_rate", by="prompt_version").plot()``."""
+        return timeline(self, metric, by=by, bucket=bucket, where=where, level=level,
+                        markers=markers)
+
+    def compare(self, a: Any = None, b: Any = None, *, by: str | None = None, at: Any = None,
+                window: str | None = None, where: Pattern = None,
+                metrics: list[str] | tuple[str, ...] | None = None,
+                segments: list[str] | tuple[str, ...] | None = SEGMENTS,
+                segment_metrics: list[str] | tuple[str, ...] = ("bad_rate",),
+                concurrent: bool | None = None,
+                level: float = 0.95, min_n: int = SMALL_N, reps: int = 500,
+                sample: int = 20_000, seed: int = 0) -> CompareResult:
+        """Two cohorts with intervals and corrected p-values; see
+        :func:`forensics.cause.compare.compare`:
+        ``case.compare(by="prompt_version", a="v12", b="v13")``."""
+        return compare(self, a, b, by=by, at=at, window=window, where=where,
+                       metrics=metrics, segments=segments, segment_metrics=segment_metrics,
+                       concurrent=concurrent, level=level, min_n=min_n, reps=reps,
+                       sample=sample, seed=seed)
+
+    def suspects(self, pattern: Pattern = None, *, bucket: str = "1h", window: str = "48h",
+                 lookback: str = "72h", lookahead: str = "12h", method: str = "binseg",
+                 segments: list[str] | tuple[str, ...] = SEGMENTS, level: float = 0.95,
+                 min_n: int = SMALL_N) -> SuspectsResult:
+        """Ranked candidate root causes; see :func:`forensics.cause.suspects.suspects`:
+        ``case.suspects("over_refusal")``."""
+        return suspects(self, pattern, bucket=bucket, window=window, lookback=lookback,
+                        lookahead=lookahead, method=method, segments=segments, level=level,
+                        min_n=min_n)
+
+    def retrieval_diff(self, before: str | None = None, after: str | None = None, *,
+                       at: Any = None, feature: str | None = None, k: int = 5, p: float = 0.9,
+                       pattern: Pattern = None, level: float = 0.95) -> RetrievalDiffResult:
+        """Top-k retrieval before vs after an index change; see
+        :func:`forensics.cause.retrieval.retrieval_diff`:
+        ``case.retrieval_diff(before="kb-1", after="kb-2")``."""
+        return retrieval_diff(self, before, after, at=at, feature=feature, k=k, p=p,
+                              pattern=pattern, level=level)
+
+    # -- who was hurt --------------------------------------------------------------------------
+    def impact(self, pattern: Pattern = None, *, change: str | None = None,
+               window: tuple[Any, Any] | None = None, by: list[str] | str | None = None,
+               approx: bool = False, suppress_below: int = 0) -> ImpactResult:
         """Affected users, sessions and events; see :func:`forensics.impact.exact.impact`.
 
         >>> case.impact("pii_leak", by=["plan", "locale"])            # doctest: +SKIP
-        >>> case.impact(change="CHG-2041", label="over_refusal")       # doctest: +SKIP
+        >>> case.impact("over_refusal", change="CHG-2041")            # doctest: +SKIP
         """
-        from forensics.impact.exact import impact
+        return impact(self, pattern, change=change, window=window, by=by, approx=approx,
+                      suppress_below=suppress_below)
 
-        return impact(self, where, **kwargs)
+    def estimate_impact(self, pattern: Pattern, *, confirmed: str = "confirmed",
+                        rejected: str | None = None, strata: str = "cluster",
+                        level: float = 0.95, reps: int = 2000,
+                        seed: int = 0) -> EstimateResult:
+        """Affected events and users estimated from a sampled review, with intervals; see
+        :func:`forensics.impact.estimate.estimate`: ``case.estimate_impact("over_refusal")``."""
+        return estimate(self, pattern, confirmed=confirmed, rejected=rejected, strata=strata,
+                        level=level, reps=reps, seed=seed)
 
-    def changes(self, **kwargs: Any) -> Result:
-        """Declared and inferred changes with their rollout; see
-        :func:`forensics.cause.changes.changes`: ``case.changes(feature="doc_qa")``."""
-        from forensics.cause.changes import changes
-
-        return changes(self, **kwargs)
-
-    def timeline(self, metric: str = "bad_rate", **kwargs: Any) -> Result:
-        """A metric over time with change markers; see :func:`forensics.cause.changes.timeline`:
-        ``case.timeline("refusal_rate", by="prompt_version").plot()``."""
-        from forensics.cause.changes import timeline
-
-        return timeline(self, metric, **kwargs)
-
-    def compare(self, a: Any = None, b: Any = None, **kwargs: Any) -> Result:
-        """Two cohorts with intervals and corrected p-values; see
-        :func:`forensics.cause.compare.compare`: ``case.compare(by="prompt_version", a="v12", b="v13")``."""
-        from forensics.cause.compare import compare
-
-        return compare(self, a, b, **kwargs)
-
-    def suspects(self, pattern: str | None = None, **kwargs: Any) -> Result:
-        """Ranked candidate root causes; see :func:`forensics.cause.suspects.suspects`:
-        ``case.suspects(label="over_refusal")``."""
-        from forensics.cause.suspects import suspects
-
-        return suspects(self, pattern, **kwargs)
-
-    def retrieval_diff(self, before: str | None = None, after: str | None = None,
-                       **kwargs: Any) -> Result:
-        """Top-k retrieval before vs after an index change; see
-        :func:`forensics.cause.retrieval.retrieval_diff`."""
-        from forensics.cause.retrieval import retrieval_diff
-
-        return retrieval_diff(self, before, after, **kwargs)
-
-    def estimate_impact(self, **kwargs: Any) -> Result:
-        """Affected events and users estimated from a sampled review, with intervals;
-        see :func:`forensics.impact.estimate.estimate`:
-        ``case.estimate_impact(flagged="over_refusal")``."""
-        from forensics.impact.estimate import estimate
-
-        return estimate(self, **kwargs)
-
-    # -- what went wrong (issue 4) ----------------------------------------------------
-    @shows_progress("running detectors")    # a progress line in Jupyter (issue 7)
-    def detect(self, rules: Any = None) -> Result:
-        """Run the failure detectors and write ``labels``; see
-        :func:`forensics.detect.detectors.detect`: ``case.detect(rules=["refusal", "private_data"])``."""
-        from forensics.detect.detectors import detect
-
-        return detect(self, rules=rules)
-
-    def import_labels(self, path: str | Path, **kwargs: Any) -> Result:
-        """Reviewer verdicts from a file into ``labels``; see
-        :func:`forensics.detect.detectors.import_labels`."""
-        from forensics.detect.detectors import import_labels
-
-        return import_labels(self, path, **kwargs)
-
-    @shows_progress("clustering")    # a progress line in Jupyter (issue 7)
-    def cluster(self, where: str = "bad", **kwargs: Any) -> Result:
-        """Group bad events into failure patterns; see :func:`forensics.detect.cluster.cluster`:
-        ``case.cluster(where="feature = 'doc_qa'")``."""
-        from forensics.detect.cluster import cluster
-
-        return cluster(self, where=where, **kwargs)
-
-    def review_sample(self, flagged: str, n: int, **kwargs: Any) -> Result:
+    def review_sample(self, pattern: Pattern, n: int, *, strata: str = "cluster",
+                      seed: int = 0, min_per_stratum: int = 2) -> Result:
         """Flagged events to give to reviewers (stratified, seeded); see
-        :func:`forensics.impact.estimate.review_sample`."""
-        from forensics.impact.estimate import review_sample
+        :func:`forensics.impact.estimate.review_sample`:
+        ``case.review_sample("over_refusal", 200)``."""
+        return review_sample(self, pattern, n, strata=strata, seed=seed,
+                             min_per_stratum=min_per_stratum)
 
-        return review_sample(self, flagged, n, **kwargs)
-
+    # -- findings ------------------------------------------------------------------------------
     def record(self, result: Result, title: str, note: str = "") -> str:
-        """Keep ``result`` as a finding with its SQL, parameters and evidence hashes."""
-        from forensics.core.findings import record
-
+        """Keep ``result`` as a finding with its SQL, parameters and evidence hashes:
+        ``case.record(case.impact("pii_leak"), "who saw the leak")``."""
         return record(self, result, title, note)
 
     def findings(self) -> Result:
-        from forensics.core.findings import list_findings
-
+        """The recorded findings: ``case.findings()``."""
         return list_findings(self)
 
     def rerun_finding(self, finding_id: str) -> Result:
-        from forensics.core.findings import rerun
-
+        """Run a finding's SQL again with its parameters: ``case.rerun_finding("F001")``."""
         return rerun(self, finding_id)
 
     def check_finding(self, finding_id: str) -> dict[str, Any]:
-        from forensics.core.findings import check
-
+        """Re-run a finding and compare with its stored rows: ``case.check_finding("F001")``."""
         return check(self, finding_id)
 
-    # -- playbook analytics (issue 8) -------------------------------------------------
+    # -- the playbook ------------------------------------------------------------------------
     def mark(self, name: str, ts: Any = None, note: str = "") -> Result:
         """Record a milestone (detected, contained, mitigated, resolved, ...); see
-        :func:`forensics.playbook.milestones.mark`: ``case.mark("contained", "2026-03-15T14:00Z")``."""
-        from forensics.playbook.milestones import mark
-
+        :func:`forensics.playbook.milestones.mark`:
+        ``case.mark("contained", "2026-03-15T14:00Z")``."""
         return mark(self, name, ts, note)
 
     def milestones(self) -> Result:
-        """The recorded milestones; see :func:`forensics.playbook.milestones.milestones`."""
-        from forensics.playbook.milestones import milestones
-
+        """The recorded milestones: ``case.milestones()``."""
         return milestones(self)
 
-    def severity(self, pattern: str | None = None, **kwargs: Any) -> SeverityResult:
+    def severity(self, pattern: Pattern = None, *, category: str | None = None,
+                 rules: SeverityRules = None, window: tuple[Any, Any] | None = None,
+                 bucket: str = "1h", min_category_share: float = 0.1) -> SeverityResult:
         """Severity on the playbook's matrix with the deciding rule; see
-        :func:`forensics.playbook.severity.severity`: ``case.severity(label="pii_leak")``."""
-        from forensics.playbook.severity import severity
+        :func:`forensics.playbook.severity.severity`: ``case.severity("pii_leak")``."""
+        return severity(self, pattern, category=category, rules=rules, window=window,
+                        bucket=bucket, min_category_share=min_category_share)
 
-        return severity(self, pattern, **kwargs)
-
-    def detection_gap(self, pattern: str | None = None, **kwargs: Any) -> DetectionResult:
+    def detection_gap(self, pattern: Pattern = None, *, bucket: str = "1h", onset: Any = None,
+                      suspect: bool | str = True, max_false_alarms: int = 0,
+                      min_headroom: float = MIN_HEADROOM, save: str | Path | None = None,
+                      grid: dict[str, tuple[Any, ...]] | None = None) -> DetectionResult:
         """Onset, first signals and backtested alert rules; see
-        :func:`forensics.playbook.detection_gap.detection_gap`: ``case.detection_gap(label="pii_leak")``."""
-        from forensics.playbook.detection_gap import detection_gap
+        :func:`forensics.playbook.detection_gap.detection_gap`:
+        ``case.detection_gap("pii_leak")``."""
+        return detection_gap(self, pattern, bucket=bucket, onset=onset, suspect=suspect,
+                             max_false_alarms=max_false_alarms, min_headroom=min_headroom,
+                             save=save, grid=grid)
 
-        return detection_gap(self, pattern, **kwargs)
-
-    def containment(self, pattern: str | None = None, **kwargs: Any) -> ContainmentResult:
+    def containment(self, pattern: Pattern = None, *, change: str | None = None,
+                    at: Any = None, mode: str = "rollback", strata: str | None = None,
+                    bucket: str = "1h", reference: str = "7d",
+                    level: float = 0.95) -> ContainmentResult:
         """What a rollback (or fallback) at time T would have spared; see
-        :func:`forensics.playbook.containment.containment`."""
-        from forensics.playbook.containment import containment
+        :func:`forensics.playbook.containment.containment`:
+        ``case.containment("over_refusal", at="2026-03-12T12:00Z")``."""
+        return containment(self, pattern, change=change, at=at, mode=mode, strata=strata,
+                           bucket=bucket, reference=reference, level=level)
 
-        return containment(self, pattern, **kwargs)
-
-    def incident_timeline(self, pattern: str | None = None,
-                          **kwargs: Any) -> IncidentTimelineResult:
+    def incident_timeline(self, pattern: Pattern = None, *, bucket: str = "1h",
+                          suspect: bool | str = True, lookback: str = "72h",
+                          max_clusters: int = 10) -> IncidentTimelineResult:
         """The merged incident timeline with computed durations; see
-        :func:`forensics.playbook.timeline.incident_timeline`."""
-        from forensics.playbook.timeline import incident_timeline
+        :func:`forensics.playbook.timeline.incident_timeline`:
+        ``case.incident_timeline("pii_leak")``."""
+        return incident_timeline(self, pattern, bucket=bucket, suspect=suspect,
+                                 lookback=lookback, max_clusters=max_clusters)
 
-        return incident_timeline(self, pattern, **kwargs)
+    def playbook(self, pattern: Pattern = None, *, bucket: str = "1h",
+                 suspect: bool | str = True, category: str | None = None,
+                 rules: SeverityRules = None, max_false_alarms: int = 0) -> PlaybookResult:
+        """Severity, time to detect, the alert that would have caught it sooner, what a
+        faster rollback would have spared; see :func:`forensics.playbook.answers.playbook`:
+        ``case.playbook("pii_leak")``."""
+        return playbook(self, pattern, bucket=bucket, suspect=suspect, category=category,
+                        rules=rules, max_false_alarms=max_false_alarms)
 
-    def playbook(self, pattern: str | None = None, **kwargs: Any) -> PlaybookResult:
-        """Severity, time to detect, the alert that would have caught it, what a faster
-        rollback would have spared: :func:`forensics.playbook.answers.playbook`."""
-        from forensics.playbook.answers import playbook
-
-        return playbook(self, pattern, **kwargs)
-
-    @shows_progress("writing the post-mortem")    # a progress line in Jupyter (issue 7)
-    def postmortem(self, path: str | Path, **kwargs: Any) -> Result:
+    # -- write it up -----------------------------------------------------------------------
+    @shows_progress("writing the post-mortem")
+    def postmortem(self, path: str | Path, *, pattern: Pattern = None,
+                   change: str | None = None, redact: bool = True, min_cell: int = 5,
+                   evals: bool = True, evals_per_cluster: int = 5,
+                   title: str | None = None) -> ReportResult:
         """Write the post-mortem (Markdown, HTML, charts, notification drafts, eval pack)
         to directory ``path``; see :func:`forensics.postmortem.writing.postmortem`:
         ``case.postmortem("postmortem/")``."""
-        from forensics.postmortem.writing import postmortem
+        return postmortem(self, path, pattern=pattern, change=change, redact=redact,
+                          min_cell=min_cell, evals=evals, evals_per_cluster=evals_per_cluster,
+                          title=title)
 
-        return postmortem(self, path, **kwargs)
-
-    def export_evals(self, path: str | Path, format: str = "jsonl", **kwargs: Any) -> Result:
-        """Write the regression eval pack; see :func:`forensics.postmortem.evalpack.export_evals`:
+    def export_evals(self, path: str | Path, format: str = "jsonl", *,
+                     pattern: Pattern = None, change: str | None = None, per_cluster: int = 5,
+                     redact: bool = True, seed: int = 0) -> Result:
+        """Write the regression eval pack; see
+        :func:`forensics.postmortem.evalpack.export_evals`:
         ``case.export_evals("evals/", format="all")``."""
-        from forensics.postmortem.evalpack import export_evals
-
-        return export_evals(self, path, format, **kwargs)
-
-    def summary(self) -> Result:
-        """What the case holds: evidence, volumes, time span, features, versions."""
-        from forensics.core.summary import summarize
-
-        return summarize(self)
+        return export_evals(self, path, format, pattern=pattern, change=change,
+                            per_cluster=per_cluster, redact=redact, seed=seed)
 
 
 def _writable(path: Path) -> bool:

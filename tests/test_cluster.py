@@ -126,18 +126,18 @@ def test_identities_survive_more_evidence(tmp_path: Path) -> None:
 
 def test_where_k_and_errors(tmp_path: Path) -> None:
     with build(tmp_path, n=20) as case:
-        only = case.cluster(where="list_contains(labels, 'refusal')")
+        only = case.cluster("list_contains(labels, 'refusal')")
         assert only.meta["events"] == 20 and only.meta["clusters"] == 1
         given = case.cluster(k=3, method="kmeans")
         assert given.meta["clusters"] == 3 and given.meta["method"] == "k given"
-        everything = case.cluster(where="all")
+        everything = case.cluster("all")
         assert everything.meta["events"] == 100
         with pytest.raises(UsageError):
-            case.cluster(where="feature = 'nothing-here'")
+            case.cluster("feature = 'nothing-here'")
         with pytest.raises(UsageError):
             case.cluster(method="magic")
         with pytest.raises(UsageError):
-            case.cluster(n_clusters=3)
+            case.cluster(settings={"n_clusters": 3})
 
 
 def test_cli_cluster_json(tmp_path: Path) -> None:
@@ -189,7 +189,7 @@ def test_real_outputs_cluster_by_failure(tmp_path: Path) -> None:
     with forensics.open(tmp_path / "c.duckdb") as case:
         case.load(write_jsonl(tmp_path / "e.jsonl", events))
         case.detect()
-        result = case.cluster(where="all")
+        result = case.cluster("all")
         got = members(case, result.meta["run_id"])
     truth = [r["_kind"] for r in rows]
     pred = [got[f"x{i}"] for i in range(len(rows))]

@@ -52,7 +52,7 @@ def test_full_review_is_exact(flagged: Any) -> None:
     ids = flagged.sql("SELECT event_id FROM event_facts WHERE list_contains(labels, 'flag')"
                       ).df["event_id"].to_list()
     _review(flagged, ids)
-    r = flagged.estimate_impact(flagged="flag", strata="none")
+    r = flagged.estimate_impact("flag", strata="none")
     bad, users = _truth(flagged)
     m = r.meta
     assert m["events_estimate"] == m["events_low"] == m["events_high"] == len(bad)
@@ -66,7 +66,7 @@ def test_sampled_review_interval_and_strata(flagged: Any) -> None:
     assert sorted(pick.df.group_by("stratum").len()["len"].to_list()) == [10, 10]
     assert pick.df.equals(flagged.review_sample("flag", n=20, strata="locale", seed=1).df)
     _review(flagged, pick.df["event_id"].to_list())
-    r = flagged.estimate_impact(flagged="flag", strata="locale", reps=1000)
+    r = flagged.estimate_impact("flag", strata="locale", reps=1000)
     bad, users = _truth(flagged)
     m = r.meta
     assert m["reviewed_events"] == 20 and m["flagged_events"] == 40
@@ -80,13 +80,13 @@ def test_reviewer_feedback_counts_as_a_verdict(flagged: Any, tmp_path: Path) -> 
     flagged.load(write_jsonl(tmp_path / "review.jsonl", [
         feedback(event_id="e0", name="verdict", value="bad", source="reviewer"),
         feedback(event_id="e3", name="verdict", value="ok", source="reviewer")]))
-    m = flagged.estimate_impact(flagged="flag", strata="none").meta
+    m = flagged.estimate_impact("flag", strata="none").meta
     assert m["reviewed_events"] == 2 and m["confirmed_in_review"] == 1
 
 
 def test_no_review_is_an_error_with_a_hint(flagged: Any) -> None:
     with pytest.raises(UsageError) as err:
-        flagged.estimate_impact(flagged="flag")
+        flagged.estimate_impact("flag")
     assert "review_sample" in err.value.hint
 
 

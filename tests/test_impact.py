@@ -47,9 +47,9 @@ def test_breakdown_by_cohort_and_attribute(hurt: Any) -> None:
 def test_label_window_and_where(hurt: Any) -> None:
     hurt.con.execute("INSERT INTO labels VALUES ('e5', 'pii_leak', 'rule', 1, 'email', 'r1'),"
                      " ('e20', 'pii_leak', 'rule', 1, 'email', 'r1')")
-    assert hurt.impact(label="pii_leak").meta["events"] == 2
+    assert hurt.impact("pii_leak").meta["events"] == 2
     assert hurt.impact("pii_leak").meta["events"] == 2          # a label given as the pattern
-    w = hurt.impact(where="status = 'error'",
+    w = hurt.impact("status = 'error'",
                     window=("2026-03-01T10:00:00", "2026-03-01T10:30:00"))
     assert w.meta["events"] == 6 and w.params["w_start"] == "2026-03-01T10:00:00"
     assert w.meta["window"] == ["2026-03-01T10:00:00", "2026-03-01T10:30:00"]

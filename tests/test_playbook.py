@@ -113,7 +113,7 @@ def test_mark_refuses_a_read_only_case(case: Any) -> None:
 # -- the episode and the detection gap ---------------------------------------------------
 
 def test_onset_end_and_touched_features(inc: Any) -> None:
-    gap = inc.detection_gap(label="pii_leak")
+    gap = inc.detection_gap("pii_leak")
     ep = gap.episode
     assert ep.meta["suspect"]["change_id"] == "CHG-9"
     assert abs(ep.onset - pi.ONSET) <= HOUR
@@ -125,13 +125,13 @@ def test_onset_end_and_touched_features(inc: Any) -> None:
 
 
 def test_onset_without_suspect_is_the_change_point(inc: Any) -> None:
-    gap = inc.detection_gap(label="pii_leak", suspect=False)
+    gap = inc.detection_gap("pii_leak", suspect=False)
     assert gap.meta["onset_source"] == "change point"
     assert abs(gap.meta["onset"] - pi.ONSET) <= 3 * HOUR
 
 
 def test_first_signals_follow_the_onset(inc: Any) -> None:
-    m = inc.detection_gap(label="pii_leak").meta
+    m = inc.detection_gap("pii_leak").meta
     onset = m["onset"]
     assert onset <= m["first_bad_output"] < onset + HOUR
     assert m["first_flag"] >= m["first_bad_output"] and 0 < m["flag_coverage"] < 0.5
@@ -142,7 +142,7 @@ def test_first_signals_follow_the_onset(inc: Any) -> None:
 
 
 def test_backtest_proposes_the_earliest_rule_without_false_alarms(inc: Any) -> None:
-    gap = inc.detection_gap(label="pii_leak")
+    gap = inc.detection_gap("pii_leak")
     best = gap.meta["best_rule"]
     assert best["false_alarms"] == 0 and best["caught"]
     assert pi.ONSET < best["fired_at"] <= pi.ONSET + 4 * HOUR
@@ -178,7 +178,7 @@ def test_false_alarms_are_counted_as_episodes() -> None:
 def test_saved_alert_query_reproduces_the_backtest(inc: Any, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "alerts"
-    gap = inc.detection_gap(label="pii_leak", save=folder)
+    gap = inc.detection_gap("pii_leak", save=folder)
     path = Path(gap.meta["alert_query_path"])
     assert path.parent == folder and path.read_text().startswith("-- title: Alert:")
     saved = queries.parse(path)                       # the saved-query format, checked
@@ -203,7 +203,7 @@ def test_saved_alert_query_reproduces_the_backtest(inc: Any, tmp_path: Path,
 
 def test_containment_matches_the_planted_truth(inc: Any, truth: dict[str, Any]) -> None:
     later = pi.ONSET + dt.timedelta(hours=12)
-    w = inc.containment(label="pii_leak", at=[later])
+    w = inc.containment("pii_leak", at=[later])
     assert w.meta["suspect"]["change_id"] == "CHG-9"
     assert w.meta["exposure_end"] == pi.ROLLBACK
     for row in (w.at("deployed"), w.at(f"at {later:%Y-%m-%d %H:%M}")):
@@ -221,7 +221,7 @@ def test_containment_matches_the_planted_truth(inc: Any, truth: dict[str, Any]) 
 
 
 def test_containment_by_stratum(inc: Any, truth: dict[str, Any]) -> None:
-    w = inc.containment(label="pii_leak", strata="tenant")
+    w = inc.containment("pii_leak", strata="tenant")
     assert w.meta["strata"] == "tenant"
     assert set(w.meta["old_rate_by_stratum"]) == {"acme", "globex"}
     events, users = pi.spared(truth, pi.ONSET)
@@ -231,28 +231,28 @@ def test_containment_by_stratum(inc: Any, truth: dict[str, Any]) -> None:
 
 
 def test_fallback_spares_every_pattern_event(inc: Any) -> None:
-    rollback = inc.containment(label="pii_leak").at("deployed")
-    fallback = inc.containment(label="pii_leak", mode="fallback").at("deployed")
+    rollback = inc.containment("pii_leak").at("deployed")
+    fallback = inc.containment("pii_leak", mode="fallback").at("deployed")
     assert fallback["events_spared"] >= rollback["events_spared"]
     assert fallback["expected_on_old"] == 0
 
 
 def test_recorded_containment_wins_and_a_change_can_be_named(inc: Any) -> None:
     inc.mark("contained", pi.ONSET + dt.timedelta(hours=20))
-    w = inc.containment(label="pii_leak", change="CHG-9")
+    w = inc.containment("pii_leak", change="CHG-9")
     assert w.meta["exposure_end"] == pi.ONSET + dt.timedelta(hours=20)
     assert w.meta["exposure_end_source"].startswith("recorded")
     assert w.meta["suspect"]["verdict"] == "given"
     with pytest.raises(UsageError):
-        inc.containment(label="pii_leak", change="CHG-404")
+        inc.containment("pii_leak", change="CHG-404")
     with pytest.raises(UsageError):
-        inc.containment(label="pii_leak", mode="undo")
+        inc.containment("pii_leak", mode="undo")
 
 
 # -- severity --------------------------------------------------------------------------------
 
 def test_severity_decides_by_the_first_matching_rule(inc: Any) -> None:
-    s = inc.severity(label="pii_leak")
+    s = inc.severity("pii_leak")
     ev = s.meta["evidence"]
     assert ev["category"] == "data leak" and ev["user_visible"] and not ev["ongoing"]
     assert ev["features"] == ["support_chat"] and ev["window_end"] == pi.ROLLBACK
@@ -269,10 +269,10 @@ def test_severity_decides_by_the_first_matching_rule(inc: Any) -> None:
 def test_severity_category_override_and_response_time(inc: Any) -> None:
     inc.mark("detected", pi.ONSET + dt.timedelta(hours=5))
     inc.mark("contained", pi.ONSET + dt.timedelta(hours=5, minutes=50))
-    leak = inc.severity(label="pii_leak")
+    leak = inc.severity("pii_leak")
     assert leak.meta["level"] == "critical" and leak.meta["responded_in_minutes"] == 50
     assert leak.meta["response_within_target"] is False          # 50 min > 15 min
-    s = inc.severity(label="pii_leak", category="degradation")
+    s = inc.severity("pii_leak", category="degradation")
     assert s.meta["level"] in ("high", "medium") and s.meta["evidence"]["category_source"] == \
         "given"
     assert s.meta["response_within_target"] is True
@@ -282,16 +282,16 @@ def test_severity_rules_from_toml_and_yaml(inc: Any, tmp_path: Path) -> None:
     toml = tmp_path / "rules.toml"
     toml.write_text('[[rule]]\nname = "any-leak"\nlevel = "high"\ncategory = ["data leak"]\n'
                     'why = "our policy"\n\n[[rule]]\nname = "rest"\nlevel = "low"\n')
-    s = inc.severity(label="pii_leak", rules=toml)
+    s = inc.severity("pii_leak", rules=toml)
     assert (s.meta["level"], s.meta["rule"]) == ("high", "any-leak")
     yaml = tmp_path / "rules.yaml"
     yaml.write_text("- {name: huge, level: critical, min_users: 100000}\n"
                     "- {name: rest, level: medium}\n")
-    assert inc.severity(label="pii_leak", rules=yaml).meta["rule"] == "rest"
+    assert inc.severity("pii_leak", rules=yaml).meta["rule"] == "rest"
     with pytest.raises(UsageError, match="unknown keys"):
-        inc.severity(label="pii_leak", rules=[{"level": "low", "min_userz": 3}])
+        inc.severity("pii_leak", rules=[{"level": "low", "min_userz": 3}])
     with pytest.raises(UsageError, match="category"):
-        inc.severity(label="pii_leak", rules=[{"level": "low", "category": ["oops"]}])
+        inc.severity("pii_leak", rules=[{"level": "low", "category": ["oops"]}])
 
 
 def test_categories_from_signal_names() -> None:
@@ -312,7 +312,7 @@ def test_incident_timeline_merges_and_computes_durations(inc: Any) -> None:
                     "'pii_leak') AND ts > $t ORDER BY ts LIMIT 3", t=pi.ONSET).df
     inc.con.executemany("INSERT INTO cluster_members VALUES (?, 'C1', 'r1')",
                         [[e] for e in first["event_id"]])
-    tl = inc.incident_timeline(label="pii_leak")
+    tl = inc.incident_timeline("pii_leak")
     kinds = tl.df["kind"].to_list()
     assert {"suspect", "onset", "signal", "alert", "cluster", "milestone"} <= set(kinds)
     assert tl.df["ts"].is_sorted()
@@ -366,7 +366,7 @@ def test_cli_verbs_print_one_json_document(inc: Any, tmp_path: Path) -> None:
 
 def test_playbook_gathers_the_post_mortem_figures(inc: Any) -> None:
     inc.mark("detected", pi.ONSET + dt.timedelta(hours=6))
-    pb = inc.playbook(label="pii_leak")
+    pb = inc.playbook("pii_leak")
     m = pb.meta
     assert m["severity"] == "critical" and m["severity_rule"] and m["severity_reason"]
     assert m["time_to_detect_hours"] == 6.0 and m["suspect"] == "CHG-9"
@@ -385,16 +385,16 @@ def test_playbook_gathers_the_post_mortem_figures(inc: Any) -> None:
 
 
 def test_a_pattern_that_never_rose(inc: Any, tmp_path: Path) -> None:
-    gap = inc.detection_gap(where="false")
+    gap = inc.detection_gap("false")
     assert gap.meta["onset"] is None and gap.meta["best_rule"] is None and gap.meta["warning"]
     with pytest.raises(UsageError):
         gap.save_query(tmp_path)
-    sev = inc.severity(where="false")
+    sev = inc.severity("false")
     assert sev.meta["level"] == "low" and sev.meta["warnings"]
-    assert inc.incident_timeline(where="false").meta["durations"]["exposure"]["hours"] is None
+    assert inc.incident_timeline("false").meta["durations"]["exposure"]["hours"] is None
     with pytest.raises(UsageError):
-        inc.containment(where="false")
-    assert "containment_unavailable" in inc.playbook(where="false").meta
+        inc.containment("false")
+    assert "containment_unavailable" in inc.playbook("false").meta
 
 
 def test_an_empty_case_says_so(case: Any) -> None:

@@ -226,7 +226,7 @@ def test_sampled_review_interval_covers_the_answer_key(tmp_path: Path) -> None:
                      "(SELECT unnest($ids) AS event_id) p LEFT JOIN truth t USING (event_id)",
                      {"ids": pick.df["event_id"].to_list()})
     result = case.postmortem(tmp_path / "pm", pattern="flagged", evals=False)
-    est = case.estimate_impact(flagged="flagged")
+    est = case.estimate_impact("flagged")
     case.close()
     m, truth = est.meta, key["affected"]
     assert m["events_low"] <= truth["events"] <= m["events_high"]

@@ -17,6 +17,7 @@ from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import column, metric
 from forensics.core.result import Result
+from forensics.core.selection import Pattern, select
 from forensics.core.stats import wilson_arrays
 
 _BUCKET = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|hour|hours|d|day|days|w|week)?\s*$", re.I)
@@ -207,7 +208,7 @@ def _draw_markers(ax: Any, markers: pl.DataFrame) -> None:
 
 
 def timeline(case: CaseHandle, metric_name: str = "bad_rate", *, by: str | None = None,
-             bucket: str = "1h", where: str | None = None, level: float = 0.95,
+             bucket: str = "1h", where: Pattern = None, level: float = 0.95,
              markers: bool = True) -> TimelineResult:
     """A metric over time: rates (bad_rate, error_rate, refusal_rate, flag_rate,
     negative_feedback, label:NAME, cluster:ID) with count, denominator and Wilson interval;
@@ -219,6 +220,7 @@ def timeline(case: CaseHandle, metric_name: str = "bad_rate", *, by: str | None 
     """
     m = metric(metric_name)
     params: dict[str, Any] = {"bucket": interval(bucket), **m.params}
+    where = select(case, where).inline() if where is not None else None
     group = f"coalesce(CAST({column(by)} AS VARCHAR), '(none)') AS \"group\", " if by else ""
     count = (f"count(*) FILTER (WHERE coalesce({m.sql}, false)) AS count, "
              if m.kind == "rate" else "")

@@ -19,6 +19,7 @@ from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import DEFAULT_COMPARE, SEGMENTS, column, metric
 from forensics.core.result import Result
+from forensics.core.selection import Pattern, select
 
 ALPHA = 0.05
 
@@ -95,7 +96,7 @@ def _cohorts(by: str | None, a: Any, b: Any, at: Any, window: str | None
 
 
 def compare(case: CaseHandle, a: Any = None, b: Any = None, *, by: str | None = None,
-            at: Any = None, window: str | None = None, where: str | None = None,
+            at: Any = None, window: str | None = None, where: Pattern = None,
             metrics: list[str] | tuple[str, ...] | None = None,
             segments: list[str] | tuple[str, ...] | None = SEGMENTS,
             segment_metrics: list[str] | tuple[str, ...] = ("bad_rate",),
@@ -136,6 +137,9 @@ def compare(case: CaseHandle, a: Any = None, b: Any = None, *, by: str | None = 
     cols = ([f"coalesce({m.sql}, false) AS r{i}" for i, m in enumerate(rates)]
             + [f"coalesce({m.sql}, false) AS g{i}" for i, m in enumerate(seg_ms)]
             + [f"CAST({m.sql} AS DOUBLE) AS v{i}" for i, m in enumerate(values)] + seg_exprs)
+    if where is not None:
+        restrict = select(case, where)
+        where = restrict.inline()
     filt = f"(({cond_a}) OR ({cond_b})){f' AND ({where})' if where else ''}"
     cohort = f"CASE WHEN {cond_a} THEN 'a' ELSE 'b' END"
     if concurrent:

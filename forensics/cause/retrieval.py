@@ -18,7 +18,7 @@ from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
-from forensics.core.selection import pattern_condition
+from forensics.core.selection import Pattern, pattern_condition
 
 
 class RetrievalDiffResult(Result):
@@ -47,7 +47,7 @@ class RetrievalDiffResult(Result):
 
 def retrieval_diff(case: CaseHandle, before: str | None = None, after: str | None = None, *,
                    at: Any = None, feature: str | None = None, k: int = 5, p: float = 0.9,
-                   pattern: str | None = None, level: float = 0.95) -> RetrievalDiffResult:
+                   pattern: Pattern = None, level: float = 0.95) -> RetrievalDiffResult:
     """Retrieval before vs after an index change, on the same queries (same normalised
     ``input_text``: lower case, collapsed white space).
 

@@ -31,7 +31,7 @@ from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import SEGMENTS, column
 from forensics.core.result import Result
-from forensics.core.selection import pattern_condition
+from forensics.core.selection import Pattern, pattern_condition
 
 BEFORE_AFTER_WEIGHT = 0.6
 VERSION_COLS = ("model", "response_model", "prompt_version", "retrieval_version", "release")
@@ -96,8 +96,7 @@ GROUP BY ALL)
 GROUP BY ALL"""
 
 
-def suspects(case: CaseHandle, pattern: str | None = None, *, label: str | None = None,
-             cluster: str | None = None, where: str | None = None, bucket: str = "1h",
+def suspects(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1h",
              window: str = "48h", lookback: str = "72h", lookahead: str = "12h",
              method: str = "binseg", segments: list[str] | tuple[str, ...] = SEGMENTS,
              level: float = 0.95, min_n: int = stats.SMALL_N) -> SuspectsResult:
@@ -125,8 +124,7 @@ def suspects(case: CaseHandle, pattern: str | None = None, *, label: str | None 
 
     >>> case.suspects(label="over_refusal").df.head(3)   # doctest: +SKIP
     """
-    cond, params, desc = pattern_condition(case, pattern, label=label, cluster=cluster,
-                                           where=where)
+    cond, params, desc = pattern_condition(case, pattern)
     params = {**params, "bucket": interval(bucket)}
     sql = cube_sql(cond)
     cube = frame(case.con, sql, params)

@@ -1,7 +1,10 @@
 """The command line: a thin shell over the Python API, one public function per verb.
 
-Every verb takes ``--json`` and then prints exactly one JSON document on stdout; errors
-are ``{"ok": false, "error": ..., "hint": ...}`` with exit code 1 (2 for usage errors).
+Every verb takes ``--json`` and then prints exactly one JSON document on stdout: on
+success ``{"ok": true, "verb": ..., "version": ..., ...}``, on any error
+``{"ok": false, "verb": ..., "error": ..., "hint": ..., "type": ..., "exit": ...}`` with a
+non-zero exit: 1 for errors the library reports (bad input, a DuckDB error, a file that
+cannot be read, a bug), 2 for a command line that does not parse, 130 when interrupted.
 
     forensics load incident.duckdb audit.jsonl changes.csv --json
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -18,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+import duckdb
 from rich.console import Console
 
 from forensics import __version__
-from forensics.core.errors import ForensicsError
+from forensics.core.errors import ForensicsError, UsageError
 from forensics.core.result import Result, _jsonable
 from forensics.drills.generator import SCENARIOS
 
@@ -30,46 +35,129 @@ out_console = Console()
 
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every verb shares (``--json``), and the one place errors become
-    friendly messages (sqlite-utils style)."""
+    """The options every verb shares (``--json``), and the one place where results become
+    the success document and every exception the error shape (sqlite-utils style)."""
 
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
     @functools.wraps(fn)
     def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> None:
+        verb = click.get_current_context().info_name or fn.__name__
         try:
             payload = fn(*args, **kwargs)
-        except ForensicsError as exc:
-            _fail(exc.to_dict(), as_json)
-        except KeyboardInterrupt:
-            _fail({"ok": False, "error": "interrupted", "hint": "nothing partial was kept"},
-                  as_json)
-        _emit(payload, as_json)
+        except BaseException as exc:
+            if isinstance(exc, SystemExit | click.exceptions.Exit):
+                raise
+            _fail(*error_document(exc, verb), as_json, exc)
+        _emit(payload, as_json, verb)
 
     return wrapper
 
 
-def _fail(error: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(error))
+def error_document(exc: BaseException,
+                   verb: str | None = None) -> tuple[dict[str, Any], int]:
+    """The one error shape, ``{"ok": false, "error", "hint", "type"}``, and the exit code.
+
+    >>> error_document(ValueError("bad"), "impact")
+    ({'ok': False, 'error': 'ValueError: bad', 'hint': 'this is a bug in forensics; \
+FORENSICS_DEBUG=1 shows the traceback', 'type': 'internal'}, 1)
+    """
+    if isinstance(exc, ForensicsError):
+        doc, code = exc.to_dict(), 1
+    elif isinstance(exc, click.UsageError):
+        doc = {"error": exc.format_message(), "type": "usage",
+               "hint": f"see `forensics {verb or ''} --help`".replace("  ", " ")}
+        code = 2
+    elif isinstance(exc, KeyboardInterrupt):
+        doc, code = {"error": "interrupted", "type": "interrupted",
+                     "hint": "nothing partial was kept; run the command again"}, 130
+    elif isinstance(exc, duckdb.Error):
+        doc, code = {"error": f"DuckDB: {str(exc).strip()}", "type": type(exc).__name__,
+                     "hint": "the case file or the SQL was refused by DuckDB; `forensics "
+                             "summary CASE` shows what the case holds"}, 1
+    elif isinstance(exc, OSError):
+        doc, code = {"error": f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                     "type": type(exc).__name__,
+                     "hint": "check the path and its permissions"}, 1
     else:
-        err_console.print(f"[bold red]Error:[/] {error['error']}", highlight=False)
+        doc, code = {"error": f"{type(exc).__name__}: {exc}", "type": "internal",
+                     "hint": "this is a bug in forensics; FORENSICS_DEBUG=1 shows the "
+                             "traceback"}, 1
+    return {"ok": False, "error": doc["error"], "hint": doc.get("hint") or "",
+            "type": doc["type"]}, code
+
+
+def _fail(error: dict[str, Any], code: int, as_json: bool,
+          exc: BaseException | None = None) -> None:
+    if exc is not None and os.environ.get("FORENSICS_DEBUG") and error["type"] == "internal":
+        raise exc
+    if as_json:
+        click.echo(json.dumps(_jsonable(error)))
+    else:
+        err_console.print(f"[bold red]Error:[/] {error['error']}", highlight=False,
+                          markup=True)
         if error.get("hint"):
             err_console.print(f"[dim]Hint: {error['hint']}[/]", highlight=False)
-    sys.exit(1)
+    sys.exit(code)
 
 
-def _emit(payload: Any, as_json: bool) -> None:
-    """``payload`` is (json dict, human renderer) or a Result."""
+def _emit(payload: Any, as_json: bool, verb: str) -> None:
+    """``payload`` is (json dict, human renderer) or a Result. The success document is
+    ``{"ok": true, "verb": ..., "version": ..., **payload}``: every verb's payload keys at
+    the top, a Result's ``title``, ``sql``, ``params``, ``meta``, ``columns``, ``rows``."""
     if isinstance(payload, Result):
-        data, human = {"ok": True, **payload.to_dict()}, payload.to_markdown
+        data, human = payload.to_dict(), payload.to_markdown
     else:
         data, human = payload
-        data = {"ok": True, **data}
     if as_json:
-        click.echo(json.dumps(_jsonable(data)))
+        click.echo(json.dumps(_jsonable(success_document(data, verb))))
     else:
         text = human() if callable(human) else str(human)
         out_console.print(text, highlight=False, markup=False)
+
+
+def success_document(data: dict[str, Any], verb: str) -> dict[str, Any]:
+    """The one success envelope around a verb's payload.
+
+    >>> success_document({"rows": []}, "summary")["ok"]
+    True
+    """
+    return {"ok": True, "verb": verb, "version": __version__,
+            **{k: v for k, v in data.items() if k not in ("ok", "verb", "version")}}
+
+
+def _required(value: str | None, verb: str) -> str:
+    if not value:
+        raise UsageError(f"{verb} needs the events to work on: --pattern",
+                         hint="e.g. --pattern pii_leak (a label), or --pattern "
+                              "\"sql:feature = 'doc_qa'\"")
+    return value
+
+
+class ForensicsGroup(click.Group):
+    """Usage errors (a bad option, a missing argument) in the error shape under --json."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            return super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
+                                standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            if "--json" not in argv:
+                if not standalone_mode:
+                    raise
+                exc.show()
+                sys.exit(exc.exit_code)
+            verb = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else None
+            click.echo(json.dumps(error_document(exc, verb)[0]))
+            sys.exit(2)
+        except click.exceptions.Abort:
+            _fail(*error_document(KeyboardInterrupt(), None), "--json" in argv)
+        except click.exceptions.Exit as exc:
+            if not standalone_mode:
+                raise
+            sys.exit(exc.exit_code)
 
 
 @contextmanager
@@ -97,13 +185,51 @@ def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[...,
         progress.stop()
 
 
+PATTERN_HELP = ("Which events: a label, cluster id, failure family, or an SQL condition over "
+                "event_facts (label:X, cluster:X, family:X, sql:X to be explicit)")
+
+
+def pattern_option(default: str | None = None, help: str = PATTERN_HELP,
+                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--pattern``: the one spelling, on every verb, of which events a step is about
+    (resolved by :func:`forensics.core.selection.select`). The older spellings
+    ``--label``, ``--cluster``, ``--flagged`` (and ``--where`` where it meant the pattern)
+    are kept as hidden aliases that say which kind they name."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option("--pattern", "pattern", default=default, show_default=default is not None,
+                      help=help)
+        @click.option("--label", "alias_label", default=None, hidden=True)
+        @click.option("--cluster", "alias_cluster", default=None, hidden=True)
+        @click.option("--flagged", "alias_flagged", default=None, hidden=True)
+        @click.option("--where", "alias_where", default=None, hidden=True)
+        @functools.wraps(fn)
+        def wrapper(*args: Any, pattern: str | None, alias_label: str | None,
+                    alias_cluster: str | None, alias_flagged: str | None,
+                    alias_where: str | None, **kwargs: Any) -> Any:
+            given = [v for v in (f"label:{alias_label}" if alias_label else None,
+                                 f"cluster:{alias_cluster}" if alias_cluster else None,
+                                 alias_flagged, alias_where) if v]
+            if given:
+                if len(given) > 1 or (pattern is not None and pattern != default):
+                    raise UsageError("name the events once, with --pattern",
+                                     hint="e.g. --pattern pii_leak, or --pattern "
+                                          "\"sql:feature = 'doc_qa' AND is_error\"")
+                pattern = given[0]
+            return fn(*args, pattern=pattern, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def _open_case(path: str, read_only: bool = False) -> Any:
     from forensics.case import open as open_case
 
     return open_case(path, read_only=read_only)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ForensicsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="forensics")
 def cli() -> None:
     """forensics: investigate incidents in AI features from audit logs and traces.
@@ -169,7 +295,6 @@ def summary(case: str) -> Any:
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
           row_cap: int | None, time_limit: float | None) -> Any:
     """Run the saved query NAME on CASE (opened read-only), or --list them."""
-    from forensics.core.errors import UsageError
     from forensics.queries.runner import catalogue, run
 
     if list_:
@@ -214,10 +339,7 @@ def _render(result: Result, fmt: str) -> str:
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@click.option("--where", "--pattern", "where", default=None,
-              help="The pattern: a label, cluster id, change id or SQL over event_facts.")
-@click.option("--label", default=None, help="A detector or reviewer label, e.g. pii_leak.")
-@click.option("--cluster", default=None, help="A cluster id.")
+@pattern_option(help=PATTERN_HELP + "; or a change id (default: any bad signal)")
 @click.option("--change", default=None,
               help="A change id: only events its new version served in its exposure window.")
 @click.option("--start", default=None, help="Exposure window start (ISO time).")
@@ -227,16 +349,16 @@ def _render(result: Result, fmt: str) -> str:
 @click.option("--suppress-below", type=int, default=0, show_default=True,
               help="Show cells with fewer users as <k.")
 @output_options
-def impact(case: str, where: str | None, label: str | None, cluster: str | None,
-           change: str | None, start: str | None, end: str | None, by: tuple[str, ...],
-           approx: bool, suppress_below: int) -> Any:
+def impact(case: str, pattern: str | None, change: str | None,
+           start: str | None, end: str | None, by: tuple[str, ...], approx: bool,
+           suppress_below: int) -> Any:
     """Affected users, sessions and events in CASE for a pattern (default: any bad signal)."""
     from forensics.impact.exact import impact as impact_fn
 
     window = (start, end) if start or end else None
     c = _open_case(case, read_only=True)
     try:
-        result = impact_fn(c, where, label=label, cluster=cluster, change=change,
+        result = impact_fn(c, pattern, change=change,
                            window=window, by=list(by), approx=approx,
                            suppress_below=suppress_below)
     finally:
@@ -254,7 +376,6 @@ def impact(case: str, where: str | None, label: str | None, cluster: str | None,
 def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
                settings: tuple[str, ...]) -> dict[str, Any]:
     """``--rule`` / ``--skip`` / ``--set rule.option=json`` as the ``rules=`` argument."""
-    from forensics.core.errors import UsageError
     from forensics.detect.rules import RULES
 
     spec: dict[str, Any] = {name: (not only or name in only) and name not in skip
@@ -279,8 +400,7 @@ def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@click.option("--flagged", required=True,
-              help="The flagged events: a label, cluster id or SQL over event_facts.")
+@pattern_option(help="The flagged events (the population): " + PATTERN_HELP)
 @click.option("--confirmed", default="confirmed", show_default=True,
               help="The reviewer label that means really bad.")
 @click.option("--rejected", default=None, help="The reviewer label that means not bad "
@@ -290,13 +410,13 @@ def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
 @click.option("--level", default=0.95, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
 @output_options
-def estimate(case: str, flagged: str, confirmed: str, rejected: str | None, strata: str,
+def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | None, strata: str,
              level: float, seed: int) -> Any:
     """Truly affected events and users of CASE estimated from a sampled review."""
     from forensics.impact.estimate import estimate as estimate_fn
 
     return _with_case(case, lambda c: estimate_fn(
-        c, flagged=flagged, confirmed=confirmed, rejected=rejected, strata=strata,
+        c, _required(pattern, "estimate"), confirmed=confirmed, rejected=rejected, strata=strata,
         level=level, seed=seed))
 
 
@@ -343,21 +463,21 @@ def findings(case: str, check_id: str | None) -> Any:
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@click.option("--where", default="bad", show_default=True,
-              help="Which events: bad, all, or an SQL condition over event_facts.")
+@pattern_option(default="bad", help="Which events: bad (any bad signal), all, a label, "
+                "cluster id, failure family, or an SQL condition over event_facts")
 @click.option("-k", "k", type=int, default=None, help="Number of clusters (default: chosen).")
 @click.option("--method", type=click.Choice(["families", "kmeans"]), default="families",
               show_default=True, help="Group by detector family first, or one k-means.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @output_options
-def cluster(case: str, where: str, k: int | None, method: str, seed: int) -> Any:
+def cluster(case: str, pattern: str, k: int | None, method: str, seed: int) -> Any:
     """Group the bad outputs of CASE into failure patterns and write clusters."""
     from forensics.detect.cluster import cluster as cluster_fn
 
     c = _open_case(case)
     try:
         with progress_bar("clustering"):
-            result = cluster_fn(c, where=where, k=k, seed=seed, method=method)
+            result = cluster_fn(c, pattern, k=k, seed=seed, method=method)
     finally:
         c.close()
     keep = ("cluster_id", "title", "size", "share", "category", "top_labels", "first_seen",
@@ -389,8 +509,7 @@ def import_labels(case: str, file: str, event_id: str, label: str, source: str) 
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False),
               help="Directory for the post-mortem, charts, drafts and eval pack.")
-@click.option("--pattern", default=None,
-              help="The pattern: a label, cluster id or SQL (default: chosen from labels).")
+@pattern_option(help=PATTERN_HELP + " (default: chosen from the labels)")
 @click.option("--change", default=None, help="The root-cause change (default: top suspect).")
 @click.option("--no-redact", is_flag=True,
               help="Keep raw user ids and unredacted quotes (for internal use only).")
@@ -423,7 +542,7 @@ def report(case: str, outdir: str, pattern: str | None, change: str | None, no_r
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "promptfoo", "inspect", "all"]),
               default="all", show_default=True)
-@click.option("--pattern", default=None, help="A label, cluster id or SQL (default: chosen).")
+@pattern_option(help=PATTERN_HELP + " (default: chosen from the labels)")
 @click.option("--change", default=None, help="The root-cause change (default: top suspect).")
 @click.option("--per-cluster", default=5, show_default=True, type=int)
 @click.option("--no-redact", is_flag=True, help="Keep quoted text unredacted.")
@@ -522,21 +641,17 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@click.option("--pattern", default=None, help="A label, cluster id or SQL condition.")
-@click.option("--label", default=None)
-@click.option("--cluster", default=None)
-@click.option("--where", default=None, help="SQL condition over event_facts.")
+@pattern_option(help=PATTERN_HELP + " (default: any bad signal)")
 @click.option("--bucket", default="1h", show_default=True)
 @click.option("--window", default="48h", show_default=True,
               help="Traffic either side of each change used as evidence.")
 @output_options
-def suspects(case: str, pattern: str | None, label: str | None, cluster: str | None,
-             where: str | None, bucket: str, window: str) -> Any:
+def suspects(case: str, pattern: str | None, bucket: str, window: str) -> Any:
     """Ranked candidate root causes in CASE for a pattern (default: any bad signal)."""
     from forensics.cause.suspects import suspects as suspects_fn
 
-    result = _with_case(case, lambda c: suspects_fn(c, pattern, label=label, cluster=cluster,
-                                                    where=where, bucket=bucket, window=window))
+    result = _with_case(case, lambda c: suspects_fn(c, pattern, bucket=bucket,
+                                                    window=window))
     keep = ["rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
             "ts", "source", "score", "effect", "ci_low", "ci_high", "q_value", "method",
             "confounded_with", "verdict", "explanation"]
@@ -563,18 +678,6 @@ def retrieval_diff(case: str, before: str | None, after: str | None, at: str | N
 
 
 # -- playbook analytics (issue 8) ----------------------------------------------------------
-
-def pattern_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that name a bad pattern, shared by the playbook verbs."""
-    for option in reversed([
-            click.option("--pattern", default=None, help="A label, cluster id or SQL condition."),
-            click.option("--label", default=None, help="A detector or reviewer label."),
-            click.option("--cluster", default=None, help="A cluster id."),
-            click.option("--where", default=None, help="SQL condition over event_facts."),
-            click.option("--bucket", default="1h", show_default=True)]):
-        fn = option(fn)
-    return fn
-
 
 def _save_plot(result: Result, plot_path: str | None) -> None:
     if plot_path:
@@ -610,25 +713,27 @@ def milestones(case: str) -> Any:
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@pattern_options
+@pattern_option(help=PATTERN_HELP + " (default: any bad signal)")
+@click.option("--bucket", default="1h", show_default=True)
 @click.option("--category", default=None,
               help="The seed category, when the signals do not say it (e.g. 'data leak').")
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A TOML or YAML severity rule table.")
 @output_options
-def severity(case: str, pattern: str | None, label: str | None, cluster: str | None,
-             where: str | None, bucket: str, category: str | None, rules: str | None) -> Any:
+def severity(case: str, pattern: str | None, bucket: str, category: str | None,
+             rules: str | None) -> Any:
     """Severity of the incident in CASE on the playbook matrix, with the deciding rule."""
     from forensics.playbook.severity import severity as severity_fn
 
     return _with_case(case, lambda c: severity_fn(
-        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket,
+        c, pattern, bucket=bucket,
         category=category, rules=rules))
 
 
 @cli.command("detection-gap")
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@pattern_options
+@pattern_option(help=PATTERN_HELP + " (default: any bad signal)")
+@click.option("--bucket", default="1h", show_default=True)
 @click.option("--onset", default=None, help="Use this onset (ISO time) instead.")
 @click.option("--change", default=None, help="Hold this change id responsible.")
 @click.option("--max-false-alarms", default=0, show_default=True, type=int)
@@ -636,15 +741,15 @@ def severity(case: str, pattern: str | None, label: str | None, cluster: str | N
               help="Write the proposed alert as a saved query (folder or .sql file).")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
 @output_options
-def detection_gap(case: str, pattern: str | None, label: str | None, cluster: str | None,
-                  where: str | None, bucket: str, onset: str | None, change: str | None,
+def detection_gap(case: str, pattern: str | None, bucket: str, onset: str | None,
+                  change: str | None,
                   max_false_alarms: int, save: str | None, plot_path: str | None) -> Any:
     """When the pattern in CASE started, its first signals, and the alert that would have
     caught it soonest (backtested, with its false alarms)."""
     from forensics.playbook.detection_gap import detection_gap as gap_fn
 
     result = _with_case(case, lambda c: gap_fn(
-        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, onset=onset,
+        c, pattern, bucket=bucket, onset=onset,
         suspect=change or True, max_false_alarms=max_false_alarms, save=save))
     _save_plot(result, plot_path)
     return result
@@ -652,20 +757,21 @@ def detection_gap(case: str, pattern: str | None, label: str | None, cluster: st
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@pattern_options
+@pattern_option(help=PATTERN_HELP + " (default: any bad signal)")
+@click.option("--bucket", default="1h", show_default=True)
 @click.option("--change", default=None, help="The change to roll back (default: top suspect).")
 @click.option("--at", "at", multiple=True, help="Also evaluate at this time; repeatable.")
 @click.option("--fallback", is_flag=True, help="Switch the feature to a fallback instead.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
 @output_options
-def containment(case: str, pattern: str | None, label: str | None, cluster: str | None,
-                where: str | None, bucket: str, change: str | None, at: tuple[str, ...],
+def containment(case: str, pattern: str | None, bucket: str, change: str | None,
+                at: tuple[str, ...],
                 fallback: bool, plot_path: str | None) -> Any:
     """What rolling back the suspect change of CASE at time T would have spared."""
     from forensics.playbook.containment import containment as containment_fn
 
     result = _with_case(case, lambda c: containment_fn(
-        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, change=change,
+        c, pattern, bucket=bucket, change=change,
         at=list(at), mode="fallback" if fallback else "rollback"))
     _save_plot(result, plot_path)
     return result
@@ -673,34 +779,34 @@ def containment(case: str, pattern: str | None, label: str | None, cluster: str 
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@pattern_options
+@pattern_option(help=PATTERN_HELP + " (default: any bad signal)")
+@click.option("--bucket", default="1h", show_default=True)
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False))
 @output_options
-def incident(case: str, pattern: str | None, label: str | None, cluster: str | None,
-             where: str | None, bucket: str, plot_path: str | None) -> Any:
+def incident(case: str, pattern: str | None, bucket: str, plot_path: str | None) -> Any:
     """The incident timeline of CASE, with the times to detect, contain and resolve."""
     from forensics.playbook.timeline import incident_timeline
 
     result = _with_case(case, lambda c: incident_timeline(
-        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket))
+        c, pattern, bucket=bucket))
     _save_plot(result, plot_path)
     return result
 
 
 @cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@pattern_options
+@pattern_option(help=PATTERN_HELP + " (default: any bad signal)")
+@click.option("--bucket", default="1h", show_default=True)
 @click.option("--rules", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A TOML or YAML severity rule table.")
 @output_options
-def playbook(case: str, pattern: str | None, label: str | None, cluster: str | None,
-             where: str | None, bucket: str, rules: str | None) -> Any:
+def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> Any:
     """The playbook's answers for CASE: severity, time to detect, the alert that would have
     caught it, and what a faster rollback would have spared."""
     from forensics.playbook.answers import playbook as playbook_fn
 
     return _with_case(case, lambda c: playbook_fn(
-        c, pattern, label=label, cluster=cluster, where=where, bucket=bucket, rules=rules))
+        c, pattern, bucket=bucket, rules=rules))
 
 
 @cli.command()

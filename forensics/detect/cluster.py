@@ -44,6 +44,7 @@ from forensics.core.handle import CaseHandle, require_writable
 from forensics.core.redact import redact_text
 from forensics.core.result import Result, _cell, _jsonable
 from forensics.core.runs import new_run, quiet
+from forensics.core.selection import Pattern, Selection, select
 
 # Severity order: an event with labels of several categories counts for the first.
 SEVERITY = ("data_leak", "unauthorized_action", "harmful_output", "misinformation",
@@ -163,16 +164,6 @@ class ClusterResult(Result):
 
 # ---------------------------------------------------------------------------------------
 # selecting the events
-
-def condition(where: str | None) -> str:
-    """SQL condition over ``event_facts`` for ``where``: ``bad`` (default), ``all``, or
-    any SQL condition."""
-    if where is None or where.strip().lower() == "bad":
-        return "is_bad"
-    if where.strip().lower() in ("all", "true", "*"):
-        return "true"
-    return f"({where})"
-
 
 def _docs(case: CaseHandle, cond: str, s: Settings) -> int:
     """Materialise the selected events as temp table ``_cl_docs`` (doc = row number in
@@ -619,11 +610,12 @@ def _next_ids(case: CaseHandle, n: int) -> list[str]:
 # ---------------------------------------------------------------------------------------
 # the public function
 
-def cluster(case: CaseHandle, where: str = "bad", *, k: int | None = None, seed: int = 0,
+def cluster(case: CaseHandle, pattern: Pattern = "bad", *, k: int | None = None, seed: int = 0,
             k_max: int = 24, weights: dict[str, float] | None = None,
             embed: Callable[[list[str]], np.ndarray] | None = None,
             **options: Any) -> ClusterResult:
-    """Group the events matching ``where`` (default: bad events) into failure patterns,
+    """Group the events of ``pattern`` (default: bad events; any value
+    :func:`forensics.core.selection.select` takes) into failure patterns,
     write ``clusters`` / ``cluster_members`` and describe each pattern.
 
     ``k``: number of clusters (default: chosen by silhouette in 2..``k_max``). ``weights``:
@@ -631,7 +623,7 @@ def cluster(case: CaseHandle, where: str = "bad", *, k: int | None = None, seed:
     optional function from texts to vectors (e.g. a model shipped inside a wheel) used
     instead of the TF-IDF/SVD text block. Other options: see :class:`Settings`.
 
-    >>> cluster(case, where="feature = 'support_chat'", seed=3)        # doctest: +SKIP
+    >>> cluster(case, "feature = 'support_chat'", seed=3)        # doctest: +SKIP
     """
     require_writable(case, "cluster")
     unknown = set(options) - set(Settings.__dataclass_fields__)
@@ -644,21 +636,22 @@ def cluster(case: CaseHandle, where: str = "bad", *, k: int | None = None, seed:
         raise UsageError(f"unknown clustering method {s.method!r}",
                          hint="method='families' (default) or 'kmeans'")
     with quiet(case):
-        return _cluster(case, where, s, embed)
+        return _cluster(case, select(case, pattern), s, embed)
 
 
-def _cluster(case: CaseHandle, where: str, s: Settings,
+def _cluster(case: CaseHandle, sel: Selection, s: Settings,
              embed: Callable[[list[str]], np.ndarray] | None) -> ClusterResult:
     k, seed = s.k, s.seed
-    cond = condition(where)
+    cond, where = sel.inline(), sel.description
     n = _docs(case, cond, s)
     if n == 0:
         raise UsageError(f"no events match {where!r}",
-                         hint="run case.detect() first, or pass where='all' / a condition")
+                         hint="run `forensics detect` first, or pass the pattern 'all' or "
+                              "another condition")
     if n > s.max_events:
         raise UsageError(f"{n:,} events match {where!r}; clustering holds them in memory "
                          f"(limit max_events={s.max_events:,})",
-                         hint="narrow where= (a feature, a time window, a label), or raise "
+                         hint="narrow the pattern (a feature, a time window, a label), or raise "
                               "max_events on a machine with the memory for it")
     from threadpoolctl import threadpool_limits
 

@@ -2,7 +2,7 @@
 
 >>> pick = case.review_sample("pii_leak", n=200)          # doctest: +SKIP
 >>> # reviewers judge the picked events: labels(source='reviewer', label='confirmed' / other)
->>> est = case.estimate_impact(flagged="pii_leak")        # doctest: +SKIP
+>>> est = case.estimate_impact("pii_leak")        # doctest: +SKIP
 >>> est.meta["users_estimate"], est.meta["users_low"], est.meta["users_high"]  # doctest: +SKIP
 
 The population is the flagged events (a label, cluster or SQL condition). A flagged
@@ -51,6 +51,7 @@ from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import column
 from forensics.core.result import Result
+from forensics.core.selection import Pattern, select
 
 CELL_PRIOR = 2.0     # events' worth of prior on a (stratum, time) cell's rate
 LIFT_PRIOR_SD = 1.5  # prior sd of the within-user log odds ratio, see Population.user_lift
@@ -127,16 +128,10 @@ WHERE {flagged}
 ORDER BY f.event_id"""
 
 
-def _pattern(case: CaseHandle, flagged: str) -> tuple[str, dict[str, Any], str]:
-    from forensics.core.selection import pattern_condition
-
-    return pattern_condition(case, flagged)
-
-
 # ---------------------------------------------------------------------------------------
 # choosing what to review
 
-def review_sample(case: CaseHandle, flagged: str, n: int, *, strata: str = "cluster",
+def review_sample(case: CaseHandle, pattern: Pattern, n: int, *, strata: str = "cluster",
                   seed: int = 0, min_per_stratum: int = 2) -> Result:
     """Pick ``n`` flagged events for review: stratified, proportional allocation (at least
     ``min_per_stratum`` per stratum when it has them), random within a stratum by a
@@ -144,7 +139,8 @@ def review_sample(case: CaseHandle, flagged: str, n: int, *, strata: str = "clus
 
     >>> case.review_sample("over_refusal", n=200).df["event_id"]   # doctest: +SKIP
     """
-    cond, params, desc = _pattern(case, flagged)
+    sel = select(case, pattern)
+    cond, params, desc = sel.condition, dict(sel.params), sel.description
     sizes = frame(case.con, f"SELECT stratum, count(*) AS n FROM ({population_sql(cond, strata)}) "
                   "GROUP BY ALL ORDER BY stratum", {**params, **_verdict_params()})
     take = allocate(sizes["n"].to_numpy(), n, min_per_stratum)
@@ -213,24 +209,26 @@ def _verdict_params(confirmed: str = "confirmed", rejected: str | None = None) -
     return {"confirmed": confirmed, "rejected": rejected, "reviewers": list(REVIEWER_SOURCES)}
 
 
-def estimate(case: CaseHandle, *, flagged: str, confirmed: str = "confirmed",
+def estimate(case: CaseHandle, pattern: Pattern, *, confirmed: str = "confirmed",
              rejected: str | None = None, strata: str = "cluster", level: float = 0.95,
              reps: int = 2000, seed: int = 0) -> EstimateResult:
     """Estimate the truly affected events and users when reviewers judged a sample.
 
-    ``flagged``: a label, cluster id or SQL condition over ``event_facts`` (the
-    population). ``strata``: ``cluster`` (latest clustering run), a column of
+    ``pattern``: the flagged events (the population): a label, cluster id, failure
+    family or SQL condition over ``event_facts`` (:func:`forensics.core.selection.select`).
+    ``strata``: ``cluster`` (latest clustering run), a column of
     ``event_facts`` / an attributes key, or ``none``. See the module docstring for the
     method; ``meta['method']`` states it for the report.
 
-    >>> case.estimate_impact(flagged="over_refusal", strata="none").meta  # doctest: +SKIP
+    >>> case.estimate_impact("over_refusal", strata="none").meta  # doctest: +SKIP
     """
-    cond, params, desc = _pattern(case, flagged)
+    sel = select(case, pattern)
+    cond, params, desc = sel.condition, dict(sel.params), sel.description
     params = {**params, **_verdict_params(confirmed, rejected)}
     sql = population_sql(cond, strata)
     table = frame(case.con, sql, params)
     if table.height == 0:
-        raise UsageError("no flagged events match", hint="check the `flagged` condition")
+        raise UsageError("no flagged events match", hint="check the pattern")
     if not table["reviewed"].any():
         raise UsageError("none of the flagged events has a reviewer verdict",
                          hint="add labels with source='reviewer' (label 'confirmed' or "

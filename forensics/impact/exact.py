@@ -24,6 +24,7 @@ from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import column
 from forensics.core.result import Result
+from forensics.core.selection import Pattern, select
 
 COHORTS = ("feature", "plan", "locale", "region", "client_version", "tenant")
 VERSION_COLUMNS = ("model", "response_model", "prompt_version", "retrieval_version", "release")
@@ -120,28 +121,28 @@ def _window_conds(window: tuple[Any, Any] | None) -> tuple[list[str], dict[str, 
     return conds, params
 
 
+def _is_change(case: CaseHandle, value: str) -> bool:
+    """A declared change id, or an inferred one (``inferred:...``)."""
+    return value.startswith("inferred:") or bool(
+        scalar(case.con, "SELECT count(*) FROM changes WHERE change_id = ?", [value]))
+
+
 def _ts_text(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
     return str(value)
 
 
-def scope(case: CaseHandle, where: str | None = None, *, label: str | None = None,
-          cluster: str | None = None, change: str | None = None,
+def scope(case: CaseHandle, pattern: Pattern = None, *, change: str | None = None,
           window: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """The SQL condition (over ``event_facts``) and parameters of an impact question:
-    the pattern (``where``: a label, cluster id, change id or SQL condition; or
-    ``label`` / ``cluster``; default any bad signal), restricted to the events a
-    ``change`` served in its exposure window, and to ``window`` = (start, end)."""
-    from forensics.core.selection import pattern_condition
-
-    if where is not None and change is None and label is None and cluster is None \
-            and scalar(case.con, "SELECT count(*) FROM changes WHERE change_id = ?", [where]):
-        change, where = where, None
-    if change is None and where is not None and where.startswith("inferred:"):
-        change, where = where, None
-    cond, params, desc = pattern_condition(case, where, label=label, cluster=cluster)
-    conds, params = [cond], dict(params)
+    the pattern (any value :func:`forensics.core.selection.select` takes, or a change id;
+    default any bad signal), restricted to the events a ``change`` served in its exposure
+    window, and to ``window`` = (start, end)."""
+    if isinstance(pattern, str) and change is None and _is_change(case, pattern):
+        change, pattern = pattern, None
+    sel = select(case, pattern)
+    conds, params, desc = [sel.condition], dict(sel.params), sel.description
     chg = None
     if change is not None:
         chg = change_scope(case, change)
@@ -217,14 +218,13 @@ FROM joined
 ORDER BY (cohort <> 'all'), users DESC, cohort"""
 
 
-def impact(case: CaseHandle, where: str | None = None, *, label: str | None = None,
-           cluster: str | None = None, change: str | None = None,
+def impact(case: CaseHandle, pattern: Pattern = None, *, change: str | None = None,
            window: tuple[Any, Any] | None = None, by: list[str] | str | None = None,
            approx: bool = False, suppress_below: int = 0) -> ImpactResult:
     """Exact distinct users, sessions and events affected, overall and per cohort.
 
-    ``where``: a label, cluster id, change id or SQL condition over ``event_facts``
-    (default: any bad signal); ``label`` / ``cluster`` name one explicitly; ``change``
+    ``pattern``: a label, cluster id, failure family, change id or SQL condition over
+    ``event_facts`` (:func:`forensics.core.selection.select`; default: any bad signal); ``change``
     restricts to the events the change's new version served in its exposure window;
     ``window`` = (start, end) bounds the exposure window. ``by``: cohort columns
     (plan, locale, region, client_version, feature, tenant, any event column or
@@ -234,9 +234,9 @@ def impact(case: CaseHandle, where: str | None = None, *, label: str | None = No
     k users as ``<k`` (for exports). ``meta`` has the totals, the window and, for a
     change, the users and events it exposed.
 
-    >>> case.impact(change="CHG-2041", label="over_refusal", by="plan").df  # doctest: +SKIP
+    >>> case.impact("over_refusal", change="CHG-2041", by="plan").df  # doctest: +SKIP
     """
-    sc = scope(case, where, label=label, cluster=cluster, change=change, window=window)
+    sc = scope(case, pattern, change=change, window=window)
     return impact_in(case, sc, by=by, approx=approx, suppress_below=suppress_below)
 
 

@@ -25,6 +25,7 @@ import polars as pl
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.core.selection import Pattern
 from forensics.playbook.containment import ContainmentResult, containment
 from forensics.playbook.detection_gap import DetectionResult, detection_gap
 from forensics.playbook.severity import SeverityResult, severity
@@ -51,8 +52,7 @@ class PlaybookResult(Result):
         return self.timeline.plot(ax)
 
 
-def playbook(case: CaseHandle, pattern: str | None = None, *, label: str | None = None,
-             cluster: str | None = None, where: str | None = None, bucket: str = "1h",
+def playbook(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1h",
              suspect: bool | str = True, category: str | None = None,
              rules: str | Path | list[dict[str, Any]] | None = None,
              max_false_alarms: int = 0) -> PlaybookResult:
@@ -64,7 +64,7 @@ def playbook(case: CaseHandle, pattern: str | None = None, *, label: str | None 
 
     >>> case.playbook(label="over_refusal").to_markdown()           # doctest: +SKIP
     """
-    det = detection_gap(case, pattern, label=label, cluster=cluster, where=where,
+    det = detection_gap(case, pattern,
                         bucket=bucket, suspect=suspect, max_false_alarms=max_false_alarms)
     ep = det.episode
     assert ep is not None

@@ -31,6 +31,7 @@ from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import column
 from forensics.core.result import Result
+from forensics.core.selection import Pattern
 from forensics.playbook.episode import EpisodeResult, episode
 from forensics.playbook.milestones import recorded, to_utc
 
@@ -95,9 +96,8 @@ class ContainmentResult(Result):
         return axes[0]
 
 
-def containment(case: CaseHandle, pattern: str | None = None, *, label: str | None = None,
-                cluster: str | None = None, where: str | None = None,
-                change: str | None = None, at: Any = None, mode: str = "rollback",
+def containment(case: CaseHandle, pattern: Pattern = None, *, change: str | None = None,
+                at: Any = None, mode: str = "rollback",
                 strata: str | None = None, bucket: str = "1h", reference: str = "7d",
                 level: float = 0.95,
                 ep: EpisodeResult | None = None,
@@ -123,7 +123,7 @@ def containment(case: CaseHandle, pattern: str | None = None, *, label: str | No
     """
     if mode not in MODES:
         raise UsageError(f"unknown containment mode {mode!r}", hint="rollback or fallback")
-    ep = ep or episode(case, pattern, label=label, cluster=cluster, where=where,
+    ep = ep or episode(case, pattern,
                        bucket=bucket, suspect=change if change else True)
     sus = ep.meta.get("suspect")
     target = _target(ep, sus, mode)

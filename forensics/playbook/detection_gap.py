@@ -17,7 +17,8 @@ feature where the pattern rose:
 The events are aggregated to buckets once in DuckDB
 (:func:`forensics.playbook.episode.episode`); the whole grid of rules is then evaluated
 with NumPy over those buckets. Alarms are counted as episodes (consecutive firing
-buckets = one alarm); an alarm that starts before the onset is a false alarm. The earliest rule with at most ``max_false_alarms`` is proposed, and
+buckets = one alarm); an alarm that starts before the onset is a false alarm. The
+earliest rule with at most ``max_false_alarms`` is proposed, and
 :meth:`DetectionResult.save_query` writes it as a saved query monitoring can adopt.
 Thresholds are set from the same history the false alarms are counted on (in-sample),
 which the result says.
@@ -39,6 +40,7 @@ from forensics.cause.changes import interval
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.core.selection import Pattern
 from forensics.playbook.episode import EpisodeResult, episode, first_signals, mark_times
 from forensics.playbook.milestones import recorded
 
@@ -306,8 +308,7 @@ class DetectionResult(Result):
             ("detected", "#2980b9", "-")], self.title)
 
 
-def detection_gap(case: CaseHandle, pattern: str | None = None, *, label: str | None = None,
-                  cluster: str | None = None, where: str | None = None, bucket: str = "1h",
+def detection_gap(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1h",
                   onset: Any = None, suspect: bool | str = True, max_false_alarms: int = 0,
                   min_headroom: float = MIN_HEADROOM, save: str | Path | None = None,
                   grid: dict[str, tuple[Any, ...]] | None = None,
@@ -327,7 +328,7 @@ def detection_gap(case: CaseHandle, pattern: str | None = None, *, label: str | 
     >>> gap = case.detection_gap(label="pii_leak")                  # doctest: +SKIP
     >>> gap.meta["time_to_detect_hours"], gap.meta["alert_lead_hours"]  # doctest: +SKIP
     """
-    ep = ep or episode(case, pattern, label=label, cluster=cluster, where=where,
+    ep = ep or episode(case, pattern,
                        bucket=bucket, onset=onset, suspect=suspect)
     buckets = ep.df["bucket"].to_list()
     k = ep.index(ep.onset)

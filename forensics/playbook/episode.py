@@ -27,7 +27,7 @@ from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
-from forensics.core.selection import pattern_condition
+from forensics.core.selection import Pattern, select
 from forensics.playbook.milestones import to_utc
 
 RECENT_BUCKETS = 6        # "still ongoing" looks at the last this-many buckets of the data
@@ -43,12 +43,11 @@ GROUP BY ALL"""
 
 
 @dataclass(frozen=True)
-class Pattern:
-    """A bad pattern: an SQL condition over ``relation`` (see
-    :func:`forensics.core.selection.pattern_condition`). A pattern that is only a label or only a
-    cluster is a semi-join on ``labels`` / ``cluster_members`` and holds over plain
-    ``events``, so the big scans skip the joins of the ``event_facts`` view (about ten
-    times faster); the condition holds over ``event_facts`` too."""
+class Scan:
+    """What the big scans read: the pattern's condition over ``relation``. A pattern that
+    is only a label or only a cluster is a semi-join on ``labels`` / ``cluster_members``
+    and holds over plain ``events``, so the scans skip the joins of the ``event_facts``
+    view (about ten times faster); the condition holds over ``event_facts`` too."""
 
     cond: str
     params: dict[str, Any]
@@ -56,23 +55,13 @@ class Pattern:
     relation: str = "event_facts"
 
 
-SEMI_JOINS = {
-    "list_contains(labels, $p_label)":
-        "event_id IN (SELECT event_id FROM labels WHERE label = $p_label)",
-    "event_id IN (SELECT event_id FROM cluster_members WHERE cluster_id = $p_cluster)":
-        "event_id IN (SELECT event_id FROM cluster_members WHERE cluster_id = $p_cluster)",
-}
-
-
-def resolve(case: CaseHandle, pattern: str | None = None, *, label: str | None = None,
-            cluster: str | None = None, where: str | None = None) -> Pattern:
-    """``pattern`` (a label, cluster id or SQL condition) or ``label`` / ``cluster`` /
-    ``where``; nothing given: any bad signal."""
-    cond, params, desc = pattern_condition(case, pattern, label=label, cluster=cluster,
-                                           where=where)
-    if cond in SEMI_JOINS:
-        return Pattern(SEMI_JOINS[cond], params, desc, "events")
-    return Pattern(cond, params, desc)
+def resolve(case: CaseHandle, pattern: Pattern = None) -> Scan:
+    """The scan for ``pattern`` (any value :func:`forensics.core.selection.select`
+    takes; nothing given: any bad signal)."""
+    sel = select(case, pattern)
+    if sel.events_condition is not None and sel.kind in ("label", "cluster"):
+        return Scan(sel.events_condition, dict(sel.params), sel.description, "events")
+    return Scan(sel.condition, dict(sel.params), sel.description)
 
 
 class EpisodeResult(Result):
@@ -81,7 +70,7 @@ class EpisodeResult(Result):
 
     kind = "episode"
 
-    def __init__(self, df: pl.DataFrame, *, buckets: pl.DataFrame, pattern: Pattern,
+    def __init__(self, df: pl.DataFrame, *, buckets: pl.DataFrame, pattern: Scan,
                  step_hours: float, **kwargs: Any) -> None:
         super().__init__(df, **kwargs)
         self.buckets = buckets
@@ -147,8 +136,7 @@ def mark_times(ax: Any, meta: dict[str, Any], marks: list[tuple[str, str, str]],
     return ax
 
 
-def episode(case: CaseHandle, pattern: str | None = None, *, label: str | None = None,
-            cluster: str | None = None, where: str | None = None, bucket: str = "1h",
+def episode(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1h",
             onset: Any = None, feature: str | None = None, suspect: bool | str = True,
             lookback: str = "72h", method: str = "binseg") -> EpisodeResult:
     """Onset, end and baseline of a bad pattern.
@@ -170,9 +158,9 @@ def episode(case: CaseHandle, pattern: str | None = None, *, label: str | None =
       ``ongoing``: not subsided and the last buckets still run above the baseline
       (one-sided test at 5 %).
 
-    >>> episode(case, where="status = 'error'").meta["onset"]   # doctest: +SKIP
+    >>> episode(case, "status = 'error'").meta["onset"]   # doctest: +SKIP
     """
-    pat = resolve(case, pattern, label=label, cluster=cluster, where=where)
+    pat = resolve(case, pattern)
     params = {**pat.params, "bucket": interval(bucket)}
     sql = BUCKETS_SQL.format(cond=pat.cond, relation=pat.relation)
     buckets = frame(case.con, sql, params)
@@ -193,7 +181,7 @@ def episode(case: CaseHandle, pattern: str | None = None, *, label: str | None =
         lo, hi = change_point_interval(x, m, k)
         point, span = grid["bucket"][k], (grid["bucket"][lo], grid["bucket"][hi])
     # the suspect anchors an onset that was found; a named change is always looked up
-    chosen = _suspect(case, suspect, pattern, label, cluster, where, bucket) \
+    chosen = _suspect(case, suspect, pattern, bucket) \
         if isinstance(suspect, str) or (onset is None and point is not None) else None
     onset_ts, source = _anchor(onset, span, chosen, feature, step, hours(lookback), buckets)
     onset_ts = point if source == "change point" else onset_ts
@@ -284,8 +272,8 @@ def _position(grid: pl.DataFrame, ts: dt.datetime, step: float) -> int:
     return round((ts - first).total_seconds() / (step * 3600))
 
 
-def _suspect(case: CaseHandle, suspect: bool | str, pattern: str | None, label: str | None,
-             cluster: str | None, where: str | None, bucket: str) -> dict[str, Any] | None:
+def _suspect(case: CaseHandle, suspect: bool | str, pattern: Pattern,
+             bucket: str) -> dict[str, Any] | None:
     """The change to hold responsible: the top suspect, or the named change."""
     from forensics.cause.changes import changes
     from forensics.cause.suspects import suspects
@@ -298,7 +286,7 @@ def _suspect(case: CaseHandle, suspect: bool | str, pattern: str | None, label: 
             raise UsageError(f"no change {suspect!r} in the case",
                              hint="see case.changes() for declared and inferred change ids")
         return {**rows.row(0, named=True), "verdict": "given", "rank": None}
-    ranked = suspects(case, pattern, label=label, cluster=cluster, where=where, bucket=bucket)
+    ranked = suspects(case, pattern, bucket=bucket)
     if ranked.df.height == 0:
         return None
     keep = ("rank", "change_id", "kind", "feature", "column", "from_version", "to_version",

@@ -37,6 +37,7 @@ from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.core.selection import Pattern
 from forensics.playbook.episode import EpisodeResult, episode
 from forensics.playbook.milestones import recorded
 
@@ -132,6 +133,9 @@ WHERE m.event_id IN (SELECT event_id FROM p)
 GROUP BY ALL"""
 
 
+SeverityRules = str | Path | list[dict[str, Any]] | None   # a TOML/YAML file or the rows
+
+
 class SeverityResult(Result):
     """Every rule with whether it matched and why not (``.df``); the level, the deciding
     rule, the response time and the evidence in ``meta``."""
@@ -195,9 +199,8 @@ def categorize(names: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def severity(case: CaseHandle, pattern: str | None = None, *, label: str | None = None,
-             cluster: str | None = None, where: str | None = None,
-             category: str | None = None, rules: str | Path | list[dict[str, Any]] | None = None,
+def severity(case: CaseHandle, pattern: Pattern = None, *, category: str | None = None,
+             rules: SeverityRules = None,
              window: tuple[Any, Any] | None = None, bucket: str = "1h",
              min_category_share: float = 0.1, ep: EpisodeResult | None = None) -> SeverityResult:
     """Classify the incident of a pattern on the seed playbook's severity matrix.
@@ -219,7 +222,7 @@ def severity(case: CaseHandle, pattern: str | None = None, *, label: str | None 
     table = load_rules(rules)
     if category is not None and category not in CATEGORIES:
         raise UsageError(f"unknown category {category!r}", hint=f"one of {', '.join(CATEGORIES)}")
-    ep = ep or episode(case, pattern, label=label, cluster=cluster, where=where, bucket=bucket)
+    ep = ep or episode(case, pattern, bucket=bucket)
     marks = recorded(case)
     start, end, end_source = _window(ep, window)
     touched = ep.meta.get("features_touched") or ([ep.feature] if ep.feature else None)

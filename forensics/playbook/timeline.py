@@ -20,6 +20,7 @@ from forensics.cause.changes import changes
 from forensics.core.db import frame
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.core.selection import Pattern
 from forensics.playbook.detection_gap import DetectionResult, choose, detection_gap
 from forensics.playbook.milestones import milestones
 
@@ -109,9 +110,8 @@ class IncidentTimelineResult(Result):
         return ax
 
 
-def incident_timeline(case: CaseHandle, pattern: str | None = None, *, label: str | None = None,
-                      cluster: str | None = None, where: str | None = None,
-                      bucket: str = "1h", suspect: bool | str = True, lookback: str = "72h",
+def incident_timeline(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1h",
+                      suspect: bool | str = True, lookback: str = "72h",
                       max_clusters: int = 10,
                       detection: DetectionResult | None = None) -> IncidentTimelineResult:
     """One ordered timeline of the incident of a pattern.
@@ -128,8 +128,7 @@ def incident_timeline(case: CaseHandle, pattern: str | None = None, *, label: st
 
     >>> case.incident_timeline(where="status = 'error'").to_markdown()  # doctest: +SKIP
     """
-    det = detection or detection_gap(case, pattern, label=label, cluster=cluster,
-                                     where=where, bucket=bucket, suspect=suspect)
+    det = detection or detection_gap(case, pattern, bucket=bucket, suspect=suspect)
     ep = det.episode
     assert ep is not None
     m, em = det.meta, ep.meta

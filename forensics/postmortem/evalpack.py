@@ -38,6 +38,7 @@ from forensics.core.errors import ForensicsError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import PATTERNS, redact_text
 from forensics.core.result import Result, _jsonable
+from forensics.core.selection import Pattern
 
 FORMATS = ("jsonl", "promptfoo", "inspect")
 CONTEXT_COLUMNS = ("feature", "provider", "model", "response_model", "prompt_name",
@@ -154,7 +155,7 @@ SELECT * EXCLUDE (dup, within, draw) FROM ranked WHERE pick <= $k ORDER BY form,
 
 
 def export_evals(case: CaseHandle, path: str | Path, format: str = "jsonl", *,
-                 pattern: str | list[str] | None = None, change: str | None = None,
+                 pattern: Pattern = None, change: str | None = None,
                  per_cluster: int = 5, redact: bool = True, seed: int = 0) -> Result:
     """Write the regression pack to directory ``path``; returns the files written.
 
@@ -196,14 +197,14 @@ def export_evals(case: CaseHandle, path: str | Path, format: str = "jsonl", *,
     return Result(df, sql=sql, params=params, title="eval pack", meta=meta)
 
 
-def _what_failed(case: CaseHandle, pattern: str | list[str] | None, change: str | None
+def _what_failed(case: CaseHandle, pattern: Pattern, change: str | None
                  ) -> tuple[str, list[str], str, str | None]:
     from forensics.postmortem.facts import resolve_pattern
 
     cond, labels, desc = resolve_pattern(case, pattern)
     if change is None:
         try:
-            ranked = suspects(case, where=cond)
+            ranked = suspects(case, cond)
             change = str(ranked.df["change_id"][0]) if ranked.df.height else None
         except ForensicsError:                        # no events or changes: whole case
             change = None

@@ -27,6 +27,7 @@ from forensics.core.errors import ForensicsError
 from forensics.core.findings import record_once
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.core.selection import Pattern, select
 from forensics.impact.estimate import estimate
 from forensics.impact.exact import ImpactResult, exposure, impact_in, scope
 
@@ -67,7 +68,7 @@ class Incident:
         return rows["ts"][0] if rows.height else None
 
 
-def gather(case: CaseHandle, pattern: str | list[str] | None = None,
+def gather(case: CaseHandle, pattern: Pattern = None,
            change: str | None = None) -> Incident:
     """Run the investigation's summary queries and record each as a finding.
 
@@ -114,7 +115,7 @@ def _playbook(case: CaseHandle, cond: str, root: str | None, keep: Keep) -> Any:
     from forensics.playbook.answers import playbook
 
     try:
-        pb = playbook(case, where=cond, suspect=root or False)
+        pb = playbook(case, cond, suspect=root or False)
     except ForensicsError:
         return None
     keep("severity", pb.severity, "Severity on the playbook matrix")
@@ -129,44 +130,24 @@ def _playbook(case: CaseHandle, cond: str, root: str | None, keep: Keep) -> Any:
 Keep = Callable[..., Any]
 
 
-def resolve_pattern(case: CaseHandle, pattern: str | list[str] | None = None,
+def resolve_pattern(case: CaseHandle, pattern: Pattern = None,
                     keep: Keep | None = None) -> tuple[str, list[str], str]:
-    """(SQL condition over ``event_facts``, labels, description) of the incident's
-    pattern: a label, cluster id or SQL condition, a list of labels (any of them), or by
+    """(SQL condition over ``event_facts`` with its values inlined, labels, description) of
+    the incident's pattern: any value :func:`forensics.core.selection.select` takes, or by
     default the labels :func:`choose_pattern` picks (any bad signal when there are none).
     ``keep`` records the candidate table as a finding."""
-    from forensics.core.selection import pattern_condition
-
-    if isinstance(pattern, str):
-        cond, params, desc = pattern_condition(case, pattern)
-        if "p_label" in params:
-            return _labels_condition([params["p_label"]]), [params["p_label"]], \
-                params["p_label"]
-        return _inline(cond, params), [], desc
     if pattern is None:
         chosen = choose_pattern(case)
         if chosen.df.height and keep is not None:
             keep("patterns", chosen, "Candidate patterns (labels by the sharpness of their "
                  "rise)")
-        pattern = chosen.meta["chosen"]
-    if not pattern:
-        return "is_bad", [], "a bad signal (an error, a moderation flag or negative feedback)"
-    labels = sorted(pattern)
-    return _labels_condition(labels), labels, " or ".join(labels)
-
-
-def _labels_condition(labels: list[str]) -> str:
-    return "list_has_any(labels, [" + ", ".join(_literal(x) for x in labels) + "])"
-
-
-def _inline(cond: str, params: dict[str, Any]) -> str:
-    for key, value in params.items():
-        cond = cond.replace(f"${key}", _literal(str(value)))
-    return cond
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+        if not chosen.meta["chosen"]:
+            return "is_bad", [], "a bad signal (an error, a moderation flag or negative feedback)"
+        pattern = sorted(chosen.meta["chosen"])
+    sel = select(case, pattern)
+    if sel.kind == "label":
+        return sel.inline(), sel.labels, sel.values[0]
+    return sel.inline(), sel.labels, sel.description
 
 
 def choose_pattern(case: CaseHandle, bucket: str = "1h") -> Result:
@@ -223,7 +204,7 @@ def _interval(bucket: str) -> str:
 
 def _suspects(case: CaseHandle, cond: str, keep: Keep) -> Result | None:
     try:
-        result = suspects(case, where=cond)
+        result = suspects(case, cond)
     except ForensicsError:
         return None
     if result.df.height == 0:
@@ -368,7 +349,7 @@ def _estimate(case: CaseHandle, cond: str, keep: Keep) -> Result | None:
                            "(SELECT event_id FROM labels WHERE source = 'reviewer')")
     if not has:
         return None
-    return keep("estimate", estimate(case, flagged=cond),
+    return keep("estimate", estimate(case, cond),
                 "Truly affected users and events, estimated from the sampled review")
 
 

@@ -38,6 +38,7 @@ from forensics.core.errors import ReadOnlyCaseError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import case_key, pseudonym, redact_text
 from forensics.core.result import Result, _jsonable
+from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult
 from forensics.postmortem.document import Document
 from forensics.postmortem.facts import Incident, gather
@@ -652,7 +653,7 @@ class ReportResult(Result):
     kind = "report"
 
 
-def postmortem(case: CaseHandle, path: str | Path, *, pattern: str | None = None,
+def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
                change: str | None = None, redact: bool = True, min_cell: int = 5,
                evals: bool = True, evals_per_cluster: int = 5,
                title: str | None = None) -> ReportResult:
