@@ -14,7 +14,3 @@ from forensics.core.errors import ForensicsError
 from forensics.core.result import Result
 
 __all__ = ["Case", "ForensicsError", "Result", "__version__", "open"]
-
-from forensics.core import notebook as _notebook
-
-_notebook.install()

@@ -37,6 +37,7 @@ from forensics.core.errors import (
 )
 from forensics.core.findings import check, list_findings, record, rerun
 from forensics.core.metrics import SEGMENTS
+from forensics.core.notebook import install as install_notebook_errors
 from forensics.core.notebook import shows_progress
 from forensics.core.result import Result
 from forensics.core.selection import Pattern
@@ -110,6 +111,7 @@ class Case:
     """An open investigation. Create with :func:`forensics.open`."""
 
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        install_notebook_errors()      # in a notebook: errors as a short box with their hint
         self.path = Path(path)
         if not read_only and self.path.exists() and not _writable(self.path):
             raise ReadOnlyCaseError(f"case file {self.path} is read-only",
@@ -118,11 +120,15 @@ class Case:
             raise CaseError(f"case file {self.path} does not exist")
         self.read_only = read_only
         self.con = _connect(self.path, read_only)
-        if not read_only:
-            self._migrate()
-        self._check_schema()
-        if not read_only:
-            self.con.execute(_sql_file("facts.sql"))
+        try:
+            if not read_only:
+                self._migrate()
+            self._check_schema()
+            if not read_only:
+                self.con.execute(_sql_file("facts.sql"))
+        except BaseException:
+            self.con.close()      # a half-opened case must not hold the file
+            raise
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:

@@ -112,3 +112,17 @@ def test_read_only_file_needs_read_only_open(tmp_path: Path) -> None:
 def test_read_only_open_of_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CaseError, match="does not exist"):
         forensics.open(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_table_names_are_never_sql(tmp_path: Path) -> None:
+    """A crafted table name is one (unknown) name, never SQL: evidence stays."""
+    from forensics.core.errors import UsageError
+
+    case = forensics.open(tmp_path / "c.duckdb")
+    hostile = 'events"; DROP TABLE events; --'
+    with pytest.raises(UsageError, match="no table or view"):
+        case.table(hostile)
+    with pytest.raises(UsageError, match="no table or view"):
+        case.count(hostile)
+    assert case.count("events") == 0 and case.table("evidence", limit=1).height == 0
+    case.close()

@@ -63,3 +63,30 @@ def test_shows_progress_is_a_plain_call_outside_jupyter() -> None:
 
     assert not in_jupyter()
     assert work(1) == 2 and seen == [None]     # no callback injected outside a kernel
+
+
+def test_import_has_no_side_effects() -> None:
+    """``import forensics`` imports no IPython and installs nothing."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import sys, forensics; "
+                          "print('IPython' in sys.modules)"], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False" and out.stderr == ""
+
+
+def test_opening_a_case_installs_the_error_box(tmp_path: Any) -> None:
+    shell_mod = pytest.importorskip("IPython.core.interactiveshell")
+    shell = shell_mod.InteractiveShell.instance()
+    shown: list[Any] = []
+    shell.display_pub.publish = lambda data, **kw: shown.append(data)  # type: ignore[method-assign]
+    try:
+        shell.set_custom_exc((), None)
+        shell.run_cell(f"import forensics\nc = forensics.open(r'{tmp_path / 'c.duckdb'}')")
+        shell.run_cell("c.impact('no_such_label')")
+        shell.run_cell("c.close()")
+        html = "".join(d.get("text/html", "") for d in shown)
+        assert "no_such_label" in html and "hint" in html
+    finally:
+        shell_mod.InteractiveShell.clear_instance()

@@ -1,5 +1,6 @@
 """Notebook comfort: a forensics error shows as a short message with its hint, not as a
-wall of traceback (MSTICPy-style), installed when forensics is imported inside IPython;
+wall of traceback (MSTICPy-style), installed in IPython when a case is first opened (or by
+:func:`install`; importing forensics changes nothing);
 long case operations (load, detect, cluster, post-mortem) show a progress line under
 the running cell (:func:`progress`, :func:`shows_progress`).
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import io
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,11 +45,14 @@ def _show(shell: Any, etype: type[BaseException], value: BaseException, tb: Any,
 
 
 def install() -> bool:
-    """Register the handler in the running IPython shell; True when one was found."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
+    """Register the handler in the running IPython shell; True when one was found.
+
+    Nothing happens on ``import forensics``: opening a case installs it (once), or call
+    this yourself. Outside IPython (IPython not already imported) it is a no-op."""
+    if "IPython" not in sys.modules:
         return False
+    from IPython import get_ipython
+
     shell = get_ipython()
     if shell is None:
         return False

@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from forensics.core.db import frame, scalar
+from forensics.core.db import frame, quote_ident, scalar
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle, require_writable
 from forensics.core.result import Result
@@ -139,7 +139,7 @@ def _apply(case: CaseHandle, rule: Rule, options: dict[str, Any], run_id: str) -
 def summary_sql(chosen: list[tuple[Rule, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
     """SQL (and parameters) of the per-label summary of a detect run."""
     p = Params("den")
-    dens = ", ".join(f"count(*) FILTER (WHERE {rule.eligible(o, p)}) AS \"{rule.name}\""
+    dens = ", ".join(f"count(*) FILTER (WHERE {rule.eligible(o, p)}) AS {quote_ident(rule.name)}"
                      for rule, o in chosen)
     pairs = ", ".join(f"('{label}', '{rule.name}')" for rule, _ in chosen for label in rule.labels)
     sql = f"""
@@ -202,14 +202,17 @@ def import_labels(case: CaseHandle, path: str | Path, *, event_id: str = "event_
         if needed not in have:
             raise UsageError(f"{path.name} has no column {needed!r}",
                              hint=f"its columns: {', '.join(sorted(have))}")
-    conf = f'TRY_CAST(src."{confidence}" AS DOUBLE)' if confidence in have else "1.0"
-    det = f'CAST(src."{detail}" AS VARCHAR)' if detail in have else "NULL"
+    conf = f"TRY_CAST(src.{quote_ident(confidence)} AS DOUBLE)" \
+        if confidence is not None and confidence in have else "1.0"
+    det = f"CAST(src.{quote_ident(detail)} AS VARCHAR)" \
+        if detail is not None and detail in have else "NULL"
+    eid, lab = quote_ident(event_id), quote_ident(label)
     case.con.execute("BEGIN")
     try:
         run_id = new_run(case, "import_labels", {"path": str(path), "source": source})
-        sql = (f'INSERT INTO labels SELECT CAST(src."{event_id}" AS VARCHAR), '
-               f'lower(trim(CAST(src."{label}" AS VARCHAR))), $source, {conf}, {det}, $run_id '
-               f'FROM {reader}($path) src WHERE src."{label}" IS NOT NULL')
+        sql = (f"INSERT INTO labels SELECT CAST(src.{eid} AS VARCHAR), "
+               f"lower(trim(CAST(src.{lab} AS VARCHAR))), $source, {conf}, {det}, $run_id "
+               f"FROM {reader}($path) src WHERE src.{lab} IS NOT NULL")
         case.con.execute(sql, {"path": str(path), "source": source, "run_id": run_id})
         case.con.execute("COMMIT")
     except BaseException:

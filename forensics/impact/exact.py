@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from forensics.core.db import frame, scalar
+from forensics.core.db import frame, quote_ident, scalar
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import column
@@ -185,11 +185,11 @@ def impact_sql(condition: str, by: list[str], approx: bool = False) -> str:
     the affected events or in their traces."""
     users = "approx_count_distinct(user_id)" if approx else "count(DISTINCT user_id)"
     sessions = "approx_count_distinct(session_id)" if approx else "count(DISTINCT session_id)"
-    keys = [f"CAST({column(b)} AS VARCHAR) AS \"{b}\"" for b in by]
+    keys = [f"CAST({column(b)} AS VARCHAR) AS {quote_ident(b)}" for b in by]
     key_select = "".join(f"{k}, " for k in keys)
-    quoted = ", ".join(f'"{b}"' for b in by)
+    quoted = ", ".join(quote_ident(b) for b in by)
     group = f"GROUP BY GROUPING SETS ((), ({quoted}))" if by else ""
-    label = " || ' / ' || ".join(f"coalesce(\"{b}\", '?')" for b in by)
+    label = " || ' / ' || ".join(f"coalesce({quote_ident(b)}, '?')" for b in by)
     cohort = f"CASE WHEN grouping({quoted}) > 0 THEN 'all' ELSE {label} END" if by else "'all'"
     return f"""
 WITH hit AS (
@@ -207,7 +207,7 @@ WITH hit AS (
     FROM hit LEFT JOIN per_hit p ON p.hit_id = hit.event_id
 )
 SELECT {cohort} AS cohort,
-       {''.join(f'"{b}", ' for b in by)}{users} AS users, {sessions} AS sessions,
+       {''.join(f'{quote_ident(b)}, ' for b in by)}{users} AS users, {sessions} AS sessions,
        count(*) AS events, min(ts) AS first_exposure, max(ts) AS last_exposure,
        count(DISTINCT user_id) FILTER (WHERE user_hits > 1) AS users_hit_repeatedly,
        count(DISTINCT user_id) FILTER (WHERE negative) AS users_with_negative_feedback,
