@@ -2,8 +2,11 @@
 
 >>> import forensics
 >>> case = forensics.open("incident.duckdb")          # creates it when missing
->>> case.load("audit.jsonl")                          # doctest: +SKIP
->>> case.sql("SELECT count(*) AS n FROM events").df   # doctest: +SKIP
+>>> case.load(SAMPLE / "changes.jsonl").rows()[0]["status"]
+'loaded'
+>>> case.sql("SELECT count(*) AS n FROM changes").rows()
+[{'n': 5}]
+>>> case.close()
 """
 
 from __future__ import annotations
@@ -184,8 +187,8 @@ class Case:
             time_limit: float | None = DEFAULT_TIME_LIMIT_S, **params: Any) -> Result:
         """Run SQL with named ``$parameters`` bound by DuckDB, never pasted into the text.
 
-        >>> case.sql("SELECT count(*) AS n FROM events WHERE feature = $f", f="doc_qa")
-        ... # doctest: +SKIP
+        >>> case.sql("SELECT count(*) AS n FROM events WHERE feature = $f", f="doc_qa").rows()
+        [{'n': 3100}]
         """
         # The case's own connection: session state (variables, temp views) is visible.
         return run_sql(self.con, text, params, title=title, row_cap=row_cap,
@@ -205,7 +208,8 @@ class Case:
               **params: Any) -> Result:
         """Run a saved query from ``queries/``.
 
-        >>> case.query("exposure_window", label="pii_leak")   # doctest: +SKIP
+        >>> case.query("exposure_window", label="over_refusal").rows()[0]["feature"]
+        'support_chat'
         """
         return run_query(self, name, row_cap=row_cap, time_limit=time_limit, **params)
 
@@ -309,8 +313,10 @@ class Case:
                approx: bool = False, suppress_below: int = 0) -> ImpactResult:
         """Affected users, sessions and events; see :func:`forensics.impact.exact.impact`.
 
-        >>> case.impact("pii_leak", by=["plan", "locale"])            # doctest: +SKIP
-        >>> case.impact("over_refusal", change="CHG-2041")            # doctest: +SKIP
+        >>> case.impact("over_refusal", by=["plan"]).df["cohort"].to_list()[0]
+        'all'
+        >>> case.impact("over_refusal", change="CHG-2041").meta["users"]
+        258
         """
         return impact(self, pattern, change=change, window=window, by=by, approx=approx,
                       suppress_below=suppress_below)

@@ -51,7 +51,8 @@ def _needed(verb: str, case: Path, tmp: Path) -> list[str]:
     """The required arguments of ``verb``, filled with something valid."""
     args = {"load": [str(case), str(tmp / "nothing.jsonl")],
             "import-labels": [str(case), str(tmp / "nothing.csv")],
-            "report": [str(case), "-o", str(tmp / "pm")], "evals": [str(case), "-o", str(tmp / "ev")],
+            "report": [str(case), "-o", str(tmp / "pm")],
+            "evals": [str(case), "-o", str(tmp / "ev")],
             "mark": [str(case), "detected"], "drill": [str(tmp / "d"), "--scenario",
                                                       "prompt_regression"],
             "demo": [], "query": [str(case), "labels_by_day"]}

@@ -1,7 +1,8 @@
 """What changed: declared and inferred changes with their rollout, and metric timelines.
 
->>> case.changes().df            # doctest: +SKIP
->>> case.timeline("refusal_rate", by="prompt_version").plot()   # doctest: +SKIP
+>>> case.changes().df["change_id"].to_list()[:2]
+['CHG-1017', 'CHG-1033']
+>>> ax = case.timeline("refusal_rate", by="prompt_version").plot()
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def changes(case: CaseHandle, *, feature: str | None = None, bucket: str = "1h",
     with how its rollout went: ``full_rollout_at`` (first bucket at >= 99 % of the
     feature's traffic), ``peak_share``, ``rolled_back_at`` (back under 1 % after its peak).
 
-    >>> case.changes(feature="support_chat").df   # doctest: +SKIP
+    >>> case.changes(feature="support_chat").df["to_version"].to_list()[-2:]
+    ['v13', 'v12']
     """
     params = {"bucket": interval(bucket), "settle": interval(settle), "feature": feature}
     sql = changes_sql()
@@ -216,7 +218,9 @@ def timeline(case: CaseHandle, metric_name: str = "bad_rate", *, by: str | None 
     column or attributes key; ``where`` is SQL over ``event_facts``. Change markers are
     the declared and inferred changes of the features shown.
 
-    >>> case.timeline("refusal_rate", by="prompt_version", bucket="1h").plot()  # doctest: +SKIP
+    >>> tl = case.timeline("refusal_rate", by="prompt_version", bucket="1d")
+    >>> sorted(set(tl.df["group"]))[:3]
+    ['v12', 'v13', 'v2']
     """
     m = metric(metric_name)
     params: dict[str, Any] = {"bucket": interval(bucket), **m.params}

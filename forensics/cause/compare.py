@@ -1,7 +1,9 @@
 """Two cohorts compared: rates with intervals and p-values corrected for the number of
 comparisons, for version against version or before against after, with segments.
 
->>> case.compare(by="prompt_version", a="v12", b="v13").df          # doctest: +SKIP
+>>> r = case.compare(by="prompt_version", a="v12", b="v13")
+>>> r.df.filter(r.df["metric"] == "refusal_rate")["q_value"][0] < 0.001
+True
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def compare(case: CaseHandle, a: Any = None, b: Any = None, *, by: str | None = 
     time itself) keeps only the hours in which both cohorts had traffic, so a time trend
     cannot pass for a version effect. Rows on small samples are flagged, never dropped.
 
-    >>> case.compare(by="prompt_version", a="v12", b="v13").to_markdown()  # doctest: +SKIP
+    >>> print(case.compare(by="prompt_version", a="v12", b="v13").to_markdown()[:30])
+    **compare prompt_version=v12 v
     """
     cond_a, cond_b, params, label_a, label_b = _cohorts(by, a, b, at, window)
     if concurrent is None:

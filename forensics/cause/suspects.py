@@ -2,7 +2,8 @@
 (contrast stratified by hour and by the other versions, alignment with the onset,
 dose-response, segment specificity), with corrected p-values.
 
->>> case.suspects(label="over_refusal").df                          # doctest: +SKIP
+>>> case.suspects("over_refusal").df["change_id"][0]
+'CHG-2041'
 
 Heavy work runs in DuckDB (events are aggregated to buckets and strata in SQL by
 :func:`cube_sql`); only the small aggregated arrays reach numpy.
@@ -122,7 +123,9 @@ def suspects(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1h",
        Two changes that reached the same traffic at the same time cannot be told apart:
        both say so (``confounded_with``).
 
-    >>> case.suspects(label="over_refusal").df.head(3)   # doctest: +SKIP
+    >>> top = case.suspects("over_refusal").df.row(0, named=True)
+    >>> top["change_id"], top["verdict"]
+    ('CHG-2041', 'likely cause')
     """
     cond, params, desc = pattern_condition(case, pattern)
     params = {**params, "bucket": interval(bucket)}

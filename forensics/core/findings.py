@@ -1,9 +1,9 @@
 """Findings with provenance: a recorded result keeps its SQL, parameters, rows and the
 sha256 of the evidence it was computed from, and can be re-run and checked.
 
->>> f = case.record(case.impact(label="pii_leak"), "Users exposed to leaked PII",
-...                 note="exact count over the exposure window")     # doctest: +SKIP
->>> case.check_finding(f)["reproduced"]                              # doctest: +SKIP
+>>> f = case.record(case.impact("over_refusal", change="CHG-2041"), "Users refused",
+...                 note="exact count over the exposure window")
+>>> case.check_finding(f)["reproduced"]
 True
 """
 
@@ -57,8 +57,9 @@ def record_once(case: CaseHandle, result: Result, title: str, note: str = "") ->
     the same rows is already in the case, return its id instead of adding one (so a
     report generated twice cites the same findings).
 
-    >>> case.record_once(case.impact("pii_leak"), "Users exposed")   # doctest: +SKIP
-    'F001'
+    >>> first = record_once(case, case.impact("over_refusal"), "Users refused")
+    >>> record_once(case, case.impact("over_refusal"), "Users refused") == first
+    True
     """
     params = json.dumps(_jsonable(result.params))
     rows = case.con.execute(

@@ -6,10 +6,14 @@ its options are bound parameters. A run replaces the labels the same rules wrote
 vocabulary, with each label's playbook category and whether it means a bad output, is the
 view ``label_vocabulary``; ``bad_events`` is the view of events with any bad signal.
 
->>> case.detect()                                           # doctest: +SKIP
->>> case.detect(rules=["refusal", "private_data"])          # only these rules
->>> case.detect(rules={"wrong_language": {"min_confidence": 0.9}, "ungrounded": False})
->>> case.import_labels("review.csv")                        # reviewer verdicts
+>>> import forensics
+>>> scratch = forensics.open("scratch.duckdb")
+>>> _ = scratch.load(SAMPLE / "events.jsonl.gz")
+>>> "refusal" in scratch.detect().df["label"].to_list()      # every rule
+True
+>>> _ = scratch.detect(rules=["refusal", "private_data"])   # only these rules
+>>> _ = scratch.detect(rules={"wrong_language": {"min_confidence": 0.9}, "ungrounded": False})
+>>> scratch.close()
 """
 
 from __future__ import annotations
@@ -89,7 +93,12 @@ def _check_names(names: Sequence[str] | Mapping[str, Any]) -> None:
 def detect(case: CaseHandle, rules: RuleSpec = None) -> DetectResult:
     """Run the detectors, replace the labels they wrote before, and summarise per label.
 
-    >>> detect(case, rules=["refusal", "truncated"]).df      # doctest: +SKIP
+    >>> import forensics
+    >>> scratch = forensics.open("scratch.duckdb")
+    >>> _ = scratch.load(SAMPLE / "events.jsonl.gz")
+    >>> sorted(detect(scratch, rules=["refusal", "truncated"]).df["label"].unique())
+    ['over_refusal', 'refusal', 'truncated']
+    >>> scratch.close()
     """
     require_writable(case, "detect")
     chosen = resolve(rules)
@@ -188,7 +197,10 @@ def import_labels(case: CaseHandle, path: str | Path, *, event_id: str = "event_
     """Import verdicts from a CSV / JSON Lines / Parquet file into ``labels``: one row per
     (event, label), e.g. reviewers' ``hallucination`` / ``ok`` / ``confirmed``.
 
-    >>> import_labels(case, "review.csv")               # doctest: +SKIP
+    >>> from pathlib import Path
+    >>> _ = Path("review.csv").write_text("event_id,label\\nnope,confirmed\\n")
+    >>> import_labels(case, "review.csv").rows()
+    [{'label': 'confirmed', 'events': 1, 'unknown_events': 1}]
     """
     require_writable(case, "import-labels")
     path = Path(path)

@@ -6,8 +6,9 @@ and outputs, background failures of every kind, moderation decisions, lagging an
 under-reported feedback), a change log with gradual rollouts and benign changes, and one
 harmful change whose effect, exposure and victims are written to ``answer_key.json``.
 
->>> generate("drill", "prompt_regression", seed=1, events=20_000)   # doctest: +SKIP
-{'scenario': 'prompt_regression', 'events': 20000, ...}
+>>> summary = generate("drill", "prompt_regression", seed=1, events=2_000, days=4)
+>>> summary["scenario"], summary["requests"]
+('prompt_regression', 2000)
 
 Generation is vectorised per day of traffic and streamed to disk, so ``events=10_000_000``
 runs in bounded memory; the same (scenario, seed, events, days) gives the same bytes.
@@ -661,7 +662,8 @@ def generate(outdir: str | Path, scenario: str, seed: int = 0, events: int = 200
     ``compress`` writes the events and feedback gzip-compressed (``.gz``, reproducible:
     no time stamp in the gzip header).
 
-    >>> generate("drills/leak", "retrieval_leak", seed=3, events=50_000)  # doctest: +SKIP
+    >>> generate("drills/leak", "retrieval_leak", seed=3, events=2_000, days=4)["scenario"]
+    'retrieval_leak'
     """
     if scenario not in SCENARIOS:
         raise UsageError(f"unknown scenario {scenario!r}",

@@ -4,8 +4,8 @@ Each pool is a small Polars DataFrame (input_text, output_text, retrievals, ...)
 per drill; events pick rows from it by index, so generation stays vectorised.
 
 >>> pools = build_pools(np.random.default_rng(0))
->>> sorted(pools)[:2]                                   # doctest: +SKIP
-[('agent', 'de', 'normal'), ...]
+>>> sorted(pools)[:2]
+[('agent', 'any', 'error'), ('agent', 'any', 'normal')]
 """
 
 from __future__ import annotations

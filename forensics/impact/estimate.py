@@ -1,9 +1,17 @@
 """Who was hurt when reviewers judged only a sample of the flagged events.
 
->>> pick = case.review_sample("pii_leak", n=200)          # doctest: +SKIP
+>>> pick = case.review_sample("over_refusal", n=60)
+>>> pick.df.height
+60
 >>> # reviewers judge the picked events: labels(source='reviewer', label='confirmed' / other)
->>> est = case.estimate_impact("pii_leak")        # doctest: +SKIP
->>> est.meta["users_estimate"], est.meta["users_low"], est.meta["users_high"]  # doctest: +SKIP
+>>> from pathlib import Path
+>>> rows = [f"{e},{'confirmed' if i % 4 else 'rejected'}"
+...         for i, e in enumerate(pick.df["event_id"])]
+>>> _ = Path("verdicts.csv").write_text("event_id,label\\n" + "\\n".join(rows) + "\\n")
+>>> _ = case.import_labels("verdicts.csv")
+>>> est = case.estimate_impact("over_refusal")
+>>> est.meta["users_low"] <= est.meta["users_estimate"] <= est.meta["users_high"]
+True
 
 The population is the flagged events (a label, cluster or SQL condition). A flagged
 event is *reviewed* when it carries a reviewer verdict: a ``labels`` row with
@@ -137,7 +145,9 @@ def review_sample(case: CaseHandle, pattern: Pattern, n: int, *, strata: str = "
     ``min_per_stratum`` per stratum when it has them), random within a stratum by a
     seeded hash, so the same call picks the same events.
 
-    >>> case.review_sample("over_refusal", n=200).df["event_id"]   # doctest: +SKIP
+    >>> a = case.review_sample("over_refusal", n=20, seed=1).df["event_id"].to_list()
+    >>> a == case.review_sample("over_refusal", n=20, seed=1).df["event_id"].to_list()
+    True
     """
     sel = select(case, pattern)
     cond, params, desc = sel.condition, dict(sel.params), sel.description
@@ -220,7 +230,8 @@ def estimate(case: CaseHandle, pattern: Pattern, *, confirmed: str = "confirmed"
     ``event_facts`` / an attributes key, or ``none``. See the module docstring for the
     method; ``meta['method']`` states it for the report.
 
-    >>> case.estimate_impact("over_refusal", strata="none").meta  # doctest: +SKIP
+    >>> case.estimate_impact("over_refusal", strata="none").meta["flagged_events"]
+    498
     """
     sel = select(case, pattern)
     cond, params, desc = sel.condition, dict(sel.params), sel.description

@@ -2,9 +2,9 @@
 and contain, the alert that would have caught it sooner and its false alarms, and what a
 faster rollback would have spared.
 
->>> pb = case.playbook(label="pii_leak")                        # doctest: +SKIP
->>> pb.meta["severity"], pb.meta["alert_false_alarms"], pb.meta["users_spared_if_alert"]
-... # doctest: +SKIP
+>>> pb = case.playbook("over_refusal")
+>>> pb.meta["severity"], pb.meta["alert_false_alarms"]
+('critical', 0)
 
 One episode (onset, suspect, end of exposure) is computed once and shared by
 :func:`forensics.playbook.severity.severity`,
@@ -62,7 +62,8 @@ def playbook(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1h",
     suspect it falls back to switching the feature off (``meta['containment_mode']``), and
     is left out (with the reason) when neither can be evaluated.
 
-    >>> case.playbook(label="over_refusal").to_markdown()           # doctest: +SKIP
+    >>> print(case.playbook("over_refusal").to_markdown().splitlines()[0])
+    **playbook: label over_refusal**
     """
     det = detection_gap(case, pattern,
                         bucket=bucket, suspect=suspect, max_false_alarms=max_false_alarms)

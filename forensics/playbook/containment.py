@@ -1,10 +1,11 @@
 """Containment what-if: had the suspect change been rolled back (or the feature switched to
 a fallback) at time T, how many bad outputs, sessions and users would have been spared?
 
->>> w = case.containment(label="over_refusal")                     # doctest: +SKIP
->>> w.at("onset")                                                  # doctest: +SKIP
-{'events_spared': 1104.2, 'events_low': 1063.0, ..., 'users_spared': 761.3, ...}
->>> w.plot()                                                       # doctest: +SKIP
+>>> w = case.containment("over_refusal")
+>>> onset = w.at("onset")
+>>> onset["bad_after"], onset["traffic_after"], onset["events_spared"]
+(436, 1582, 425.2)
+>>> ax = w.plot()
 
 The counterfactual is the old version's pattern rate on the same traffic: the traffic the
 new version served after T would have produced ``rate_old x traffic`` pattern events on the
@@ -119,7 +120,8 @@ def containment(case: CaseHandle, pattern: Pattern = None, *, change: str | None
     counterfactual's binomial noise (normal approximation); users: evaluated at the ends
     of that interval, widened by the Bernoulli noise of which events the change caused.
 
-    >>> case.containment(change="CHG-2041", at="2026-03-13T12:00:00Z").df  # doctest: +SKIP
+    >>> case.containment(change="CHG-2041", at="2026-03-10T12:00:00Z").df.height > 1
+    True
     """
     if mode not in MODES:
         raise UsageError(f"unknown containment mode {mode!r}", hint="rollback or fallback")

@@ -1,9 +1,11 @@
 """Detection gap: when could we have known? Onset, first signals, and simple alert rules
 backtested over the whole history.
 
->>> gap = case.detection_gap(label="over_refusal")              # doctest: +SKIP
->>> gap.meta["best_rule"]["rule"], gap.meta["best_rule"]["false_alarms"]  # doctest: +SKIP
->>> gap.save_query("queries/")                                  # doctest: +SKIP
+>>> gap = case.detection_gap("over_refusal")
+>>> gap.meta["best_rule"]["rule"], gap.meta["best_rule"]["false_alarms"]
+('all: rate >= 3.58% over 1h with >= 100 events (12x baseline)', 0)
+>>> gap.save_query("queries/").suffix
+'.sql'
 
 Two families of rules, each on the pattern's rate per bucket, over all traffic and in the
 feature where the pattern rose:
@@ -325,8 +327,9 @@ def detection_gap(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1
     false alarms and ``min_headroom``; ``.alert_sql`` is it as a saved query, written to
     ``save`` (a folder or a ``.sql`` file) when given.
 
-    >>> gap = case.detection_gap(label="pii_leak")                  # doctest: +SKIP
-    >>> gap.meta["time_to_detect_hours"], gap.meta["alert_lead_hours"]  # doctest: +SKIP
+    >>> gap = case.detection_gap("over_refusal", max_false_alarms=1)
+    >>> gap.meta["best_rule"]["caught"]
+    True
     """
     ep = ep or episode(case, pattern,
                        bucket=bucket, onset=onset, suspect=suspect)

@@ -1,8 +1,9 @@
 """When a bad pattern started, whether it stopped, and how high it ran: the episode that the
 playbook analytics (severity, detection gap, containment what-if, incident timeline) share.
 
->>> ep = episode(case, label="over_refusal")              # doctest: +SKIP
->>> ep.meta["onset"], ep.meta["subsided_at"], ep.meta["ongoing"]   # doctest: +SKIP
+>>> ep = episode(case, "over_refusal")
+>>> str(ep.meta["onset"]), str(ep.meta["subsided_at"]), ep.meta["ongoing"]
+('2026-03-09 09:00:00', '2026-03-11 14:00:00', False)
 
 One scan of the events aggregates the pattern to (feature, bucket): events and pattern
 events. The onset is the change point of :func:`forensics.cause.suspects.suspects` (binomial binary
@@ -158,7 +159,8 @@ def episode(case: CaseHandle, pattern: Pattern = None, *, bucket: str = "1h",
       ``ongoing``: not subsided and the last buckets still run above the baseline
       (one-sided test at 5 %).
 
-    >>> episode(case, "status = 'error'").meta["onset"]   # doctest: +SKIP
+    >>> episode(case, "status = 'error'").meta["onset"] is None     # a steady background
+    True
     """
     pat = resolve(case, pattern)
     params = {**pat.params, "bucket": interval(bucket)}

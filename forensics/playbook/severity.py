@@ -2,9 +2,9 @@
 hour), medium (4 hours), low (24 hours), decided from the evidence by a readable table of
 rules evaluated in order: the first rule whose conditions all hold decides.
 
->>> s = case.severity(label="pii_leak")                      # doctest: +SKIP
->>> s.meta["level"], s.meta["rule"], s.meta["respond_within"]  # doctest: +SKIP
-('critical', 'harm-or-exposure-at-scale', '15 minutes')
+>>> s = case.severity("over_refusal")
+>>> s.meta["level"], s.meta["rule"], s.meta["respond_within"]
+('critical', 'major-disruption', '15 minutes')
 
 The rules are plain data (a list of tables), so a team can keep its own matrix in TOML or
 YAML and pass it as ``rules="severity.toml"``::
@@ -216,8 +216,8 @@ def severity(case: CaseHandle, pattern: Pattern = None, *, category: str | None 
     ongoing, and how long it lasted. The first rule of ``rules`` whose conditions all hold
     decides the level.
 
-    >>> case.severity(where="status = 'error'", category="capability loss").meta["level"]
-    ... # doctest: +SKIP
+    >>> case.severity("status = 'error'", category="capability loss").meta["level"]
+    'high'
     """
     table = load_rules(rules)
     if category is not None and category not in CATEGORIES:

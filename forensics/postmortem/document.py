@@ -4,7 +4,7 @@ The post-mortem and the notification drafts are built once as blocks, so the Mar
 its HTML twin always say the same thing; images are embedded in the HTML as data URIs.
 
 >>> doc = Document("Post-mortem")
->>> doc.heading("Summary").para("It broke.")
+>>> _ = doc.heading("Summary").para("It broke.")
 >>> print(doc.markdown())
 # Post-mortem
 <BLANKLINE>

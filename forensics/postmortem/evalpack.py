@@ -1,7 +1,8 @@
 """The regression pack: an eval case for every form of the failure, so it never ships again.
 
->>> case.export_evals("evals/", format="all")          # doctest: +SKIP
-<Result 'eval pack': 5 rows>
+>>> pack = case.export_evals("evals/", format="all", pattern="over_refusal")
+>>> sorted(p.split("/")[-1] for p in pack.df["path"])[:2]
+['cases.jsonl', 'inspect_dataset.csv']
 
 For each failure form (a cluster of the latest clustering run, else the event's pattern
 label) up to ``per_cluster`` affected events become eval cases, stratified over locale
@@ -164,7 +165,8 @@ def export_evals(case: CaseHandle, path: str | Path, format: str = "jsonl", *,
     :func:`forensics.postmortem.facts.resolve_pattern`, and the top suspect). ``format``: ``jsonl``,
     ``promptfoo``, ``inspect`` or ``all``.
 
-    >>> case.export_evals("evals/", format="promptfoo", per_cluster=3)  # doctest: +SKIP
+    >>> case.export_evals("evals/", format="promptfoo", per_cluster=3).df.height > 0
+    True
     """
     formats = list(FORMATS) if format == "all" else [format]
     if any(f not in FORMATS for f in formats):

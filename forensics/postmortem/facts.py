@@ -1,9 +1,9 @@
 """What the case says about the incident: the facts a post-mortem states, each run as a
 query and recorded as a finding (SQL, parameters, evidence hashes) so it can be re-run.
 
->>> inc = gather(case)                       # doctest: +SKIP
->>> inc.impact.meta["users"], inc.change["change_id"], inc.cite("impact")   # doctest: +SKIP
-(674, 'CHG-2041', ' [F003]')
+>>> facts = gather(case, "over_refusal")
+>>> facts.impact.meta["users"], facts.change["change_id"]
+(258, 'CHG-2041')
 
 The pattern defaults to the labels whose rate rose most sharply (:func:`choose_pattern`),
 the root cause to the top suspect, the affected events to the pattern's events that the

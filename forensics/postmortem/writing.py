@@ -1,7 +1,8 @@
 """Write it up: the post-mortem, its charts, the notification drafts and the eval pack.
 
->>> case.postmortem("postmortem/")            # doctest: +SKIP
-<Result 'post-mortem': 12 rows>
+>>> pm = case.postmortem("postmortem/")
+>>> sorted(p.name for p in Path("postmortem").iterdir())[:3]
+['alerts', 'charts', 'evals']
 
 The seed playbook's post-mortem, section by section (summary; timeline of detection,
 containment, investigation and fix; impact; root cause with the suspect evidence; why it
@@ -667,7 +668,8 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
     ``redact=False`` keeps raw user ids and unredacted quotes; ``min_cell`` suppresses
     cohort cells of fewer users (0: none).
 
-    >>> case.postmortem("out/", pattern="over_refusal").meta["users"]   # doctest: +SKIP
+    >>> case.postmortem("out/", pattern="over_refusal", evals=False).meta["users"]
+    258
     """
     if case.read_only:
         raise ReadOnlyCaseError("the report records its findings in the case",

@@ -12,8 +12,10 @@ Parameters are DuckDB variables, set with bound values (``SET VARIABLE x = CAST(
 and read in the SQL with ``getvariable('x')``: never pasted into the text. The same file
 therefore runs in the plain ``duckdb`` CLI after ``SET VARIABLE feature = 'doc_qa';``.
 
->>> case.query("bad_rate_by_version", feature="doc_qa")   # doctest: +SKIP
->>> list_queries()[0].name                                 # doctest: +SKIP
+>>> case.query("bad_rate_by_version_day", feature="doc_qa").df.height > 0
+True
+>>> list_queries()[0].name
+'affected_users_by_cohort'
 """
 
 from __future__ import annotations
