@@ -71,7 +71,7 @@ def _sql_file(name: str) -> str:
 # version -> SQL statements that take a case from version-1 to version. schema.sql is
 # version 1; a new case gets it plus every migration, so new and migrated cases agree.
 MIGRATIONS: dict[int, list[str]] = {
-    2: [_sql_file("milestones.sql")],       # issue 8: incident milestones (case.mark)
+    2: [_sql_file("milestones.sql")],       # playbook: incident milestones (case.mark)
 }
 
 

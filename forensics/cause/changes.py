@@ -82,9 +82,9 @@ class ChangesResult(Result):
         out = super().to_dict()
         out["rollout"] = [dict(zip(self.rollout.columns, r, strict=True))
                           for r in self.rollout.iter_rows()] if self.rollout.height else []
-        from forensics.core.result import _jsonable
+        from forensics.core.result import jsonable
 
-        out["rollout"] = _jsonable(out["rollout"])
+        out["rollout"] = jsonable(out["rollout"])
         return out
 
     def plot(self, ax: Any = None) -> Any:
@@ -157,10 +157,10 @@ class TimelineResult(Result):
         self.markers = markers if markers is not None else pl.DataFrame()
 
     def to_dict(self) -> dict[str, Any]:
-        from forensics.core.result import _jsonable
+        from forensics.core.result import jsonable
 
         out = super().to_dict()
-        out["markers"] = _jsonable(self.markers.to_dicts()) if self.markers.height else []
+        out["markers"] = jsonable(self.markers.to_dicts()) if self.markers.height else []
         return out
 
     def plot(self, ax: Any = None, max_markers: int = 12) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.core.result import _jsonable
+from forensics.core.result import jsonable
 
 SCENARIO = "prompt_regression"
 
@@ -31,7 +31,7 @@ class DemoReport:
         self.data.update(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({"outdir": str(self.outdir), "case": str(self.case_path),
+        return jsonable({"outdir": str(self.outdir), "case": str(self.case_path),
                           "steps": [{"step": h, "text": t} for h, t in self.steps],
                           **self.data})
 

@@ -27,7 +27,7 @@ from rich.console import Console
 
 from forensics import __version__
 from forensics.core.errors import ForensicsError, UsageError
-from forensics.core.result import Result, _jsonable
+from forensics.core.result import Result, jsonable
 from forensics.drills.generator import SCENARIOS
 
 err_console = Console(stderr=True)
@@ -91,7 +91,7 @@ def _fail(error: dict[str, Any], code: int, as_json: bool,
     if exc is not None and os.environ.get("FORENSICS_DEBUG") and error["type"] == "internal":
         raise exc
     if as_json:
-        click.echo(json.dumps(_jsonable(error)))
+        click.echo(json.dumps(jsonable(error)))
     else:
         err_console.print(f"[bold red]Error:[/] {error['error']}", highlight=False,
                           markup=True)
@@ -109,7 +109,7 @@ def _emit(payload: Any, as_json: bool, verb: str) -> None:
     else:
         data, human = payload
     if as_json:
-        click.echo(json.dumps(_jsonable(success_document(data, verb))))
+        click.echo(json.dumps(jsonable(success_document(data, verb))))
     else:
         text = human() if callable(human) else str(human)
         out_console.print(text, highlight=False, markup=False)
@@ -364,14 +364,14 @@ def impact(case: str, pattern: str | None, change: str | None,
     finally:
         c.close()
     meta = result.meta
-    span = meta["window"] or [_jsonable(meta["first_exposure"]),
-                              _jsonable(meta["last_exposure"])]
+    span = meta["window"] or [jsonable(meta["first_exposure"]),
+                              jsonable(meta["last_exposure"])]
     data = {**meta, "window": {"start": span[0], "end": span[1]}, "rows": result.rows(),
             "sql": result.sql, "params": result.params}
     return data, result.to_markdown
 
 
-# -- what went wrong (issue 4) -------------------------------------------------------------
+# -- what went wrong --------------------------------------------------------------------
 
 def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
                settings: tuple[str, ...]) -> dict[str, Any]:
@@ -439,8 +439,8 @@ def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
             result = detect_fn(c, rules=spec)
     finally:
         c.close()
-    return {"labels": result.rows(), "meta": _jsonable(result.meta), "sql": result.sql,
-            "params": _jsonable(result.params)}, result.to_markdown
+    return {"labels": result.rows(), "meta": jsonable(result.meta), "sql": result.sql,
+            "params": jsonable(result.params)}, result.to_markdown
 
 
 @cli.command()
@@ -455,7 +455,7 @@ def findings(case: str, check_id: str | None) -> Any:
     try:
         if check_id:
             result = check(c, check_id)
-            return result, lambda: json.dumps(_jsonable(result), indent=2)
+            return result, lambda: json.dumps(jsonable(result), indent=2)
         return list_findings(c)
     finally:
         c.close()
@@ -483,7 +483,7 @@ def cluster(case: str, pattern: str, k: int | None, method: str, seed: int) -> A
     keep = ("cluster_id", "title", "size", "share", "category", "top_labels", "first_seen",
             "last_seen", "terms", "examples", "top_versions", "status")
     return {"clusters": [{key: r[key] for key in keep} for r in result.rows()],
-            "run_id": result.meta["run_id"], "meta": _jsonable(result.meta),
+            "run_id": result.meta["run_id"], "meta": jsonable(result.meta),
             "sql": result.sql, "params": result.params}, result.to_markdown
 
 
@@ -565,7 +565,7 @@ def _report_text(result: Result) -> str:
     return "\n".join(lines)
 
 
-# -- which change caused it (issue 5) ------------------------------------------------------
+# -- which change caused it -------------------------------------------------------------
 
 def _with_case(case: str, fn: Callable[[Any], Result]) -> Result:
     c = _open_case(case, read_only=True)
@@ -677,7 +677,7 @@ def retrieval_diff(case: str, before: str | None, after: str | None, at: str | N
     return _with_case(case, lambda c: rd_fn(c, before, after, at=at, feature=feature, k=k))
 
 
-# -- playbook analytics (issue 8) ----------------------------------------------------------
+# -- playbook analytics -----------------------------------------------------------------
 
 def _save_plot(result: Result, plot_path: str | None) -> None:
     if plot_path:
@@ -834,7 +834,7 @@ def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: 
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
                             progress=lambda done, total: update(done, total),
                             format=fmt, compress=compress)
-    return summary_, lambda: json.dumps(_jsonable(summary_), indent=2)
+    return summary_, lambda: json.dumps(jsonable(summary_), indent=2)
 
 
 @cli.command()

@@ -23,7 +23,7 @@ import polars as pl
 MAX_RENDER_ROWS = 50
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -31,15 +31,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN
         return None
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item())
+        return jsonable(value.item())
     return value
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):   # to the second on screen; JSON keeps it whole
@@ -71,12 +71,12 @@ class Result:
         return f"<{type(self).__name__} {self.title!r}: {self.df.height} rows>"
 
     def rows(self) -> list[dict[str, Any]]:
-        return [_jsonable(r) for r in self.df.to_dicts()]
+        return [jsonable(r) for r in self.df.to_dicts()]
 
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to reproduce and re-render this result, JSON-ready."""
         return {"kind": self.kind, "title": self.title, "sql": self.sql,
-                "params": _jsonable(self.params), "meta": _jsonable(self.meta),
+                "params": jsonable(self.params), "meta": jsonable(self.meta),
                 "columns": self.df.columns, "rows": self.rows()}
 
     def to_json(self, **kwargs: Any) -> str:
@@ -84,7 +84,7 @@ class Result:
 
     def to_markdown(self, max_rows: int = MAX_RENDER_ROWS) -> str:
         lines = [f"**{self.title}**", ""] if self.title else []
-        lines += [f"- {k}: {_cell(_jsonable(v))}" for k, v in self.meta.items()
+        lines += [f"- {k}: {cell_text(jsonable(v))}" for k, v in self.meta.items()
                   if not isinstance(v, (list, dict))]
         if lines and self.meta:
             lines.append("")
@@ -93,7 +93,7 @@ class Result:
             lines.append("| " + " | ".join(cols) + " |")
             lines.append("|" + "---|" * len(cols))
             for row in self.df.head(max_rows).iter_rows():
-                cells = [_cell(v).replace("|", "\\|").replace("\n", " ") for v in row]
+                cells = [cell_text(v).replace("|", "\\|").replace("\n", " ") for v in row]
                 lines.append("| " + " | ".join(cells) + " |")
             if self.df.height > max_rows:
                 lines.append(f"\n_{self.df.height - max_rows} more rows not shown_")
@@ -101,18 +101,18 @@ class Result:
 
     def _repr_html_(self) -> str:
         head = f"<h4>{escape(self.title)}</h4>" if self.title else ""
-        meta = "".join(f"<li><b>{escape(str(k))}</b>: {escape(_cell(_jsonable(v)))}</li>"
+        meta = "".join(f"<li><b>{escape(str(k))}</b>: {escape(cell_text(jsonable(v)))}</li>"
                        for k, v in self.meta.items()
                        if v is not None and not isinstance(v, (list, dict)))
         meta = f"<ul>{meta}</ul>" if meta else ""
         header = "".join(f"<th>{escape(c)}</th>" for c in self.df.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>"
+            "<tr>" + "".join(f"<td>{escape(cell_text(v))}</td>" for v in row) + "</tr>"
             for row in self.df.head(MAX_RENDER_ROWS).iter_rows())
         more = (f"<p><i>{self.df.height - MAX_RENDER_ROWS} more rows</i></p>"
                 if self.df.height > MAX_RENDER_ROWS else "")
         sql = (f"<details><summary>SQL</summary><pre>{escape(self.sql)}</pre>"
-               f"<pre>{escape(json.dumps(_jsonable(self.params)))}</pre></details>"
+               f"<pre>{escape(json.dumps(jsonable(self.params)))}</pre></details>"
                if self.sql else "")
         return (f"<div class='forensics-result'>{head}{meta}<table><thead><tr>{header}"
                 f"</tr></thead><tbody>{body}</tbody></table>{more}{sql}</div>")

@@ -18,7 +18,7 @@ from typing import Any
 
 from forensics.core.db import progress_bar_off, scalar
 from forensics.core.handle import CaseHandle
-from forensics.core.result import _jsonable
+from forensics.core.result import jsonable
 
 
 def new_run(case: CaseHandle, stage: str, params: dict[str, Any]) -> str:
@@ -26,7 +26,7 @@ def new_run(case: CaseHandle, stage: str, params: dict[str, Any]) -> str:
     n = scalar(case.con, "SELECT count(*) FROM runs WHERE stage = ?", [stage]) or 0
     run_id = f"{stage}-{int(n) + 1:04d}"
     case.con.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
-                     [run_id, stage, json.dumps(_jsonable(params)),
+                     [run_id, stage, json.dumps(jsonable(params)),
                       dt.datetime.now(dt.UTC).replace(tzinfo=None)])
     return run_id
 

@@ -45,7 +45,7 @@ from forensics.core.db import frame, scalar
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle, require_writable
 from forensics.core.redact import redact_text
-from forensics.core.result import Result, _cell, _jsonable
+from forensics.core.result import Result, cell_text, jsonable
 from forensics.core.runs import new_run, quiet
 from forensics.core.selection import Pattern, Selection, select
 
@@ -94,7 +94,7 @@ class ClusterResult(Result):
 
     def _repr_html_(self) -> str:
         head = f"<h4>{escape(self.title)}</h4>"
-        meta = "".join(f"<li><b>{escape(str(k))}</b>: {escape(_cell(_jsonable(v)))}</li>"
+        meta = "".join(f"<li><b>{escape(str(k))}</b>: {escape(cell_text(jsonable(v)))}</li>"
                        for k, v in self.meta.items() if not isinstance(v, (list, dict)))
         rows = []
         for r in self.rows():
@@ -119,7 +119,7 @@ class ClusterResult(Result):
 
     def to_markdown(self, max_rows: int = 50) -> str:
         lines = [f"**{self.title}**", ""]
-        lines += [f"- {k}: {_cell(_jsonable(v))}" for k, v in self.meta.items()
+        lines += [f"- {k}: {cell_text(jsonable(v))}" for k, v in self.meta.items()
                   if not isinstance(v, (list, dict))]
         lines += ["", "| id | pattern | events | share | category | labels | first seen | "
                       "last seen |", "|---|---|---|---|---|---|---|---|"]
@@ -128,7 +128,7 @@ class ClusterResult(Result):
                          f"{r['share']:.1%} | {r['category']} | {r['top_labels']} | "
                          f"{r['first_seen']} | {r['last_seen']} |")
             for e in r["examples"][:2]:
-                text = _cell(e["text"]).replace("|", "\\|").replace("\n", " ")
+                text = cell_text(e["text"]).replace("|", "\\|").replace("\n", " ")
                 lines.append(f"|  | e.g. `{e['event_id']}`: {text} | | | | | | |")
         return "\n".join(lines)
 
@@ -760,7 +760,7 @@ def _write(case: CaseHandle, rows: list[dict[str, Any]], event_ids: pl.Series, a
                                             "status")}
             case.con.execute("INSERT INTO clusters VALUES (?, ?, ?, ?, ?, ?, ?)",
                              [r["cluster_id"], run_id, r["title"], r["terms"], r["size"],
-                              r["category"], json.dumps(_jsonable(detail))])
+                              r["category"], json.dumps(jsonable(detail))])
         case.con.register("_cl_members", members.to_arrow())
         case.con.execute("INSERT INTO cluster_members SELECT event_id, cluster_id, $run_id "
                          "FROM _cl_members", {"run_id": run_id})

@@ -38,7 +38,7 @@ from forensics.core.db import frame
 from forensics.core.errors import ForensicsError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import PATTERNS, redact_text
-from forensics.core.result import Result, _jsonable
+from forensics.core.result import Result, jsonable
 from forensics.core.selection import Pattern
 
 FORMATS = ("jsonl", "promptfoo", "inspect")
@@ -265,7 +265,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(_jsonable(r), sort_keys=True, ensure_ascii=False) + "\n"
+    return "".join(json.dumps(jsonable(r), sort_keys=True, ensure_ascii=False) + "\n"
                    for r in rows)
 
 
@@ -283,7 +283,7 @@ def _promptfoo(out: Path, cases: list[dict[str, Any]], desc: str) -> list[Path]:
                            "source_event_id": c["source"]["event_id"],
                            **{k: c["context"][k] for k in CONTEXT_COLUMNS}}}
              for c in cases]
-    body = yaml.safe_dump(_jsonable(tests), sort_keys=True, allow_unicode=True, width=100)
+    body = yaml.safe_dump(jsonable(tests), sort_keys=True, allow_unicode=True, width=100)
     config = {"description": f"Regression pack: {desc}",
               "prompts": ["{{system_prompt}}\n\n{{context}}\n\n{{input}}"],
               "providers": [], "tests": "file://promptfoo_tests.yaml"}

@@ -38,7 +38,7 @@ from forensics.core.db import count_rows, frame
 from forensics.core.errors import ReadOnlyCaseError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import case_key, pseudonym, redact_text
-from forensics.core.result import Result, _jsonable
+from forensics.core.result import Result, jsonable
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult
 from forensics.postmortem.document import Document
@@ -131,7 +131,7 @@ def section_summary(doc: Document, inc: Incident, w: Writer) -> None:
 
 def section_severity(doc: Document, inc: Incident, w: Writer) -> None:
     """The seed's triage matrix: level, response time, the rule that decided it and the
-    numbers it used (issue 8's :func:`forensics.playbook.severity.severity`)."""
+    numbers it used (:func:`forensics.playbook.severity.severity`)."""
     if inc.playbook is None:
         return
     m = inc.playbook.severity.meta
@@ -382,7 +382,7 @@ def section_why_not_caught(doc: Document, inc: Incident, w: Writer) -> None:
 
 def _alert_points(inc: Incident, w: Writer) -> list[str]:
     """The earliest backtested alert without false alarms, and what a rollback when it
-    fired would have spared (issue 8's detection gap and containment what-if)."""
+    fired would have spared (the playbook's detection gap and containment what-if)."""
     pb = inc.playbook
     if pb is None:
         return []
@@ -534,7 +534,7 @@ def _findings(inc: Incident, w: Writer) -> list[dict[str, Any]]:
         params = json.loads(r["params"] or "{}")
         if w.redact:
             params = _redact_params(params, w)
-        r["params"] = json.dumps(_jsonable(params), sort_keys=True, indent=1)
+        r["params"] = json.dumps(jsonable(params), sort_keys=True, indent=1)
         r["sql"] = (redact_text(r["sql"]) if w.redact else r["sql"]) or ""
         out.append(r)
     return out

@@ -1,7 +1,7 @@
 -- Canonical views every stage and saved query builds on. Re-created each time a case is
 -- opened for writing, so they follow the library version.
 
--- The label vocabulary (issue 4): every label the detectors write, and the reviewer
+-- The label vocabulary: every label the detectors write, and the reviewer
 -- verdicts the toolkit understands, with the seed playbook's category, the detector family
 -- (labels one detector group writes: refusal, data_leak, incomplete, failure, malformed,
 -- wrong_language, harmful, feedback, ungrounded, unauthorized_action) and whether the label
@@ -97,6 +97,6 @@ LEFT JOIN flag ON flag.event_id = e.event_id
 LEFT JOIN fb_event ON fb_event.event_id = e.event_id
 LEFT JOIN fb_trace ON fb_trace.trace_id = e.trace_id;
 
--- Events with any bad signal (issue 4): what clustering and impact start from.
+-- Events with any bad signal: what clustering and impact start from.
 CREATE OR REPLACE VIEW bad_events AS
 SELECT * FROM event_facts WHERE is_bad;
