@@ -17,6 +17,7 @@ Estimates from a sampled review are in :mod:`forensics.impact.estimate`.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -136,8 +137,23 @@ def _ts_text(value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class ImpactScope:
+    """The events an impact question is about: ``condition`` over ``event_facts`` with its
+    ``params``, described as ``pattern``; ``window`` the exposure window; ``change`` the
+    change's scope (:func:`change_scope`) when the question is about a change, with
+    ``exposed`` the condition of the events its new version served."""
+
+    condition: str
+    params: dict[str, Any]
+    pattern: str
+    window: tuple[Any, Any] | None
+    change: dict[str, Any] | None
+    exposed: str | None
+
+
 def scope(case: CaseHandle, pattern: Pattern = None, *, change: str | None = None,
-          window: tuple[Any, Any] | None = None) -> dict[str, Any]:
+          window: tuple[Any, Any] | None = None) -> ImpactScope:
     """The SQL condition (over ``event_facts``) and parameters of an impact question:
     the pattern (any value :func:`forensics.core.selection.select` takes, or a change id;
     default any bad signal), restricted to the events a ``change`` served in its exposure
@@ -159,9 +175,8 @@ def scope(case: CaseHandle, pattern: Pattern = None, *, change: str | None = Non
     more, p = _window_conds(window)
     conds += more
     params.update(p)
-    return {"condition": " AND ".join(f"({c})" for c in conds), "params": params,
-            "pattern": desc, "window": window, "change": chg,
-            "exposed": " AND ".join(f"({c})" for c in conds[1:]) if chg else None}
+    return ImpactScope(" AND ".join(f"({c})" for c in conds), params, desc, window, chg,
+                       " AND ".join(f"({c})" for c in conds[1:]) if chg else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -244,15 +259,15 @@ def impact(case: CaseHandle, pattern: Pattern = None, *, change: str | None = No
     return impact_in(case, sc, by=by, approx=approx, suppress_below=suppress_below)
 
 
-def impact_in(case: CaseHandle, sc: dict[str, Any], *, by: list[str] | str | None = None,
+def impact_in(case: CaseHandle, sc: ImpactScope, *, by: list[str] | str | None = None,
               approx: bool = False, suppress_below: int = 0) -> ImpactResult:
     """:func:`impact` for a :func:`scope` already resolved (the report asks several
     questions of the same scope)."""
     by = [by] if isinstance(by, str) else list(by or [])
     for b in by:
         column(b)                              # validates the name
-    sql = impact_sql(sc["condition"], by, approx)
-    df = frame(case.con, sql, sc["params"])
+    sql = impact_sql(sc.condition, by, approx)
+    df = frame(case.con, sql, sc.params)
     if df.height == 0:
         df = pl.DataFrame([{"cohort": "all", **{b: None for b in by}, "users": 0,
                             "sessions": 0, "events": 0, "first_exposure": None,
@@ -261,39 +276,41 @@ def impact_in(case: CaseHandle, sc: dict[str, Any], *, by: list[str] | str | Non
     df = df.with_columns(share_of_users=(pl.col("users") / max(total["users"], 1)).round(4))
     meta = {k: total[k] for k in COUNT_COLUMNS}
     meta.update(first_exposure=total["first_exposure"], last_exposure=total["last_exposure"],
-                window=[_ts_text(w) if w is not None else None for w in sc["window"]]
-                if sc["window"] else None, pattern=sc["pattern"], by=by,
+                window=[_ts_text(w) if w is not None else None for w in sc.window]
+                if sc.window else None, pattern=sc.pattern, by=by,
                 method="approximate distinct (HyperLogLog)" if approx else "exact distinct")
     if approx:
         meta["relative_error"] = HLL_RELATIVE_ERROR
         meta["users_interval_95"] = [round(total["users"] * (1 - 1.96 * HLL_RELATIVE_ERROR)),
                                      round(total["users"] * (1 + 1.96 * HLL_RELATIVE_ERROR))]
-    if sc["change"]:
-        meta["change"] = {k: v for k, v in sc["change"].items() if k != "window"}
+    if sc.change:
+        meta["change"] = {k: v for k, v in sc.change.items() if k != "window"}
         meta.update(_exposed(case, sc))
     if suppress_below:
         df = suppress(df, suppress_below)
         meta["suppressed_below"] = suppress_below
-    return ImpactResult(df, sql=sql, params=sc["params"], title=f"impact: {sc['pattern']}",
+    return ImpactResult(df, sql=sql, params=sc.params, title=f"impact: {sc.pattern}",
                         meta=meta)
 
 
-def exposure(case: CaseHandle, sc: dict[str, Any]) -> Result:
+def exposure(case: CaseHandle, sc: ImpactScope) -> Result:
     """Users, sessions and events the change of a :func:`scope` served in its exposure
     window, bad or not (the denominator of the share affected).
 
     >>> exposure(case, scope(case, change="CHG-2041")).df["exposed_events"][0]
     1582
     """
-    change = sc["change"]["change_id"]
-    params = {k: v for k, v in sc["params"].items() if k.startswith(("c_", "w_"))}
+    if sc.change is None or sc.exposed is None:
+        raise UsageError("exposure needs a change", hint="scope(case, change=CHANGE_ID)")
+    change = sc.change["change_id"]
+    params = {k: v for k, v in sc.params.items() if k.startswith(("c_", "w_"))}
     sql = ("SELECT count(DISTINCT user_id) AS exposed_users, count(DISTINCT session_id) AS "
-           f"exposed_sessions, count(*) AS exposed_events FROM event_facts WHERE {sc['exposed']}")
+           f"exposed_sessions, count(*) AS exposed_events FROM event_facts WHERE {sc.exposed}")
     return Result(frame(case.con, sql, params), sql=sql, params=params,
                   title=f"exposure to {change}")
 
 
-def _exposed(case: CaseHandle, sc: dict[str, Any]) -> dict[str, Any]:
+def _exposed(case: CaseHandle, sc: ImpactScope) -> dict[str, Any]:
     return dict(exposure(case, sc).df.row(0, named=True))
 
 

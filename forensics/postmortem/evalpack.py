@@ -176,8 +176,8 @@ def export_evals(case: CaseHandle, path: str | Path, format: str = "jsonl", *,
     from forensics.impact.exact import scope
 
     sc = scope(case, cond, change=change)
-    sql = candidates_sql(sc["condition"])
-    params = {**sc["params"], "p_labels": labels, "k": int(per_cluster), "seed": int(seed)}
+    sql = candidates_sql(sc.condition)
+    params = {**sc.params, "p_labels": labels, "k": int(per_cluster), "seed": int(seed)}
     picked = frame(case.con, sql, params)
     docs = _retrieved(case, picked)
     cases = [_case(r, docs, desc, change, redact) for r in picked.iter_rows(named=True)]

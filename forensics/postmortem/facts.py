@@ -29,7 +29,7 @@ from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
 from forensics.core.selection import Pattern, select
 from forensics.impact.estimate import estimate
-from forensics.impact.exact import ImpactResult, exposure, impact_in, scope
+from forensics.impact.exact import ImpactResult, ImpactScope, exposure, impact_in, scope
 
 COHORT_TABLES = ("plan", "locale", "region", "client_version", "tenant")
 EXAMPLES = 5
@@ -37,7 +37,7 @@ CO_RISING_HOURS = 6          # labels whose onset is this close to the top one's
 
 
 @dataclass
-class Incident:
+class PostmortemFacts:
     """The facts the post-mortem states, each one a recorded finding (``cite``)."""
 
     pattern: str                    # SQL condition over event_facts
@@ -45,7 +45,7 @@ class Incident:
     labels: list[str]
     change: dict[str, Any] | None   # impact.change_scope of the root cause
     suspects: Result | None
-    scope: dict[str, Any]           # impact.scope: the affected events' condition
+    scope: ImpactScope              # the affected events' condition
     impact: ImpactResult
     cohorts: dict[str, ImpactResult]
     series: Result | None
@@ -69,7 +69,7 @@ class Incident:
 
 
 def gather(case: CaseHandle, pattern: Pattern = None,
-           change: str | None = None) -> Incident:
+           change: str | None = None) -> PostmortemFacts:
     """Run the investigation's summary queries and record each as a finding.
 
     ``pattern``: a label, cluster id or SQL condition (default: the labels whose rate
@@ -86,7 +86,7 @@ def gather(case: CaseHandle, pattern: Pattern = None,
     suspects = _suspects(case, cond, keep)
     root = change or _top_change(suspects)
     sc = scope(case, cond, change=root)
-    scope_ = sc["change"]
+    scope_ = sc.change
     total = keep("impact", impact_in(case, sc), "Affected users, sessions and events",
                  "exact distinct counts of the pattern's events served by the root-cause "
                  "change in its exposure window")
@@ -96,10 +96,10 @@ def gather(case: CaseHandle, pattern: Pattern = None,
                for b in _cohort_columns(case)}
     series = _series(case, cond, scope_, keep)
     analytics = _playbook(case, cond, root, keep)
-    return Incident(
+    return PostmortemFacts(
         pattern=cond, pattern_desc=desc, labels=labels, change=scope_, suspects=suspects,
         scope=sc, impact=total, cohorts=cohorts, series=series,
-        milestones=keep("milestones", milestones(case, sc), "Incident milestones"),
+        milestones=keep("milestones", milestones(case, sc), "PostmortemFacts milestones"),
         clusters=(clusters := _clusters(case, sc, keep)),
         trends=None if clusters is not None else _trends(case, keep),
         estimate=_estimate(case, cond, keep),
@@ -123,7 +123,7 @@ def _playbook(case: CaseHandle, cond: str, root: str | None, keep: Keep) -> Any:
     if pb.containment is not None:
         keep("containment", pb.containment, "What a rollback at an earlier time would have "
              "spared")
-    keep("incident_timeline", pb.timeline, "Incident timeline")
+    keep("incident_timeline", pb.timeline, "PostmortemFacts timeline")
     return pb
 
 
@@ -262,7 +262,7 @@ GROUP BY ALL ORDER BY bucket"""
     return keep("series", result, "Pattern rate over time")
 
 
-def milestones(case: CaseHandle, sc: dict[str, Any]) -> Result:
+def milestones(case: CaseHandle, sc: ImpactScope) -> Result:
     """When things happened, from the affected events and their feedback: first and
     last affected event, first negative feedback, first complaint, first moderation
     flag; and how many of the affected events the guardrails and the users flagged.
@@ -271,7 +271,7 @@ def milestones(case: CaseHandle, sc: dict[str, Any]) -> Result:
 
     sql = f"""
 WITH hit AS (SELECT event_id, trace_id, user_id, ts, is_flagged
-             FROM event_facts WHERE {sc['condition']}),
+             FROM event_facts WHERE {sc.condition}),
 fbh AS ({hit_feedback_sql("hit")}),
 fb AS (SELECT DISTINCT feedback_row, ts, negative, complaint FROM fbh),
 neg AS (SELECT DISTINCT hit_id FROM fbh WHERE negative),
@@ -290,16 +290,16 @@ SELECT milestone, ts,
        (SELECT count(DISTINCT user_id) FROM hit h WHERE h.ts < (SELECT min(ts) FROM fb
             WHERE complaint)) AS users_before_first_complaint
 FROM firsts ORDER BY ts NULLS LAST, milestone"""
-    df = frame(case.con, sql, sc["params"])
+    df = frame(case.con, sql, sc.params)
     first = df.row(0, named=True) if df.height else {}
     meta = {k: first.get(k) for k in ("affected_events", "flagged_by_moderation",
                                       "with_negative_feedback", "complaints",
                                       "users_before_first_complaint")}
-    return Result(df.select("milestone", "ts"), sql=sql, params=sc["params"],
+    return Result(df.select("milestone", "ts"), sql=sql, params=sc.params,
                   title="incident milestones", meta=meta)
 
 
-def _clusters(case: CaseHandle, sc: dict[str, Any], keep: Keep) -> Result | None:
+def _clusters(case: CaseHandle, sc: ImpactScope, keep: Keep) -> Result | None:
     """Failure clusters of the latest clustering run: size, and how many of their events
     are among the affected ones, with their daily counts (for the trend chart)."""
     if not scalar(case.con, "SELECT count(*) FROM clusters"):
@@ -311,7 +311,7 @@ WITH run AS (
                     (SELECT max(run_id) FROM clusters)) AS run_id
 ), members AS (
     SELECT m.cluster_id, e.event_id, e.ts, e.event_id IN (
-               SELECT event_id FROM event_facts WHERE {sc['condition']}) AS affected
+               SELECT event_id FROM event_facts WHERE {sc.condition}) AS affected
     FROM cluster_members m JOIN events e USING (event_id)
     WHERE m.run_id = (SELECT run_id FROM run)
 )
@@ -320,10 +320,10 @@ SELECT c.cluster_id, c.title, c.category, c.size, date_trunc('day', m.ts) AS day
 FROM clusters c JOIN members m USING (cluster_id)
 WHERE c.run_id = (SELECT run_id FROM run)
 GROUP BY ALL ORDER BY c.size DESC, c.cluster_id, day"""
-    df = frame(case.con, sql, sc["params"])
+    df = frame(case.con, sql, sc.params)
     if df.height == 0:
         return None
-    return keep("clusters", Result(df, sql=sql, params=sc["params"], title="failure clusters"),
+    return keep("clusters", Result(df, sql=sql, params=sc.params, title="failure clusters"),
                 "Failure clusters and their daily counts")
 
 
@@ -353,17 +353,17 @@ def _estimate(case: CaseHandle, cond: str, keep: Keep) -> Result | None:
                 "Truly affected users and events, estimated from the sampled review")
 
 
-def examples(case: CaseHandle, sc: dict[str, Any], n: int = EXAMPLES) -> Result:
+def examples(case: CaseHandle, sc: ImpactScope, n: int = EXAMPLES) -> Result:
     """A few affected events, chosen by a hash of their id (the same every time), with
     the user's request (from the parent span for a tool call) and what they got."""
     sql = f"""
 SELECT e.event_id, e.ts, e.user_id, e.feature, e.kind, e.name,
        coalesce(e.input_text, p.input_text) AS input_text, e.output_text
-FROM (SELECT * FROM event_facts WHERE {sc['condition']}) e
+FROM (SELECT * FROM event_facts WHERE {sc.condition}) e
 LEFT JOIN events p ON p.span_id = e.parent_id AND p.trace_id = e.trace_id
 ORDER BY hash(e.event_id), e.event_id
 LIMIT {int(n)}"""
-    return Result(frame(case.con, sql, sc["params"]), sql=sql, params=sc["params"],
+    return Result(frame(case.con, sql, sc.params), sql=sql, params=sc.params,
                   title="examples")
 
 

@@ -42,7 +42,7 @@ from forensics.core.result import Result, jsonable
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult
 from forensics.postmortem.document import Document
-from forensics.postmortem.facts import Incident, gather
+from forensics.postmortem.facts import PostmortemFacts, gather
 
 # =======================================================================================
 # how to write it
@@ -107,7 +107,7 @@ def _count(w: Writer, value: Any) -> str:
 # =======================================================================================
 # sections
 
-def section_summary(doc: Document, inc: Incident, w: Writer) -> None:
+def section_summary(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     m = inc.impact.meta
     c = inc.change
     doc.heading("Summary")
@@ -129,7 +129,7 @@ def section_summary(doc: Document, inc: Incident, w: Writer) -> None:
                  "established from this evidence.")
 
 
-def section_severity(doc: Document, inc: Incident, w: Writer) -> None:
+def section_severity(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     """The seed's triage matrix: level, response time, the rule that decided it and the
     numbers it used (:func:`forensics.playbook.severity.severity`)."""
     if inc.playbook is None:
@@ -154,7 +154,7 @@ def _share(part: Any, whole: Any) -> str:
     return f"{100 * part / whole:.1f}%"
 
 
-def section_timeline(doc: Document, inc: Incident, w: Writer) -> None:
+def section_timeline(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.heading("Timeline (UTC)")
     if inc.playbook is not None:
         tl = inc.playbook.timeline
@@ -200,7 +200,7 @@ def section_timeline(doc: Document, inc: Incident, w: Writer) -> None:
         doc.image(w.charts["timeline"], "pattern rate over time with change markers")
 
 
-def timeline_rows(inc: Incident) -> list[tuple[Any, str, str]]:
+def timeline_rows(inc: PostmortemFacts) -> list[tuple[Any, str, str]]:
     """(time, what happened, finding) for the timeline table, in time order."""
     rows: list[tuple[Any, str, str]] = []
     c = inc.change
@@ -227,7 +227,7 @@ def _sortable(value: Any) -> dt.datetime:
     return dt.datetime.max
 
 
-def section_impact(doc: Document, inc: Incident, w: Writer) -> None:
+def section_impact(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     m = inc.impact.meta
     doc.heading("Impact")
     window = m.get("window") or [None, None]
@@ -267,7 +267,7 @@ def section_impact(doc: Document, inc: Incident, w: Writer) -> None:
     _examples_block(doc, inc, w)
 
 
-def _estimate_block(doc: Document, inc: Incident, w: Writer) -> None:
+def _estimate_block(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     if inc.estimate is None:
         return
     e = inc.estimate.meta
@@ -282,7 +282,7 @@ def _estimate_block(doc: Document, inc: Incident, w: Writer) -> None:
                 if e.get("small_sample") else ""))
 
 
-def _examples_block(doc: Document, inc: Incident, w: Writer) -> None:
+def _examples_block(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     df = inc.examples.df
     if df.height == 0:
         return
@@ -295,7 +295,7 @@ def _examples_block(doc: Document, inc: Incident, w: Writer) -> None:
                 w.text(r["output_text"], 240)] for r in df.iter_rows(named=True)])
 
 
-def section_root_cause(doc: Document, inc: Incident, w: Writer) -> None:
+def section_root_cause(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.heading("Root cause")
     s = inc.suspects
     if s is None or s.df.height == 0:
@@ -321,7 +321,7 @@ def _effect(r: dict[str, Any]) -> str:
             f"{100 * r['ci_high']:+.2f}]")
 
 
-def _clusters_block(doc: Document, inc: Incident, w: Writer) -> None:
+def _clusters_block(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     if inc.clusters is None:
         return
     per = (inc.clusters.df.group_by("cluster_id", "title", "category", "size")
@@ -335,14 +335,14 @@ def _clusters_block(doc: Document, inc: Incident, w: Writer) -> None:
         doc.image(w.charts["clusters"], "failure clusters per day")
 
 
-def _trends_block(doc: Document, inc: Incident, w: Writer) -> None:
+def _trends_block(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     if inc.trends is None or "clusters" not in w.charts:
         return
     doc.heading(f"Failure patterns over time{inc.cite('trends')}", level=3)
     doc.image(w.charts["clusters"], "labelled events per day")
 
 
-def section_why_not_caught(doc: Document, inc: Incident, w: Writer) -> None:
+def section_why_not_caught(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.heading("Why it was not caught earlier")
     f = inc.milestones.meta
     first = inc.milestone("first affected event")
@@ -380,7 +380,7 @@ def section_why_not_caught(doc: Document, inc: Incident, w: Writer) -> None:
     doc.bullets(points)
 
 
-def _alert_points(inc: Incident, w: Writer) -> list[str]:
+def _alert_points(inc: PostmortemFacts, w: Writer) -> list[str]:
     """The earliest backtested alert without false alarms, and what a rollback when it
     fired would have spared (the playbook's detection gap and containment what-if)."""
     pb = inc.playbook
@@ -406,7 +406,7 @@ def _alert_points(inc: Incident, w: Writer) -> list[str]:
     return points
 
 
-def section_whats_changing(doc: Document, inc: Incident, w: Writer) -> None:
+def section_whats_changing(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.heading("What's changing")
     doc.para("Proposed actions; owners and dates to be agreed.")
     items = []
@@ -455,7 +455,7 @@ def _fix_for(c: dict[str, Any]) -> str:
     }.get(c["kind"], f"Revert or fix {c['change_id']} at the layer that caused it.")
 
 
-def section_communication(doc: Document, inc: Incident, w: Writer) -> None:
+def section_communication(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.heading("Communication")
     doc.para("Drafts for a person to edit before sending (also in notifications/):")
     doc.heading("Affected users", level=3)
@@ -467,23 +467,23 @@ def section_communication(doc: Document, inc: Incident, w: Writer) -> None:
                  "apply (data protection authority, affected data subjects) with legal.")
 
 
-def _personal_data(inc: Incident) -> bool:
+def _personal_data(inc: PostmortemFacts) -> bool:
     words = " ".join([inc.pattern_desc, *inc.labels]).lower()
     return any(k in words for k in ("pii", "leak", "private", "personal", "secret"))
 
 
-def _feature_name(inc: Incident) -> str:
+def _feature_name(inc: PostmortemFacts) -> str:
     return f"the {inc.change['feature']} feature" if inc.change else "our AI features"
 
 
-def _told(inc: Incident, public: bool = False) -> str:
+def _told(inc: PostmortemFacts, public: bool = False) -> str:
     from forensics.postmortem.evalpack import expectation
 
     e = expectation(" ".join([inc.pattern_desc, *inc.labels]))
     return e.told_public() if public else e.told
 
 
-def affected_user_notice(inc: Incident, w: Writer) -> str:
+def affected_user_notice(inc: PostmortemFacts, w: Writer) -> str:
     """The seed playbook's note to affected users, filled from the findings."""
     m = inc.impact.meta
     fixed = inc.change["window"][1] if inc.change else None
@@ -495,7 +495,7 @@ def affected_user_notice(inc: Incident, w: Writer) -> str:
             + ", and we have added checks so that it does not happen again. We are sorry.")
 
 
-def status_page_text(inc: Incident, w: Writer) -> str:
+def status_page_text(inc: PostmortemFacts, w: Writer) -> str:
     """The seed playbook's status-page update, filled from the findings."""
     m = inc.impact.meta
     fixed = inc.change["window"][1] if inc.change else None
@@ -510,7 +510,7 @@ def _day(value: Any) -> str:
     return value.strftime("%Y-%m-%d") if isinstance(value, dt.datetime) else "unknown"
 
 
-def section_appendix(doc: Document, inc: Incident, w: Writer) -> None:
+def section_appendix(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.heading("Evidence appendix")
     doc.para("Files the case was built from (the sha256 is the file's identity):")
     doc.table(["id", "file", "sha256", "format", "rows loaded", "rows rejected"],
@@ -527,7 +527,7 @@ def section_appendix(doc: Document, inc: Incident, w: Writer) -> None:
         doc.code(row["params"], "json")
 
 
-def _findings(inc: Incident, w: Writer) -> list[dict[str, Any]]:
+def _findings(inc: PostmortemFacts, w: Writer) -> list[dict[str, Any]]:
     out = []
     for row in inc.recorded:
         r = dict(row)
@@ -552,7 +552,7 @@ def _redact_params(value: Any, w: Writer) -> Any:
     return value
 
 
-SECTIONS: list[Callable[[Document, Incident, Writer], None]] = [
+SECTIONS: list[Callable[[Document, PostmortemFacts, Writer], None]] = [
     section_summary, section_severity, section_timeline, section_impact, section_root_cause,
     section_why_not_caught, section_whats_changing, section_communication, section_appendix]
 
@@ -579,7 +579,7 @@ def _figure(w: Writer, name: str, draw: Callable[[Any], None], size: tuple[float
             plt.close(fig)
 
 
-def draw_charts(inc: Incident, w: Writer) -> None:
+def draw_charts(inc: PostmortemFacts, w: Writer) -> None:
     """timeline.png (pattern rate with change markers and the exposure window),
     impact.png (affected users by cohort), clusters.png (cluster trends)."""
     if inc.series is not None and inc.series.df.height:
@@ -592,7 +592,7 @@ def draw_charts(inc: Incident, w: Writer) -> None:
         _figure(w, "clusters", lambda ax: _trend_chart(ax, inc), (10, 3.6))
 
 
-def _timeline_chart(ax: Any, inc: Incident) -> None:
+def _timeline_chart(ax: Any, inc: PostmortemFacts) -> None:
     assert inc.series is not None
     inc.series.plot(ax=ax)
     if inc.change and inc.change["window"][1] is not None:
@@ -601,7 +601,7 @@ def _timeline_chart(ax: Any, inc: Incident) -> None:
     ax.set_ylabel("share of events showing the pattern")
 
 
-def _impact_chart(ax: Any, inc: Incident, w: Writer) -> None:
+def _impact_chart(ax: Any, inc: PostmortemFacts, w: Writer) -> None:
     labels, values, notes = [], [], []
     for b, result in inc.cohorts.items():
         df = w.cells(result).filter(pl.col("cohort") != "all").head(6)
@@ -620,7 +620,7 @@ def _impact_chart(ax: Any, inc: Incident, w: Writer) -> None:
     ax.set_title("affected users by cohort")
 
 
-def _trend_chart(ax: Any, inc: Incident) -> None:
+def _trend_chart(ax: Any, inc: PostmortemFacts) -> None:
     assert inc.trends is not None
     df = inc.trends.df
     for (label,), part in df.group_by("label", maintain_order=True):
@@ -631,7 +631,7 @@ def _trend_chart(ax: Any, inc: Incident) -> None:
     ax.legend(fontsize=7, loc="upper left")
 
 
-def _cluster_chart(ax: Any, inc: Incident, w: Writer) -> None:
+def _cluster_chart(ax: Any, inc: PostmortemFacts, w: Writer) -> None:
     assert inc.clusters is not None
     df = inc.clusters.df
     top = (df.group_by("cluster_id", "size").agg().sort(["size", "cluster_id"],
@@ -721,7 +721,7 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
     return ReportResult(df.sort("path"), title="post-mortem", meta=meta)
 
 
-def _top_suspects(inc: Incident, n: int = 3) -> list[dict[str, Any]]:
+def _top_suspects(inc: PostmortemFacts, n: int = 3) -> list[dict[str, Any]]:
     """The first ``n`` ranked suspects, with their effect and explanation."""
     if inc.suspects is None or inc.suspects.df.is_empty():
         return []
@@ -731,17 +731,17 @@ def _top_suspects(inc: Incident, n: int = 3) -> list[dict[str, Any]]:
     return df.select([c for c in keep if c in df.columns]).head(n).to_dicts()
 
 
-def _playbook_meta(inc: Incident) -> dict[str, Any]:
+def _playbook_meta(inc: PostmortemFacts) -> dict[str, Any]:
     """Severity, proposed alert and containment figures (empty without a playbook)."""
     return dict(inc.playbook.meta) if inc.playbook is not None else {}
 
 
-def _title(inc: Incident) -> str:
+def _title(inc: PostmortemFacts) -> str:
     where = f" in {inc.change['feature']} after {inc.change['change_id']}" if inc.change else ""
     return f"Post-mortem: {inc.pattern_desc}{where}"
 
 
-def _pattern_words(inc: Incident) -> str:
+def _pattern_words(inc: PostmortemFacts) -> str:
     if inc.labels:
         return f"the failure pattern {inc.pattern_desc}"
     return inc.pattern_desc
@@ -753,7 +753,7 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _attach_findings(case: CaseHandle, inc: Incident) -> None:
+def _attach_findings(case: CaseHandle, inc: PostmortemFacts) -> None:
     """The cited findings' stored SQL, parameters and times, for the appendix."""
     ids = sorted(set(inc.findings.values()))
     rows = frame(case.con, "SELECT finding_id, title, note, kind, sql, CAST(params AS VARCHAR) "
@@ -762,7 +762,7 @@ def _attach_findings(case: CaseHandle, inc: Incident) -> None:
     inc.recorded = rows
 
 
-def _param_user_ids(case: CaseHandle, inc: Incident) -> set[str]:
+def _param_user_ids(case: CaseHandle, inc: PostmortemFacts) -> set[str]:
     """String parameters of the cited findings that are user or session ids."""
     values = set()
     for r in inc.recorded:
