@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from forensics import __version__
 from forensics.cause.changes import ChangesResult, TimelineResult, changes, timeline
 from forensics.cause.compare import CompareResult, compare
 from forensics.cause.retrieval import RetrievalDiffResult, retrieval_diff
@@ -443,7 +444,6 @@ def _writable(path: Path) -> bool:
 
 
 def _version() -> str:
-    from forensics import __version__
 
     return __version__
 

@@ -22,8 +22,16 @@ from .conftest import REPO, event, write_jsonl
 pytestmark = pytest.mark.slow
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment without what would put the checkout on the path (the
+    notebooks' conftest sets PYTHONPATH for their kernels)."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "FORENSICS_QUERIES", "PIP_TARGET", "PYTHONHOME")}
+
+
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or _clean_env(),
+                         timeout=600)
     assert out.returncode == 0, (cmd, out.stdout[-2000:], out.stderr[-2000:])
     return out.stdout
 
@@ -54,7 +62,7 @@ def test_wheel_installed_elsewhere_has_its_saved_queries(tmp_path: Path) -> None
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FORENSICS_QUERIES")}
+    env = _clean_env()
     where = _run([str(py), "-c", "import forensics; print(forensics.__file__)"], elsewhere, env)
     assert str(REPO) not in where and str(site) in where
     listed = json.loads(_run([str(env_dir / "bin" / "forensics"), "query", "--list", "--json"],

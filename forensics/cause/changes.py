@@ -17,7 +17,7 @@ from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import column, metric
-from forensics.core.result import Result
+from forensics.core.result import Result, jsonable
 from forensics.core.selection import Pattern, select
 from forensics.core.stats import wilson_arrays
 
@@ -82,7 +82,6 @@ class ChangesResult(Result):
         out = super().to_dict()
         out["rollout"] = [dict(zip(self.rollout.columns, r, strict=True))
                           for r in self.rollout.iter_rows()] if self.rollout.height else []
-        from forensics.core.result import jsonable
 
         out["rollout"] = jsonable(out["rollout"])
         return out
@@ -157,7 +156,6 @@ class TimelineResult(Result):
         self.markers = markers if markers is not None else pl.DataFrame()
 
     def to_dict(self) -> dict[str, Any]:
-        from forensics.core.result import jsonable
 
         out = super().to_dict()
         out["markers"] = jsonable(self.markers.to_dicts()) if self.markers.height else []

@@ -30,6 +30,7 @@ import polars as pl
 
 from forensics.core.errors import UsageError
 from forensics.drills.texts import build_pools
+from forensics.drills.writers import write_chunk
 
 START = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)   # a Monday
 FEATURES = ("support_chat", "doc_qa", "report_json", "agent")
@@ -627,7 +628,6 @@ def _write_events(frame: pl.DataFrame, fh: BinaryIO, fmt: str) -> None:
     if fmt == "jsonl":
         out.write_ndjson(fh)
         return
-    from forensics.drills.writers import write_chunk
 
     write_chunk(out, fh, fmt)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from forensics.cause.changes import changes
 from forensics.core.db import frame, quote_ident, scalar
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
@@ -78,7 +79,6 @@ def change_scope(case: CaseHandle, change_id: str) -> dict[str, Any]:
     >>> [str(t) for t in change_scope(case, "CHG-2041")["window"]]
     ['2026-03-09 09:00:00', '2026-03-11 14:00:00']
     """
-    from forensics.cause.changes import changes
 
     table = changes(case, rollout=False).df
     row = table.filter(pl.col("change_id") == change_id)

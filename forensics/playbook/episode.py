@@ -22,14 +22,15 @@ import numpy as np
 import polars as pl
 
 from forensics.cause.changepoints import hours, rate_series, strongest_onset
-from forensics.cause.changes import interval
+from forensics.cause.changes import changes, interval
+from forensics.cause.suspects import suspects
 from forensics.core import stats
 from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
 from forensics.core.selection import Pattern, select
-from forensics.playbook.milestones import to_utc
+from forensics.playbook.milestones import recorded, to_utc
 
 RECENT_BUCKETS = 6        # "still ongoing" looks at the last this-many buckets of the data
 RAMP_HOURS = 12           # a gradual rollout's first, small steps: how far back they may go
@@ -277,8 +278,6 @@ def _position(grid: pl.DataFrame, ts: dt.datetime, step: float) -> int:
 def _suspect(case: CaseHandle, suspect: bool | str, pattern: Pattern,
              bucket: str) -> dict[str, Any] | None:
     """The change to hold responsible: the top suspect, or the named change."""
-    from forensics.cause.changes import changes
-    from forensics.cause.suspects import suspects
 
     if suspect is False:
         return None
@@ -364,8 +363,6 @@ def _end(case: CaseHandle, ep: EpisodeResult) -> dict[str, Any]:
     that moved the suspect's feature off its new version (a rollback or a fix); else the
     bucket its traffic left that version; else where the pattern subsided; else the end
     of the data (still exposed)."""
-    from forensics.cause.changes import changes
-    from forensics.playbook.milestones import recorded
 
     sus = ep.meta.get("suspect")
     contained, source = recorded(case).get("contained"), "recorded milestone 'contained'"

@@ -39,7 +39,7 @@ from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
 from forensics.core.selection import Pattern
 from forensics.playbook.episode import EpisodeResult, episode
-from forensics.playbook.milestones import recorded
+from forensics.playbook.milestones import recorded, to_utc
 
 LEVELS = {"critical": "15 minutes", "high": "1 hour", "medium": "4 hours", "low": "24 hours"}
 RESPONSE_MINUTES = {"critical": 15, "high": 60, "medium": 240, "low": 1440}
@@ -258,7 +258,6 @@ def severity(case: CaseHandle, pattern: Pattern = None, *, category: str | None 
 
 def _window(ep: EpisodeResult,
             window: tuple[Any, Any] | None) -> tuple[dt.datetime, dt.datetime, str]:
-    from forensics.playbook.milestones import to_utc
 
     if window is not None:
         return to_utc(window[0]), to_utc(window[1]), "given"

@@ -40,6 +40,8 @@ from forensics.core.handle import CaseHandle
 from forensics.core.redact import PATTERNS, redact_text
 from forensics.core.result import Result, jsonable
 from forensics.core.selection import Pattern
+from forensics.impact.exact import scope
+from forensics.postmortem.facts import resolve_pattern
 
 FORMATS = ("jsonl", "promptfoo", "inspect")
 CONTEXT_COLUMNS = ("feature", "provider", "model", "response_model", "prompt_name",
@@ -173,7 +175,6 @@ def export_evals(case: CaseHandle, path: str | Path, format: str = "jsonl", *,
         raise UsageError(f"unknown eval format {format!r}",
                          hint=f"one of {', '.join(FORMATS)} or all")
     cond, labels, desc, change = _what_failed(case, pattern, change)
-    from forensics.impact.exact import scope
 
     sc = scope(case, cond, change=change)
     sql = candidates_sql(sc.condition)
@@ -201,7 +202,6 @@ def export_evals(case: CaseHandle, path: str | Path, format: str = "jsonl", *,
 
 def _what_failed(case: CaseHandle, pattern: Pattern, change: str | None
                  ) -> tuple[str, list[str], str, str | None]:
-    from forensics.postmortem.facts import resolve_pattern
 
     cond, labels, desc = resolve_pattern(case, pattern)
     if change is None:

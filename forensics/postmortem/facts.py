@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from forensics.cause.changes import TimelineResult, changes, interval
 from forensics.cause.suspects import suspects
 from forensics.core import stats
 from forensics.core.db import frame, scalar
@@ -29,7 +30,15 @@ from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
 from forensics.core.selection import Pattern, select
 from forensics.impact.estimate import estimate
-from forensics.impact.exact import ImpactResult, ImpactScope, exposure, impact_in, scope
+from forensics.impact.exact import (
+    ImpactResult,
+    ImpactScope,
+    exposure,
+    hit_feedback_sql,
+    impact_in,
+    scope,
+)
+from forensics.playbook.answers import playbook
 
 COHORT_TABLES = ("plan", "locale", "region", "client_version", "tenant")
 EXAMPLES = 5
@@ -112,7 +121,6 @@ def _playbook(case: CaseHandle, cond: str, root: str | None, keep: Keep) -> Any:
     """Severity, detection gap, containment what-if and incident timeline of the pattern
     (:func:`forensics.playbook.answers.playbook`), anchored on the same root cause; each recorded.
     None when the case cannot support them (say, no onset in too short a history)."""
-    from forensics.playbook.answers import playbook
 
     try:
         pb = playbook(case, cond, suspect=root or False)
@@ -197,7 +205,6 @@ FROM tot LEFT JOIN bad USING (label, b) ORDER BY tot.label, tot.b"""
 
 
 def _interval(bucket: str) -> str:
-    from forensics.cause.changes import interval
 
     return interval(bucket)
 
@@ -234,7 +241,6 @@ def _series(case: CaseHandle, cond: str, scope_: dict[str, Any] | None,
             keep: Keep) -> Result | None:
     """The pattern's rate per bucket in the root-cause feature (all traffic without one),
     with Wilson intervals, and the change markers of that feature."""
-    from forensics.cause.changes import TimelineResult, changes
 
     feature = scope_["feature"] if scope_ else None
     span = frame(case.con, "SELECT min(ts) AS lo, max(ts) AS hi FROM events").row(0)
@@ -267,7 +273,6 @@ def milestones(case: CaseHandle, sc: ImpactScope) -> Result:
     last affected event, first negative feedback, first complaint, first moderation
     flag; and how many of the affected events the guardrails and the users flagged.
     ``sc``: :func:`forensics.impact.exact.scope` of the affected events."""
-    from forensics.impact.exact import hit_feedback_sql
 
     sql = f"""
 WITH hit AS (SELECT event_id, trace_id, user_id, ts, is_flagged

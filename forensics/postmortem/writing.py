@@ -40,8 +40,9 @@ from forensics.core.handle import CaseHandle
 from forensics.core.redact import case_key, pseudonym, redact_text
 from forensics.core.result import Result, jsonable
 from forensics.core.selection import Pattern
-from forensics.impact.exact import ImpactResult
+from forensics.impact.exact import ImpactResult, suppress
 from forensics.postmortem.document import Document
+from forensics.postmortem.evalpack import expectation, export_evals
 from forensics.postmortem.facts import PostmortemFacts, gather
 
 # =======================================================================================
@@ -67,7 +68,6 @@ class Writer:
         return text if len(text) <= limit else text[:limit - 3] + "..."
 
     def cells(self, result: ImpactResult) -> pl.DataFrame:
-        from forensics.impact.exact import suppress
 
         return suppress(result.df, self.min_cell) if self.min_cell else result.df
 
@@ -477,7 +477,6 @@ def _feature_name(inc: PostmortemFacts) -> str:
 
 
 def _told(inc: PostmortemFacts, public: bool = False) -> str:
-    from forensics.postmortem.evalpack import expectation
 
     e = expectation(" ".join([inc.pattern_desc, *inc.labels]))
     return e.told_public() if public else e.told
@@ -700,7 +699,6 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
         files.append(_write(out / "alerts" / f"{inc.playbook.meta['alert_query']}.sql",
                             alert_sql))
     if evals:
-        from forensics.postmortem.evalpack import export_evals
 
         pack = export_evals(case, out / "evals", format="all",
                             pattern=inc.labels or inc.pattern,
