@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from forensics.core.db import frame
 from forensics.core.errors import ForensicsError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import PATTERNS, redact_text
-from forensics.core.result import Result, jsonable
+from forensics.core.result import Result, dumps, jsonable
 from forensics.core.selection import Pattern
 from forensics.impact.exact import scope
 from forensics.postmortem.facts import resolve_pattern
@@ -265,7 +264,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(jsonable(r), sort_keys=True, ensure_ascii=False) + "\n"
+    return "".join(dumps(r, sort_keys=True) + "\n"
                    for r in rows)
 
 
