@@ -312,14 +312,14 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
         result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
     finally:
         c.close()
-    return result.to_dict(), lambda: _render(result, fmt)
+    return result.to_dict(), lambda: render_result(result, fmt)
 
 
-def _render(result: Result, fmt: str) -> str:
+def render_result(result: Result, fmt: str) -> str:
     """A saved query's rows as ``--format`` asks; every cell through the one conversion
     (``jsonable`` for JSON and CSV, ``cell_text`` for the tables)."""
     if fmt == "csv":
-        return result.to_csv()
+        return result.to_csv().removesuffix("\n")     # echo ends the last line
     if fmt == "json":
         return dumps(result.rows())
     if fmt == "markdown":

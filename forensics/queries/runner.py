@@ -237,8 +237,11 @@ def why_empty(case: CaseHandle, saved: SavedQuery, bound: dict[str, Any]) -> str
                if t not in present or not scalar(case.con, f"SELECT EXISTS (SELECT 1 FROM "
                                                              f"{quote_ident(t)})")]
     if missing:
-        return "; ".join(f"no {t} in this case" + (f" ({FILL[t]})" if t in FILL else "")
-                         for t in missing)
+        by_hint: dict[str, list[str]] = {}
+        for t in missing:
+            by_hint.setdefault(FILL.get(t, ""), []).append(t)
+        return "; ".join(f"no {' or '.join(ts)} in this case" + (f" ({h})" if h else "")
+                         for h, ts in by_hint.items())
     text = saved.empty or "no rows match this query's conditions in this case"
     shown = _shown(bound)
     return text + (f" (parameters: {shown})" if shown else "")
