@@ -212,7 +212,8 @@ class Result:
 
     def to_markdown(self, max_rows: int = MAX_RENDER_ROWS) -> str:
         lines = [f"**{self.title}**", ""] if self.title else []
-        lines += [f"- {k}: {cell_text(jsonable(v), max_chars=None)}" for k, v in self.meta.items()
+        lines += [f"- {k}: {cell_text(jsonable(v), max_chars=None)}"
+                  for k, v in self.meta.items()
                   if not isinstance(v, (list, dict))]
         if lines and self.meta:
             lines.append("")
@@ -229,7 +230,8 @@ class Result:
 
     def _repr_html_(self) -> str:
         head = f"<h4>{escape(self.title)}</h4>" if self.title else ""
-        meta = "".join(f"<li><b>{escape(str(k))}</b>: {escape(cell_text(jsonable(v), max_chars=None))}</li>"
+        meta = "".join(f"<li><b>{escape(str(k))}</b>: "
+                       f"{escape(cell_text(jsonable(v), max_chars=None))}</li>"
                        for k, v in self.meta.items()
                        if v is not None and not isinstance(v, (list, dict)))
         meta = f"<ul>{meta}</ul>" if meta else ""
