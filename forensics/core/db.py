@@ -10,6 +10,7 @@ hands results to Polars through Arrow.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from typing import Any
@@ -32,8 +33,8 @@ def frame(con: duckdb.DuckDBPyConnection, sql: str,
 
 # DuckDB types that Arrow and Polars cannot carry as they are. HUGEINT and UHUGEINT leave
 # as DECIMAL(38,0) (exact; Arrow's own export wraps past 38 digits without a word), and
-# as text when a value is wider still; the others leave as DuckDB's text for them, which
-# CAST(... AS INTERVAL) and friends read back.
+# when a value is wider still as Polars Int128, or exact text past that; the others leave
+# as DuckDB's text for them, which CAST(... AS INTERVAL) and friends read back.
 _WIDE_INTS = ("UHUGEINT", "HUGEINT")
 _AS_TEXT = ("TIME WITH TIME ZONE", "INTERVAL", "BIGNUM", "VARINT", "BIT")
 _TYPE_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|TIME WITH TIME ZONE|\w+|.""",
@@ -68,9 +69,14 @@ def to_polars(rel: duckdb.DuckDBPyRelation) -> pl.DataFrame:
     try:
         return rel.project(plan).pl()
     except duckdb.ConversionException:
-        wider = _fetch_plan(rel, "VARCHAR")    # a HUGEINT past 38 digits: as text
-        assert wider is not None
-        return rel.project(wider).pl()
+        wider = _fetch_plan(rel, "VARCHAR")    # a HUGEINT past 38 digits: as text, then
+        assert wider is not None               # Polars' Int128 where the values fit
+        df = rel.project(wider).pl()
+        for column, sql_type in zip(rel.columns, rel.types, strict=True):
+            if str(sql_type) in _WIDE_INTS:
+                with contextlib.suppress(pl.exceptions.PolarsError):  # past Int128: text
+                    df = df.with_columns(pl.col(column).cast(pl.Int128))
+        return df
 
 
 def _fetch_plan(rel: duckdb.DuckDBPyRelation, wide: str) -> str | None:
