@@ -327,8 +327,7 @@ def render_result(result: Result, fmt: str) -> str:
     from rich.table import Table
     from rich.text import Text
 
-    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
-    table = Table(title=result.title + with_truncation)
+    table = Table(title=result.title)
     for column in result.df.columns:
         table.add_column(Text(column))
     for row in result.df.head(TABLE_ROWS).iter_rows():
@@ -339,8 +338,9 @@ def render_result(result: Result, fmt: str) -> str:
         if result.df.height > TABLE_ROWS:
             console.print(Text(f"{result.df.height - TABLE_ROWS} more rows not shown; "
                                "--format csv or json gives them all"))
-        if result.meta.get("note"):
-            console.print(Text(str(result.meta["note"])))
+        for key in ("note", "warning", "hint"):      # why empty; the row cap reached
+            if result.meta.get(key):
+                console.print(Text(f"{key}: {result.meta[key]}"))
     return capture.get()
 
 

@@ -161,12 +161,20 @@ def run_sql(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | 
     >>> con = duckdb.connect()
     >>> run_sql(con, "SELECT $x + 1 AS y", {"x": 41}).rows()
     [{'y': 42}]
-    >>> run_sql(con, "SELECT * FROM range(10)", row_cap=3).meta
-    {'truncated': True, 'row_cap': 3}
+    >>> run_sql(con, "SELECT * FROM range(10)", row_cap=3).meta["warning"]
+    'stopped at the row cap of 3 rows; more rows match'
     """
+    if row_cap is not None and row_cap < 0:
+        raise UsageError(f"row cap {row_cap} is negative", hint="give a cap of 1 or more rows")
+    if time_limit is not None and time_limit < 0:
+        raise UsageError(f"time limit {time_limit} s is negative",
+                         hint="give a limit in seconds, or 0 for none")
     params = dict(params or {})
     df, truncated = _fetch(con, text, params, row_cap, time_limit)
-    meta = {"truncated": True, "row_cap": row_cap} if truncated else {}
+    meta = {"truncated": True, "row_cap": row_cap,
+            "warning": f"stopped at the row cap of {row_cap} rows; more rows match",
+            "hint": "raise the cap (--row-cap N, row_cap=N) or narrow the query"} \
+        if truncated else {}
     return Result(df, sql=text, params=params, title=title, meta=meta)
 
 

@@ -194,8 +194,8 @@ def run(case: CaseHandle, name: str, *, row_cap: int | None = None, time_limit: 
     except QueryTimeoutError:
         raise
     except QueryError as exc:
-        raise QueryError(f"saved query {saved.name} failed: "
-                         f"{exc.message.removeprefix('query failed: ')}",
+        reason = exc.message.removeprefix("query failed: ").strip().splitlines()[0]
+        raise QueryError(f"saved query {saved.name} failed: {reason}",
                          hint=f"its parameters were {_shown(bound) or 'none'}; the SQL is in "
                               f"{saved.path}") from exc
     finally:
