@@ -220,7 +220,7 @@ FILL = {
     "cluster_members": "cluster the bad events: forensics cluster CASE",
     "retrievals": "the evidence holds no retrieved documents",
     "moderations": "the evidence holds no moderation or guardrail decisions",
-    "milestones": "record them: forensics mark CASE detected --ts TIME",
+    "milestones": "record them: forensics mark CASE detected --at TIME",
     "rejects": "every record of every file loaded",
 }
 
