@@ -299,6 +299,18 @@ def _ip_ok(value: str) -> bool:
     return not (ip.is_loopback or ip.is_unspecified)
 
 
+def public_ip(value: str) -> bool:
+    """A globally routable address (not private, link-local or documentation space).
+
+    >>> public_ip("81.2.69.142"), public_ip("10.0.0.12")
+    (True, False)
+    """
+    try:
+        return ipaddress.ip_address(value).is_global
+    except ValueError:
+        return False
+
+
 _SUFFIX = (r"(?:St|Street|Ave|Avenue|Rd|Road|Dr|Drive|Way|Blvd|Boulevard|Ln|Lane|Ct|Court|"
            r"Pl|Place|Sq|Square|Pkwy|Parkway|Ter|Terrace|Cir|Circle|Hwy|Highway|Trl|Trail|"
            r"Cres|Crescent|Close|Row|Mews|Walk|Grove|Gardens|Hill)")

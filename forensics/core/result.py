@@ -20,6 +20,8 @@ from typing import Any
 
 import polars as pl
 
+from forensics.core.safe import markdown_text
+
 MAX_RENDER_ROWS = 50
 
 
@@ -93,7 +95,8 @@ class Result:
             lines.append("| " + " | ".join(cols) + " |")
             lines.append("|" + "---|" * len(cols))
             for row in self.df.head(max_rows).iter_rows():
-                cells = [cell_text(v).replace("|", "\\|").replace("\n", " ") for v in row]
+                cells = [markdown_text(cell_text(v)).replace("|", "\\|").replace("\n", " ")
+                         .replace("\r", " ") for v in row]
                 lines.append("| " + " | ".join(cells) + " |")
             if self.df.height > max_rows:
                 lines.append(f"\n_{self.df.height - max_rows} more rows not shown_")

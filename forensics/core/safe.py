@@ -83,3 +83,13 @@ def markdown_text(text: str | None) -> str:
     text = _LINK.sub(lambda m: m.group(2) if _unsafe_url(m.group(3)) else m.group(0), text)
     text = _SCHEME_WORD.sub(r"\1\2 :", text)
     return _TAG.sub("&lt;", text)
+
+
+def code_fence(text: str) -> str:
+    """A backtick fence longer than any backtick run in ``text``, so it cannot close early.
+
+    >>> code_fence("SELECT 1"), code_fence("a ``` b")
+    ('```', '````')
+    """
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    return "`" * max(3, max(runs, default=0) + 1)

@@ -21,9 +21,7 @@ and a ``promptfooconfig.yaml`` that uses them), ``inspect`` (Inspect AI samples:
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from forensics.core.errors import ForensicsError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import PATTERNS, redact_text
 from forensics.core.result import Result, jsonable
+from forensics.core.safe import csv_text
 from forensics.core.selection import Pattern
 from forensics.impact.exact import scope
 from forensics.postmortem.facts import resolve_pattern
@@ -307,16 +306,12 @@ def _inspect(out: Path, cases: list[dict[str, Any]]) -> list[Path]:
                                      "bad_output": c["failure"]["output"],
                                      "source_event_id": c["source"]["event_id"],
                                      **{k: c["context"][k] for k in CONTEXT_COLUMNS}}})
-    buf = io.StringIO()
     cols = ["id", "input", "target", "system_prompt", "context", "pattern", "source_event_id",
             *CONTEXT_COLUMNS]
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    writer.writeheader()
-    for c in cases:
-        writer.writerow({"id": c["id"], "input": c["input"], "target": c["expected"],
-                         "system_prompt": c["context"]["system_prompt"] or "",
-                         "context": _context_text(c), "pattern": c["pattern"]["form"],
-                         "source_event_id": c["source"]["event_id"],
-                         **{k: c["context"][k] or "" for k in CONTEXT_COLUMNS}})
+    rows = [{"id": c["id"], "input": c["input"], "target": c["expected"],
+             "system_prompt": c["context"]["system_prompt"] or "",
+             "context": _context_text(c), "pattern": c["pattern"]["form"],
+             "source_event_id": c["source"]["event_id"],
+             **{k: c["context"][k] or "" for k in CONTEXT_COLUMNS}} for c in cases]
     return [_write(out / "inspect_dataset.jsonl", _jsonl(samples)),
-            _write(out / "inspect_dataset.csv", buf.getvalue())]
+            _write(out / "inspect_dataset.csv", csv_text(rows, cols))]
