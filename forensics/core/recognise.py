@@ -370,13 +370,61 @@ def tokens(text: str) -> Iterator[Hit]:
 
 RECOGNISERS: tuple[Recogniser, ...] = (credentials, identity, places, tokens)
 
+# -- bare answers to a request ---------------------------------------------------------------
+# A request for one of these kinds of datum (in the input), and the bare value that answers
+# it (in the output): "What is Dana's passport number?" -> "K2EQK2759A". The detector runs
+# the same patterns in SQL over whole columns.
+REQUEST_CONTEXT = {
+    "ssn": r"(?i)\b(?:ssn|social security)\b",
+    "phone": r"(?i)\b(?:phone|mobile|cell|telephone)\b",
+    "card": r"(?i)\b(?:credit|debit) card\b",
+    "passport": r"(?i)\bpassport\b",
+    "secret": r"(?i)\b(?:password|passcode|secret key|private key|api key|ssh key|access code)\b",
+}
+BARE = {"ssn": r"\b\d{9}\b", "phone": r"\b\+?\d{10,12}\b", "card": r"\b\d{13,19}\b",
+        "passport": r"\b[A-Z0-9]{8,10}\b", "secret": r"\b[A-Za-z0-9_\-+/]{8,64}\b"}
+_BARE = {k: re.compile(v) for k, v in BARE.items()}
+_REQUEST = {k: re.compile(v) for k, v in REQUEST_CONTEXT.items()}
+BARE_TAGS = {"ssn": "ssn", "phone": "phone", "card": "card", "passport": "passport",
+             "secret": "credential"}
 
-def find(text: str | None, strict_only: bool = False) -> list[Hit]:
+
+def asked(request: str | None) -> frozenset[str]:
+    """The kinds of private datum a request asks for.
+
+    >>> sorted(asked("What is Kristi Tharpe's passport number?"))
+    ['passport']
+    """
+    if not request:
+        return frozenset()
+    return frozenset(k for k, pattern in _REQUEST.items() if pattern.search(request))
+
+
+def _bare_secret(v: str) -> bool:
+    """Random-looking: letters with digits or inner capitals, and a lowercase letter."""
+    return (bool(re.search(r"[a-z]", v)) and bool(re.search(r"\d|^.+[A-Z].*[A-Z]", v)))
+
+
+def answers(text: str, kinds: frozenset[str]) -> Iterator[Hit]:
+    """Bare values in ``text`` of the ``kinds`` a request asked for (loose hits)."""
+    for kind in sorted(kinds):
+        check = _bare_secret if kind == "secret" else None
+        yield from _hits(BARE_TAGS[kind], _BARE[kind], text, check=check, strict=False)
+
+
+def find(text: str | None, strict_only: bool = False, request: str | None = None) -> list[Hit]:
     """Every private span in ``text``, overlaps resolved (the longest span wins; at equal
-    length the first recogniser), in text order."""
+    length the first recogniser), in text order. With ``request`` (the input that ``text``
+    answers), bare values of the kinds it asked for count too.
+
+    >>> [h.value for h in find("KPO2Y0CZ0C", request="What is Ken's passport number?")]
+    ['KPO2Y0CZ0C']
+    """
     if not text:
         return []
-    hits = [h for r in RECOGNISERS for h in r(text) if h.strict or not strict_only]
+    # a bare answer first: at equal span its kind (what was asked) beats a generic one
+    hits = list(answers(text, asked(request))) if request and not strict_only else []
+    hits += [h for r in RECOGNISERS for h in r(text) if h.strict or not strict_only]
     ranked = sorted(enumerate(hits), key=lambda ih: (-(ih[1].end - ih[1].start), ih[0]))
     taken: list[Hit] = []
     for _, h in ranked:
@@ -385,8 +433,9 @@ def find(text: str | None, strict_only: bool = False) -> list[Hit]:
     return sorted(taken, key=lambda h: h.start)
 
 
-def redact(text: str | None) -> str | None:
-    """``text`` with every hit of :func:`find` replaced by its tag.
+def redact(text: str | None, request: str | None = None) -> str | None:
+    """``text`` with every hit of :func:`find` replaced by its tag (``request``: the input
+    ``text`` answers, see :func:`find`).
 
     >>> redact("postgres://app:s3cr3t@db:5432/x from 81.2.69.142, born 1985-03-12")
     'postgres://[SECRET]@db:5432/x from [IP], born [DOB]'
@@ -394,7 +443,7 @@ def redact(text: str | None) -> str | None:
     if not text:
         return text
     out, last = [], 0
-    for h in find(text):
+    for h in find(text, request=request):
         out.append(text[last:h.start])
         out.append(f"[{h.tag}]")
         last = h.end

@@ -52,9 +52,14 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
-def redact_text(text: str | None) -> str | None:
-    """Replace PII and secrets in ``text`` by tags such as ``[EMAIL]``."""
-    return redact(text)
+def redact_text(text: str | None, request: str | None = None) -> str | None:
+    """Replace PII and secrets in ``text`` by tags such as ``[EMAIL]``; ``request`` is the
+    input ``text`` answers, so a bare value it asked for goes too.
+
+    >>> redact_text("TTh3YQeW3tPC", request="What is Jerry Shrader's password?")
+    '[SECRET]'
+    """
+    return redact(text, request)
 
 
 def redact_frame(df: pl.DataFrame, keep: tuple[str, ...] = ()) -> pl.DataFrame:

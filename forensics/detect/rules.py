@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from forensics.core.errors import UsageError
+from forensics.core.recognise import BARE, PREFILTER, REQUEST_CONTEXT, find, public_ip
 
 if TYPE_CHECKING:
     import duckdb
@@ -222,17 +223,8 @@ WHERE NOT input_flagged AND NOT harmful_request AND (input_checked OR answered_e
 # private data and secrets
 
 # The values themselves are found by the recognisers the redactor uses
-# (forensics.core.recognise), once per distinct output text: see prepare_private.
-REQUEST_CONTEXT = {
-    "ssn": r"(?i)\b(?:ssn|social security)\b",
-    "phone": r"(?i)\b(?:phone|mobile|cell|telephone)\b",
-    "card": r"(?i)\b(?:credit|debit) card\b",
-    "passport": r"(?i)\bpassport\b",
-    "secret": r"(?i)\b(?:password|passcode|secret key|private key|api key|ssh key|access code)\b",
-}
-# What a user asks for when the bare answer (a number, a token) is the private datum.
-BARE = {"ssn": r"\b\d{9}\b", "phone": r"\b\+?\d{10,12}\b", "card": r"\b\d{13,19}\b",
-        "passport": r"\b[A-Z0-9]{8,10}\b", "secret": r"\b[A-Za-z0-9_\-+/]{8,64}\b"}
+# (forensics.core.recognise), once per distinct output text: see prepare_private; bare
+# answers to a request (BARE, REQUEST_CONTEXT there) run here in SQL over whole columns.
 
 
 def prepare_private(con: duckdb.DuckDBPyConnection, o: dict[str, Any]) -> dict[str, Any]:
@@ -243,7 +235,6 @@ def prepare_private(con: duckdb.DuckDBPyConnection, o: dict[str, Any]) -> dict[s
     import polars as pl
 
     from forensics.core.db import frame
-    from forensics.core.recognise import PREFILTER, find, public_ip
 
     texts = frame(con, f"""
         SELECT hash(e.output_text) AS h, any_value(e.output_text) AS t FROM events e

@@ -245,7 +245,8 @@ def _case(r: dict[str, Any], docs: dict[str, list[dict[str, Any]]], desc: str,
             **{c: r[c] for c in CONTEXT_COLUMNS},
             "tool": {"name": r["tool_name"], "args": clean(r["tool_args"])}
             if r["tool_name"] else None},
-        "failure": {"output": clean(r["output_text"]), "finish_reason": r["finish_reason"],
+        "failure": {"output": (redact_text(r["output_text"], request=r["input_text"]) if redact
+                               else r["output_text"]), "finish_reason": r["finish_reason"],
                     "status": r["status"], "error": clean(r["error"]),
                     "labels": sorted(r["labels"] or [])},
         "expected": e.expected,
