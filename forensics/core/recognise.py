@@ -112,7 +112,7 @@ _SECRET_NAME = (r"[A-Za-z0-9_.\-]*(?:passw(?:or)?d|passwd|pwd|passphrase|secret|
                 r"api[_\-]?key|apikey|access[_\-]?key|private[_\-]?key|credentials?|"
                 r"auth[_\-]?key)[A-Za-z0-9_.\-]*")
 _ASSIGNED = re.compile(rf"(?i)(?<![A-Za-z0-9_])[\"']?{_SECRET_NAME}[\"']?\s*(?::=|=>|[:=])[ \t]*"
-                       r"(?P<q>[\"']?)(?P<v>[^\s\"',;}<>]{3,}|(?<=[\"'])[^\"'\n]{3,}(?=[\"']))")
+                       r"(?:(?P<q>[\"'])(?P<qv>[^\"'\n]{3,}?)(?P=q)|(?P<v>[^\s\"',;}<>]{3,}))")
 # natural language: "Dana's password is X", "the API key was X", "secret key: X"
 _PHRASE = re.compile(r"(?i)\b(?:password|passcode|passphrase|pin(?: code)?|secret(?: key)?|"
                      r"api key|access (?:key|token|code)|auth token|ssh (?:private )?key|"
@@ -142,18 +142,34 @@ def credentials(text: str) -> Iterator[Hit]:
     yield from _hits("api_key", _BEARER, text, 1)
     yield from _hits("url_credential", _URL_CREDENTIAL, text, 1)
     for m in _ASSIGNED.finditer(text):
-        value = m.group("v").rstrip(".")
+        group = "qv" if m.group("qv") else "v"
+        value = m.group(group) if group == "qv" else m.group(group).rstrip(".")
         if _secret_value(value):
-            yield Hit("credential", m.start("v"), m.start("v") + len(value), value)
+            yield Hit("credential", m.start(group), m.start(group) + len(value), value)
     for m in _PHRASE.finditer(text):
         value = m.group("v").rstrip(".,;)!?")
         if _phrase_value(value):
             yield Hit("credential", m.start("v"), m.start("v") + len(value), value)
+    yield from keyed_entropy(text)
     yield from high_entropy(text)
 
 
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/]{32,}={0,2}(?![A-Za-z0-9+/=_\-])")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+# any key whose name ends like a key (``SESSION_SIGNING_KEY``, ``hmac_salt``), when its value
+# is long and random (a ``sort_key: ts`` is not)
+_KEYED = re.compile(r"(?i)(?<![A-Za-z0-9_])[\"']?[A-Za-z0-9_.\-]*(?:key|keys|salt|signature|sig|"
+                    r"hmac|seed|cred|cert)[\"']?\s*(?::=|=>|[:=])[ \t]*[\"']?"
+                    r"(?P<v>[A-Za-z0-9+/=_\-]{16,})")
+
+
+def keyed_entropy(text: str) -> Iterator[Hit]:
+    for m in _KEYED.finditer(text):
+        v = m.group("v")
+        if (entropy(v) >= 3.5 and re.search(r"\d", v) and re.search(r"[A-Za-z]", v)):
+            yield Hit("credential", m.start("v"), m.end("v"), v)
 
 
 def high_entropy(text: str) -> Iterator[Hit]:
@@ -414,8 +430,8 @@ def answers(text: str, kinds: frozenset[str]) -> Iterator[Hit]:
 
 def find(text: str | None, strict_only: bool = False, request: str | None = None) -> list[Hit]:
     """Every private span in ``text``, overlaps resolved (the longest span wins; at equal
-    length the first recogniser), in text order. With ``request`` (the input that ``text``
-    answers), bare values of the kinds it asked for count too.
+    length the first recogniser), in text order. Bare values of a kind that ``request``
+    (the input that ``text`` answers) or ``text`` itself asks for count too (loose hits).
 
     >>> [h.value for h in find("KPO2Y0CZ0C", request="What is Ken's passport number?")]
     ['KPO2Y0CZ0C']
@@ -423,7 +439,7 @@ def find(text: str | None, strict_only: bool = False, request: str | None = None
     if not text:
         return []
     # a bare answer first: at equal span its kind (what was asked) beats a generic one
-    hits = list(answers(text, asked(request))) if request and not strict_only else []
+    hits = [] if strict_only else list(answers(text, asked(request) | asked(text)))
     hits += [h for r in RECOGNISERS for h in r(text) if h.strict or not strict_only]
     ranked = sorted(enumerate(hits), key=lambda ih: (-(ih[1].end - ih[1].start), ih[0]))
     taken: list[Hit] = []
