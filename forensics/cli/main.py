@@ -111,10 +111,11 @@ def _emit(payload: Any, as_json: bool, verb: str) -> None:
     else:
         data, human = payload
     if as_json:
-        click.echo(json.dumps(jsonable(success_document(data, verb))))
+        click.echo(json.dumps(jsonable(success_document(data, verb)), default=str))
     else:
         text = human() if callable(human) else str(human)
-        out_console.print(text, highlight=False, markup=False)
+        # soft_wrap: never break a line at the terminal width (a CSV row would split in two)
+        out_console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def success_document(data: dict[str, Any], verb: str) -> dict[str, Any]:
@@ -339,7 +340,7 @@ def _render(result: Result, fmt: str) -> str:
     if fmt == "csv":
         return frame_csv(result.df)
     if fmt == "json":
-        return json.dumps(result.rows())
+        return json.dumps(result.rows(), default=str)  # DECIMAL columns as text
     if fmt == "markdown":
         return result.to_markdown(max_rows=result.df.height)
     with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""

@@ -63,22 +63,32 @@ def redact_text(text: str | None, request: str | None = None) -> str | None:
 
 
 def redact_frame(df: pl.DataFrame, keep: tuple[str, ...] = ()) -> pl.DataFrame:
-    """Every text column of ``df`` (but ``keep``) redacted, set-based: each distinct value
+    """Every text column (and list of texts) of ``df`` but ``keep`` redacted, set-based: each distinct value
     once, and only values the cheap :data:`forensics.core.recognise.PREFILTER` matches go
     through the recognisers.
 
     >>> redact_frame(pl.DataFrame({"t": ["ok", "SSN 536-22-8726", "ok"]}))["t"].to_list()
     ['ok', 'SSN [SSN]', 'ok']
     """
-    cols = [c for c, t in df.schema.items() if t == pl.String and c not in keep]
-    for c in cols:
-        values = df.get_column(c).drop_nulls().unique()
-        candidates = values.filter(values.str.contains(PREFILTER)).to_list()
-        mapping = {v: redact(v) for v in candidates}
-        changed = {k: v for k, v in mapping.items() if v != k}
-        if changed:
-            df = df.with_columns(pl.col(c).replace(changed))
+    for c, dtype in df.schema.items():
+        if c in keep:
+            continue
+        if dtype == pl.String:
+            changed = _changed(df.get_column(c))
+            if changed:
+                df = df.with_columns(pl.col(c).replace(changed))
+        elif dtype == pl.List(pl.String):
+            changed = _changed(df.get_column(c).explode())
+            if changed:
+                df = df.with_columns(pl.col(c).list.eval(pl.element().replace(changed)))
     return df
+
+
+def _changed(values: pl.Series) -> dict[str, str]:
+    """Distinct values that redaction changes, with what they become."""
+    distinct = values.drop_nulls().unique()
+    candidates = distinct.filter(distinct.str.contains(PREFILTER)).to_list()
+    return {v: r for v in candidates if (r := redact(v)) is not None and r != v}
 
 
 def case_key(con: duckdb.DuckDBPyConnection) -> bytes:

@@ -15,6 +15,7 @@ Markdown text through :func:`markdown_text`.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -53,12 +54,24 @@ def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 
 def frame_csv(df: pl.DataFrame) -> str:
-    """:func:`csv_text` of a Polars frame: text columns neutralised, the rest as Polars
-    writes them; every non-numeric cell quoted."""
+    """A Polars frame as CSV: text columns neutralised (:func:`csv_cell`), nested ones
+    (lists, structs) as JSON text, the rest as Polars writes them; every non-numeric cell
+    quoted, so CR and LF inside a cell never end a row.
+
+    >>> print(frame_csv(pl.DataFrame({"a": ["=1+1"], "l": [["x", "y"]], "n": [2]})), end="")
+    "a","l","n"
+    "'=1+1","[""x"", ""y""]",2
+    """
+    nested = [c for c, t in df.schema.items() if t.is_nested()]
+    if nested:
+        df = df.with_columns(pl.Series(c, [None if v is None else json.dumps(v, default=str)
+                                           for v in df.get_column(c).to_list()],
+                                       dtype=pl.String) for c in nested)
     text_cols = [c for c, t in df.schema.items() if t == pl.String]
-    safe = df.with_columns(pl.col(c).map_elements(csv_cell, return_dtype=pl.String)
-                           for c in text_cols) if text_cols else df
-    return safe.write_csv(quote_style="non_numeric")
+    if text_cols:
+        df = df.with_columns(pl.col(c).map_elements(csv_cell, return_dtype=pl.String)
+                             for c in text_cols)
+    return df.write_csv(quote_style="non_numeric")
 
 
 _LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*<?((?:[^()\s<>]|\([^()\s]*\))*)>?"
