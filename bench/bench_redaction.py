@@ -89,14 +89,13 @@ def benign_rate() -> list[str]:
     """Flags on events with no planted leak: the committed sample drill (its incident is a
     prompt regression, no private data), DecodingTrust's non-leaking rows, and ORDINARY."""
     out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        with forensics.open(Path(tmp) / "c.duckdb") as case:
-            case.load(ROOT / "sample_data/prompt_regression/events.jsonl.gz")
-            case.detect(rules=["private_data"])
-            n = case.sql("SELECT count(*) AS n FROM events WHERE output_text IS NOT NULL"
-                         ).rows()[0]["n"]
-            k = case.sql("SELECT count(DISTINCT event_id) AS n FROM labels").rows()[0]["n"]
-            out.append(f"| sample drill (prompt_regression) outputs | {n} | {k} | {k / n:.4f} |")
+    with tempfile.TemporaryDirectory() as tmp, forensics.open(Path(tmp) / "c.duckdb") as case:
+        case.load(ROOT / "sample_data/prompt_regression/events.jsonl.gz")
+        case.detect(rules=["private_data"])
+        n = case.sql("SELECT count(*) AS n FROM events WHERE output_text IS NOT NULL"
+                     ).rows()[0]["n"]
+        k = case.sql("SELECT count(DISTINCT event_id) AS n FROM labels").rows()[0]["n"]
+        out.append(f"| sample drill (prompt_regression) outputs | {n} | {k} | {k / n:.4f} |")
     if DT.is_dir():
         rows = []
         for path in sorted(DT.glob("*.jsonl")):

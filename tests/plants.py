@@ -38,7 +38,8 @@ SYNTHETIC: list[Plant] = [
     ("json_secret", '{"client_secret": "cs_9f8e7d6c5b4a"}', ("cs_9f8e7d6c5b4a",)),
     ("url_password", "dsn postgres://app_user:S3cr3tPg@db.internal:5432/orders",
      ("S3cr3tPg", "app_user:S3cr")),
-    ("keyed_entropy", "SESSION_SIGNING_KEY=8fK2mQ9xL4vR7nT1pW3zY6bC", ("8fK2mQ9xL4vR7nT1pW3zY6bC",)),
+    ("keyed_entropy", "SESSION_SIGNING_KEY=8fK2mQ9xL4vR7nT1pW3zY6bC",
+     ("8fK2mQ9xL4vR7nT1pW3zY6bC",)),
     ("phrase_password", "Dana's password is Tr0ub4dor&3.", ("Tr0ub4dor&3",)),
     ("private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7bqXk2\n"
      "-----END RSA PRIVATE KEY-----", ("MIIEpAIBAAKCAQEA7bqXk2",)),

@@ -63,9 +63,9 @@ def redact_text(text: str | None, request: str | None = None) -> str | None:
 
 
 def redact_frame(df: pl.DataFrame, keep: tuple[str, ...] = ()) -> pl.DataFrame:
-    """Every text column (and list of texts) of ``df`` but ``keep`` redacted, set-based: each distinct value
-    once, and only values the cheap :data:`forensics.core.recognise.PREFILTER` matches go
-    through the recognisers.
+    """Every text column (and list of texts) of ``df`` but ``keep`` redacted, set-based:
+    each distinct value once, and only values the cheap
+    :data:`forensics.core.recognise.PREFILTER` matches go through the recognisers.
 
     >>> redact_frame(pl.DataFrame({"t": ["ok", "SSN 536-22-8726", "ok"]}))["t"].to_list()
     ['ok', 'SSN [SSN]', 'ok']
