@@ -27,6 +27,7 @@ from rich.console import Console
 
 from forensics import __version__
 from forensics.core.errors import ForensicsError, UsageError
+from forensics.core.redact import redact_frame
 from forensics.core.result import Result, cell_text, dumps, jsonable
 from forensics.drills.generator import SCENARIOS
 
@@ -290,10 +291,13 @@ def summary(case: str) -> Any:
               default="table", show_default=True)
 @click.option("--row-cap", type=int, default=None, help="At most this many rows.")
 @click.option("--time-limit", type=float, default=None, help="Seconds before the query stops.")
+@click.option("--no-redact", is_flag=True,
+              help="Keep personal data and secrets in text columns (for internal use only).")
 @output_options
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
-          row_cap: int | None, time_limit: float | None) -> Any:
-    """Run the saved query NAME on CASE (opened read-only), or --list them."""
+          row_cap: int | None, time_limit: float | None, no_redact: bool) -> Any:
+    """Run the saved query NAME on CASE (opened read-only), or --list them. Text columns
+    are redacted (ids kept) unless --no-redact."""
     from forensics.queries.runner import catalogue, run
 
     if list_:
@@ -312,7 +316,21 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
         result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
     finally:
         c.close()
+    if not no_redact:
+        result.df = redact_frame(result.df, keep=id_columns(result.df))
     return result.to_dict(), lambda: render_result(result, fmt)
+
+
+def id_columns(df: Any) -> tuple[str, ...]:
+    """Columns that hold ids and digests (kept by redaction: they are what an analyst joins
+    on, and pseudonymous already).
+
+    >>> import polars as pl
+    >>> id_columns(pl.DataFrame({"event_id": ["e1"], "output_text": ["x"], "sha256": ["ab"]}))
+    ('event_id', 'sha256')
+    """
+    return tuple(c for c in df.columns
+                 if c == "id" or c.endswith("_id") or c in ("sha256", "trace_id", "span_id"))
 
 
 def render_result(result: Result, fmt: str) -> str:
@@ -466,7 +484,9 @@ def findings(case: str, check_id: str | None) -> Any:
         if check_id:
             result = check(c, check_id)
             return result, lambda: dumps(result, indent=2)
-        return list_findings(c)
+        found = list_findings(c)
+        found.df = redact_frame(found.df, keep=id_columns(found.df))
+        return found
     finally:
         c.close()
 
