@@ -295,7 +295,7 @@ def summary(case: str) -> Any:
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
           row_cap: int | None, time_limit: float | None) -> Any:
     """Run the saved query NAME on CASE (opened read-only), or --list them."""
-    from forensics.queries.runner import catalogue, run
+    from forensics.queries.runner import catalogue
 
     if list_:
         result = catalogue()
@@ -310,7 +310,7 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
         values[key.strip()] = value
     c = _open_case(case, read_only=True)
     try:
-        result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
+        result = c.query(name, row_cap=row_cap, time_limit=time_limit, **values)
     finally:
         c.close()
     return result.to_dict(), lambda: _render(result, fmt)

@@ -42,7 +42,10 @@ class CaseError(ForensicsError):
 
 
 class CaseLockedError(CaseError):
-    hint = "another process has the case open for writing; close it, or open read-only"
+    """The case file stayed busy (another process writing, or holding it) past the wait."""
+
+    hint = ("another process holds the case file (the error names it); wait for it to "
+            "finish, or raise FORENSICS_LOCK_WAIT")
 
 
 class ReadOnlyCaseError(CaseError):
