@@ -15,7 +15,7 @@ import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,7 +38,7 @@ from forensics.core.db import (
     progress_bar_off,
     run_sql,
 )
-from forensics.core.errors import CaseError, ReadOnlyCaseError
+from forensics.core.errors import CaseError, ReadOnlyCaseError, is_interrupt
 from forensics.core.findings import check, list_findings, record, rerun
 from forensics.core.metrics import SEGMENTS
 from forensics.core.notebook import install as install_notebook_errors
@@ -150,7 +150,7 @@ class Case:
     """
 
     def __init__(self, path: str | Path, read_only: bool = False, *,
-                 lock_wait: float | None = None) -> None:
+                 lock_wait: float | None = None, purpose: str = "hold case.con") -> None:
         install_notebook_errors()      # in a notebook: errors as a short box with their hint
         self.path = Path(path)
         if not read_only and self.path.exists() and not _writable(self.path):
@@ -160,6 +160,7 @@ class Case:
             raise CaseError(f"case file {self.path} does not exist")
         self.read_only = read_only
         self.lock_wait = lock_wait
+        self.purpose = purpose        # what a kept case.con is for, named to who waits
         self._op: duckdb.DuckDBPyConnection | None = None     # the running call's
         self._held: duckdb.DuckDBPyConnection | None = None   # case.con, until release()
         self._held_lock = ExitStack()
@@ -215,10 +216,10 @@ class Case:
             write = not self.read_only
             if write:
                 self._held_lock.enter_context(sharing.write_lock(
-                    self.path, "hold case.con", self.lock_wait))
+                    self.path, self.purpose, self.lock_wait))
             try:
                 self._held = _connect(self.path, not write, wait=self.lock_wait,
-                                      action="hold case.con")
+                                      action=self.purpose)
             except BaseException:
                 self._held_lock.close()
                 raise
@@ -240,12 +241,27 @@ class Case:
                     walled: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """The connection of one call: the enclosing call's, the kept one, or a new one
         closed when the call ends (an interrupted call leaves no open transaction)."""
+        try:
+            with self._open_for(write, action, walled) as con:
+                yield con
+        except RuntimeError as exc:
+            if is_interrupt(exc):      # Ctrl-C inside a DuckDB statement
+                raise KeyboardInterrupt from exc
+            raise
+
+    @contextmanager
+    def _open_for(self, write: bool, action: str,
+                  walled: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         if self._op is not None and not walled:
             yield self._op
             return
         self._check_open()
         if self._held is not None and not (walled and not self._in_memory):
-            yield self._held
+            try:
+                yield self._held
+            except BaseException:
+                _rollback_quietly(self._held)    # the kept connection stays usable
+                raise
             return
         if walled:
             self.release()        # one configuration per file in a process
@@ -610,6 +626,11 @@ class Case:
                             per_cluster=per_cluster, redact=redact, seed=seed)
 
 
+def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    with suppress(duckdb.Error):      # (no transaction was open)
+        con.execute("ROLLBACK")
+
+
 def _writable(path: Path) -> bool:
     """Writable by us, and not marked read-only (root ignores the mode bits, we don't)."""
     return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
@@ -620,6 +641,11 @@ def _version() -> str:
     return __version__
 
 
-def open(path: str | Path, read_only: bool = False) -> Case:
-    """Create or open the case file at ``path``: ``case = forensics.open("incident.duckdb")``."""
-    return Case(path, read_only=read_only)
+def open(path: str | Path, read_only: bool = False, *, lock_wait: float | None = None,
+         purpose: str = "hold case.con") -> Case:
+    """Create or open the case file at ``path``: ``case = forensics.open("incident.duckdb")``.
+
+    ``lock_wait``: seconds to wait while another process writes (default
+    ``$FORENSICS_LOCK_WAIT`` or 60); ``purpose``: what a kept ``case.con`` is for, shown to
+    a process that waits for it."""
+    return Case(path, read_only=read_only, lock_wait=lock_wait, purpose=purpose)

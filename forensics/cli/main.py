@@ -26,7 +26,7 @@ import duckdb
 from rich.console import Console
 
 from forensics import __version__
-from forensics.core.errors import ForensicsError, UsageError
+from forensics.core.errors import ForensicsError, UsageError, is_interrupt
 from forensics.core.result import Result, jsonable
 from forensics.drills.generator import SCENARIOS
 
@@ -67,7 +67,7 @@ FORENSICS_DEBUG=1 shows the traceback', 'type': 'internal'}, 1)
         doc = {"error": exc.format_message(), "type": "usage",
                "hint": f"see `forensics {verb or ''} --help`".replace("  ", " ")}
         code = 2
-    elif isinstance(exc, KeyboardInterrupt):
+    elif is_interrupt(exc):
         doc, code = {"error": "interrupted", "type": "interrupted",
                      "hint": "nothing partial was kept; run the command again"}, 130
     elif isinstance(exc, duckdb.Error):
@@ -226,7 +226,8 @@ def pattern_option(default: str | None = None, help: str = PATTERN_HELP,
 def _open_case(path: str, read_only: bool = False) -> Any:
     from forensics.case import open as open_case
 
-    return open_case(path, read_only=read_only)
+    verb = click.get_current_context().info_name or "forensics"
+    return open_case(path, read_only=read_only, purpose=verb)
 
 
 @click.group(cls=ForensicsGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -77,3 +77,14 @@ class QueryTimeoutError(QueryError):
 
 class UsageError(ForensicsError):
     hint = "see --help"
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C: a KeyboardInterrupt, or DuckDB's report of one that
+    arrived while a statement ran (a ``RuntimeError`` saying the query was interrupted).
+
+    >>> is_interrupt(RuntimeError("Query interrupted")), is_interrupt(RuntimeError("x"))
+    (True, False)
+    """
+    return isinstance(exc, KeyboardInterrupt) or (
+        type(exc) is RuntimeError and str(exc).strip().lower() == "query interrupted")

@@ -121,7 +121,7 @@ class _Waiter:
         self.limit = lock_wait(wait)
         self.progress = progress or stderr_progress
         self.start = time.monotonic()
-        self.next_note = 1.0
+        self.next_note = min(1.0, self.limit / 2)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
