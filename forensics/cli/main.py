@@ -235,7 +235,9 @@ def _open_case(path: str, read_only: bool = False) -> Any:
 def cli() -> None:
     """forensics: investigate incidents in AI features from audit logs and traces.
 
-    A case is one DuckDB file holding the evidence and the findings.
+    A case is one DuckDB file holding the evidence and the findings. Several processes
+    share it: one writes at a time, and a command that finds it busy waits up to
+    FORENSICS_LOCK_WAIT seconds (default 60), then names the process holding it.
     """
 
 
@@ -297,8 +299,9 @@ def summary(case: str) -> Any:
 @output_options
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
           row_cap: int | None, time_limit: float | None, no_redact: bool) -> Any:
-    """Run the saved query NAME on CASE (opened read-only), or --list them. Text columns
-    are redacted (ids kept) unless --no-redact."""
+    """Run the saved query NAME on CASE (opened read-only), or --list them. A saved query
+    is one SELECT that reads the case and no other file. Text columns are redacted (ids
+    kept) unless --no-redact."""
     from forensics.queries.runner import catalogue
 
     if list_:
