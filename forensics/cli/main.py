@@ -26,7 +26,7 @@ import duckdb
 from rich.console import Console
 
 from forensics import __version__
-from forensics.core.errors import ForensicsError, UsageError
+from forensics.core.errors import ForensicsError, UsageError, is_interrupt
 from forensics.core.redact import redact_frame
 from forensics.core.result import Result, cell_text, dumps, jsonable
 from forensics.drills.generator import SCENARIOS
@@ -67,7 +67,7 @@ FORENSICS_DEBUG=1 shows the traceback', 'type': 'internal'}, 1)
         doc = {"error": exc.format_message(), "type": "usage",
                "hint": f"see `forensics {verb or ''} --help`".replace("  ", " ")}
         code = 2
-    elif isinstance(exc, KeyboardInterrupt):
+    elif is_interrupt(exc):
         doc, code = {"error": "interrupted", "type": "interrupted",
                      "hint": "nothing partial was kept; run the command again"}, 130
     elif isinstance(exc, duckdb.Error):
@@ -226,7 +226,8 @@ def pattern_option(default: str | None = None, help: str = PATTERN_HELP,
 def _open_case(path: str, read_only: bool = False) -> Any:
     from forensics.case import open as open_case
 
-    return open_case(path, read_only=read_only)
+    verb = click.get_current_context().info_name or "forensics"
+    return open_case(path, read_only=read_only, purpose=verb)
 
 
 @click.group(cls=ForensicsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -234,7 +235,9 @@ def _open_case(path: str, read_only: bool = False) -> Any:
 def cli() -> None:
     """forensics: investigate incidents in AI features from audit logs and traces.
 
-    A case is one DuckDB file holding the evidence and the findings.
+    A case is one DuckDB file holding the evidence and the findings. Several processes
+    share it: one writes at a time, and a command that finds it busy waits up to
+    FORENSICS_LOCK_WAIT seconds (default 60), then names the process holding it.
     """
 
 
@@ -296,9 +299,10 @@ def summary(case: str) -> Any:
 @output_options
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
           row_cap: int | None, time_limit: float | None, no_redact: bool) -> Any:
-    """Run the saved query NAME on CASE (opened read-only), or --list them. Text columns
-    are redacted (ids kept) unless --no-redact."""
-    from forensics.queries.runner import catalogue, run
+    """Run the saved query NAME on CASE (opened read-only), or --list them. A saved query
+    is one SELECT that reads the case and no other file. Text columns are redacted (ids
+    kept) unless --no-redact."""
+    from forensics.queries.runner import catalogue
 
     if list_:
         result = catalogue()
@@ -313,7 +317,7 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
         values[key.strip()] = value
     c = _open_case(case, read_only=True)
     try:
-        result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
+        result = c.query(name, row_cap=row_cap, time_limit=time_limit, **values)
     finally:
         c.close()
     if not no_redact:

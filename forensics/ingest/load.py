@@ -36,7 +36,13 @@ import duckdb
 import polars as pl
 
 from forensics.core.db import scalar, temp_exists
-from forensics.core.errors import ForensicsError, FormatError, LoadError, MappingError
+from forensics.core.errors import (
+    ForensicsError,
+    FormatError,
+    LoadError,
+    MappingError,
+    is_interrupt,
+)
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
 from forensics.ingest import mapping as mapping_mod
@@ -397,6 +403,11 @@ def _load_once(con: duckdb.DuckDBPyConnection, job: _Job,
         con.execute("COMMIT")
     except (ForensicsError, KeyboardInterrupt):   # an interrupted load keeps nothing
         con.execute("ROLLBACK")
+        raise
+    except RuntimeError as exc:
+        con.execute("ROLLBACK")
+        if is_interrupt(exc):       # Ctrl-C inside a DuckDB statement
+            raise KeyboardInterrupt from exc
         raise
     except (duckdb.Error, OSError) as exc:
         con.execute("ROLLBACK")
