@@ -25,6 +25,7 @@ from forensics.cause.changes import ChangesResult, TimelineResult, changes, time
 from forensics.cause.compare import CompareResult, compare
 from forensics.cause.retrieval import RetrievalDiffResult, retrieval_diff
 from forensics.cause.suspects import SuspectsResult, suspects
+from forensics.core import workdir
 from forensics.core.db import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIME_LIMIT_S,
@@ -62,7 +63,7 @@ from forensics.postmortem.evalpack import export_evals
 from forensics.postmortem.writing import ReportResult, postmortem
 from forensics.queries.runner import run as run_query
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _sql_file(name: str) -> str:
@@ -73,6 +74,7 @@ def _sql_file(name: str) -> str:
 # version 1; a new case gets it plus every migration, so new and migrated cases agree.
 MIGRATIONS: dict[int, list[str]] = {
     2: [_sql_file("milestones.sql")],       # playbook: incident milestones (case.mark)
+    3: _sql_file("evidence_read_as.sql").split(";"),   # load identity: sha256 + read_as
 }
 
 
@@ -123,6 +125,8 @@ class Case:
         if read_only and not self.path.exists():
             raise CaseError(f"case file {self.path} does not exist")
         self.read_only = read_only
+        if not read_only:
+            workdir.clean(self.path)   # snapshots and spill files of killed loads
         self.con = _connect(self.path, read_only)
         try:
             if not read_only:
