@@ -150,7 +150,7 @@ def test_system_files_are_refused(case: Any, tmp_path: Path, target: str) -> Non
     link = tmp_path / "innocent.jsonl"
     link.symlink_to(target)
     for path in (Path(target), link):
-        with pytest.raises(LoadError, match="system file|not a regular file"):
+        with pytest.raises(LoadError, match=r"system file|not a regular file"):
             case.load(path)
     assert case.count("evidence") == 0 and case.count("rejects") == 0
 
