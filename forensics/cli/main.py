@@ -270,7 +270,8 @@ def _load_text(result: Result) -> str:
         lines.append(f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
                      f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
                      f"(sha256 {r['sha256'][:12]})")
-        chosen = json.loads(r.get("mapping") or "{}")
+        # the columns filled from a field of another name: the guesses worth a look
+        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items() if v != k}
         if chosen:
             lines.append("  mapped: " + ", ".join(f"{k} <- {v}" for k, v in chosen.items()))
     lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]

@@ -46,8 +46,9 @@ class Source:
 
     @property
     def link(self) -> str | None:
-        """The name given, when it was a symlink to another file."""
-        return str(self.given) if self.given != self.real else None
+        """The name given (absolute), when it was a symlink to another file."""
+        given = self.given.absolute()
+        return str(given) if given != self.real else None
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,17 @@ class Snapshot:
 
 def resolve(path: str | Path) -> Source:
     """The file behind ``path``, taken literally: no ``~``, no glob, no system files."""
-    given = Path(path).absolute()
+    given = Path(path)
     if not given.exists() and not given.is_symlink():
         raise LoadError(f"{path}: no such file", hint="check the path")
     try:
-        real = given.resolve(strict=True)
+        real = given.absolute().resolve(strict=True)
     except (OSError, RuntimeError) as exc:
         raise LoadError(f"{path}: cannot resolve the path ({exc})",
                         hint="a symlink that points nowhere or loops") from exc
     text = str(real)
     if any(text == root or text.startswith(root + "/") for root in SYSTEM_ROOTS):
-        via = f" (a symlink to {real})" if real != given else ""
+        via = f" (a symlink to {real})" if real != given.absolute() else ""
         raise LoadError(f"{path}: refusing to load a system file{via}",
                         hint="load evidence files, not files under "
                              + ", ".join(SYSTEM_ROOTS[:4]))
