@@ -22,6 +22,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from forensics.core.safe import code_fence, markdown_text
+
 
 @dataclass
 class Document:
@@ -76,23 +78,27 @@ def _cell(value: Any) -> str:
 
 
 def _md(kind: str, value: Any, base: Path | None) -> list[str]:
+    # quoted text is made inert here (HTML tags, script links): markdown_text
     if kind == "heading":
-        return ["#" * value[0] + " " + value[1]]
+        return ["#" * value[0] + " " + markdown_text(value[1])]
     if kind == "para":
-        return [value]
+        return [markdown_text(value)]
     if kind == "bullets":
-        return [f"- {item}" for item in value]
+        return [f"- {markdown_text(item)}" for item in value]
     if kind == "table":
         columns, rows = value
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+        lines = ["| " + " | ".join(markdown_text(_cell(c)) for c in columns) + " |",
+                 "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(markdown_text(_cell(v)) for v in row) + " |"
+                  for row in rows]
         return lines
     if kind == "image":
         path, alt = value
         rel = path.relative_to(base) if base and path.is_relative_to(base) else path
-        return [f"![{alt}]({rel.as_posix()})"]
+        return [f"![{markdown_text(alt)}]({rel.as_posix()})"]
     lang, text = value
-    return [f"```{lang}", text.strip(), "```"]
+    fence = code_fence(text)
+    return [f"{fence}{lang}", text.strip(), fence]
 
 
 def _html(kind: str, value: Any) -> str:
