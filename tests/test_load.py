@@ -356,7 +356,7 @@ def test_load_many_from_api(case: Any, tmp_path: Path) -> None:
     assert forensics.Result.load(result.save(tmp_path / "r.json")).rows() == result.rows()
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".jsonl.zst"])
 def test_line_longer_than_the_reader_limit_is_rejected_with_its_line(
         case: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
     """DuckDB's line reader drops a line longer than its buffer without a word; the loader
@@ -369,6 +369,10 @@ def test_line_longer_than_the_reader_limit_is_rejected_with_its_line(
     text = "".join(json.dumps(r) + "\n" for r in records)
     if suffix.endswith(".gz"):
         path.write_bytes(gzip.compress(text.encode()))
+    elif suffix.endswith(".zst"):
+        import zstandard
+
+        path.write_bytes(zstandard.ZstdCompressor().compress(text.encode()))
     else:
         path.write_text(text)
     row = case.load(path).rows()[0]

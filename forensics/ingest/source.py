@@ -27,6 +27,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zstandard
+
 from forensics.core.errors import FormatError, LoadError
 
 SYSTEM_ROOTS = ("/etc", "/proc", "/sys", "/dev", "/private/etc")
@@ -134,6 +136,7 @@ def snapshot(source: Source, folder: Path, max_line: int = 128 << 20) -> Snapsho
     lines = _Lines(max_line)
     head = b""
     decoder: zlib._Decompress | None = None
+    unzstd: zstandard.ZstdDecompressionObj | None = None
     text: codecs.IncrementalDecoder | None = None
     encoding = None
     staged = folder / f"{secrets.token_hex(4)}-{_safe_name(name)}"
@@ -146,11 +149,14 @@ def snapshot(source: Source, folder: Path, max_line: int = 128 << 20) -> Snapsho
                 raise FormatError(f"{source.given}: named .gz but not gzip (it starts with "
                                   f"{head!r})", hint="rename the file to what it holds")
             decoder = zlib.decompressobj(wbits=31)
-        elif lower.endswith(".zst") and not first.startswith(ZSTD_MAGIC):
-            raise FormatError(f"{source.given}: named .zst but not Zstandard (it starts "
-                              f"with {head!r})", hint="rename the file to what it holds")
-        binary = first.startswith(b"PAR1") or lower.endswith(".zst")
-        if not binary and decoder is None:
+        elif lower.endswith(".zst"):
+            if not first.startswith(ZSTD_MAGIC):
+                raise FormatError(f"{source.given}: named .zst but not Zstandard (it "
+                                  f"starts with {head!r})",
+                                  hint="rename the file to what it holds")
+            unzstd = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
+        binary = first.startswith(b"PAR1")
+        if not binary and decoder is None and unzstd is None:
             encoding, codec = _bom(first)
             if codec is not None:
                 text = codecs.getincrementaldecoder(codec)(errors="strict")
@@ -167,6 +173,8 @@ def snapshot(source: Source, folder: Path, max_line: int = 128 << 20) -> Snapsho
                 out.write(chunk if text is None else _decode(text, chunk, source, False))
                 if decoder is not None:
                     decoder = _inflate(decoder, chunk, lines, source, step)
+                elif unzstd is not None:
+                    _unzstd(unzstd, chunk, lines, source, step)
                 elif text is None and not binary:
                     lines.feed(chunk)
                 chunk = src.read(step)
@@ -183,6 +191,18 @@ def snapshot(source: Source, folder: Path, max_line: int = 128 << 20) -> Snapsho
         return Snapshot(source, staged, digest.hexdigest(), size, None, {}, None)
     total = lines.total()
     return Snapshot(source, staged, digest.hexdigest(), size, total, lines.long, encoding)
+
+
+def _unzstd(decoder: zstandard.ZstdDecompressionObj, chunk: bytes, lines: _Lines,
+            source: Source, step: int) -> None:
+    """Feed a Zstandard chunk into the line counter, in pieces of at most ``step``."""
+    try:
+        out = decoder.decompress(chunk)
+    except zstandard.ZstdError as exc:
+        raise FormatError(f"{source.given}: not valid Zstandard ({exc})",
+                          hint="the file is damaged or not Zstandard") from exc
+    for i in range(0, len(out), step):
+        lines.feed(out[i:i + step])
 
 
 def _bom(first: bytes) -> tuple[str | None, str | None]:
