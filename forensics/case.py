@@ -28,7 +28,7 @@ from forensics.cause.changes import ChangesResult, TimelineResult, changes, time
 from forensics.cause.compare import CompareResult, compare
 from forensics.cause.retrieval import RetrievalDiffResult, retrieval_diff
 from forensics.cause.suspects import SuspectsResult, suspects
-from forensics.core import sharing
+from forensics.core import sharing, workdir
 from forensics.core.db import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIME_LIMIT_S,
@@ -69,7 +69,7 @@ from forensics.postmortem.evalpack import export_evals
 from forensics.postmortem.writing import ReportResult, postmortem
 from forensics.queries.runner import run as run_query
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _sql_file(name: str) -> str:
@@ -80,6 +80,7 @@ def _sql_file(name: str) -> str:
 # version 1; a new case gets it plus every migration, so new and migrated cases agree.
 MIGRATIONS: dict[int, list[str]] = {
     2: [_sql_file("milestones.sql")],       # playbook: incident milestones (case.mark)
+    3: _sql_file("evidence_read_as.sql").split(";"),   # load identity: sha256 + read_as
 }
 
 
@@ -166,6 +167,8 @@ class Case:
         self._held_lock = ExitStack()
         self._closed = False
         self._in_memory = str(path) == ":memory:"
+        if not read_only and not self._in_memory:
+            workdir.clean(self.path)   # snapshots and spill files of killed loads
         if self._in_memory:          # nothing to share: one connection for its lifetime
             self._held = duckdb.connect(":memory:")
             self._held.execute("SET TimeZone = 'UTC'")

@@ -245,19 +245,22 @@ def cli() -> None:
 @click.argument("case", type=click.Path(dir_okay=False))
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", default=None,
-              help="Override format detection: jsonl, json, csv, parquet, changes, feedback, "
-                   "or a vendor format (otlp, openinference, langfuse, ...).")
+              help="Override format detection: jsonl, json, csv, parquet; events, changes, "
+                   "feedback (what the file holds); or a vendor format (otlp, "
+                   "openinference, langfuse, ...).")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML file mapping canonical columns to source field paths.")
 @output_options
 def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None) -> Any:
-    """Load evidence FILES into CASE (created when missing). Same file twice adds nothing."""
-    from forensics.ingest.load import load_files
+    """Load evidence FILES into CASE (created when missing). The same file read the same
+    way twice adds nothing; a file that yields no rows makes the command fail."""
+    from forensics.ingest.load import load_files, require_rows
 
     c = _open_case(case)
     try:
         with progress_bar("loading") as update:
-            result = load_files(c, list(files), format=fmt, mapping=mapping, progress=update)
+            result = require_rows(load_files(c, list(files), format=fmt, mapping=mapping,
+                                             progress=update))
     finally:
         c.close()
     return {"files": result.rows(), "rejects": result.meta.get("first_rejects", [])}, \
@@ -265,9 +268,15 @@ def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None
 
 
 def _load_text(result: Result) -> str:
-    lines = [f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
-             f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
-             f"(sha256 {r['sha256'][:12]})" for r in result.rows()]
+    lines = []
+    for r in result.rows():
+        lines.append(f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
+                     f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
+                     f"(sha256 {r['sha256'][:12]})")
+        # the columns filled from a field of another name: the guesses worth a look
+        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items() if v != k}
+        if chosen:
+            lines.append("  mapped: " + ", ".join(f"{k} <- {v}" for k, v in chosen.items()))
     lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]
     return "\n".join(lines)
 
