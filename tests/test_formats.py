@@ -267,7 +267,7 @@ def test_openai_request_response_logs(case: Any, tmp_path: Path) -> None:
 
 def test_openai_cassette(case: Any, tmp_path: Path) -> None:
     row = load(case, fd.cassette(tmp_path))
-    assert (row["format"], row["rows_loaded"]) == ("openai", 1)
+    assert (row["format"], row["rows_loaded"]) == ("recording", 1)
     ev = event(case, "chatcmpl-c1")
     assert (ev["input_text"], ev["output_text"], ev["locator"]) == ("Name a color", "Blue",
                                                                      "interaction 1")

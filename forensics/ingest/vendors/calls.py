@@ -16,7 +16,6 @@ for every reader (``_fx_finish``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,10 +95,8 @@ def reasoning_part(text: str) -> dict[str, Any]:
 
 
 def tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
-    """A tool call; ``arguments`` a JSON object when the text parses as one."""
-    if isinstance(arguments, str):
-        with contextlib.suppress(json.JSONDecodeError):
-            arguments = json.loads(arguments) if arguments.strip() else {}
+    """A tool call; ``arguments`` as the provider sent them (JSON text stays text, so
+    ``tool_args`` is the exact text the model produced)."""
     return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments}
 
 

@@ -9,8 +9,9 @@ provider module that claims it (Anthropic, Bedrock, Gemini / Vertex AI, Cohere, 
 OpenAI-compatible servers) into GenAI attributes, and mapped like any span. An
 interaction no provider claims (a tool's own HTTP call) is kept as a plain ``http`` span.
 
-The time is the response's ``Date`` header, else a time its body states, else the
-request's date, else the file's modification time (``forensics.ts_source`` says so).
+The time is the one the response body states (OpenAI ``created``), else its ``Date``
+header, else the request's date, else the file's modification time
+(``forensics.ts_source`` says so).
 
 >>> case.load("cassettes/test_tools.yaml")   # doctest: +SKIP
 """
@@ -216,12 +217,14 @@ def _http_date(value: str | None) -> str | None:
 
 
 def _when(ex: Exchange, call: Call | None, mtime: str) -> tuple[str, str | None]:
-    """(time text, how it was found when not from the response's Date header)."""
+    """(time text, how it was found when not from the response itself): the time the
+    body states (when the call began: OpenAI ``created``, Gemini ``createTime``), else the
+    response's ``Date`` header, ..."""
+    if call is not None and call.ts:
+        return call.ts, None
     found = _http_date(header(ex.headers, "date"))
     if found:
         return found, None
-    if call is not None and call.ts:
-        return call.ts, "response body"
     for value, source in ((_http_date(header(ex.req_headers, "date")), "request Date header"),
                           (ex.recorded_at, "recorded_at")):
         if value:

@@ -599,9 +599,10 @@ ROLLUP_DEPTH = 32
 
 
 def mark_rollups(con: duckdb.DuckDBPyConnection, table: str = "_sx") -> None:
-    """Usage that is a roll-up of its children's is not counted twice: when a span with
-    tokens (or cost) has a descendant in the same file with tokens (or cost), as agent and
-    orchestrator spans of agent frameworks do, its numbers move out of the canonical
+    """Usage that is a roll-up of its children's is not counted twice: when a span that is
+    not itself a model call (an agent, chain, workflow span) has tokens (or cost) and a
+    descendant in the same file with tokens (or cost), as agent and orchestrator spans of
+    agent frameworks do, its numbers move out of the canonical
     columns into ``attributes`` (``forensics.usage_rollup``), so summed over a trace the
     columns add up to what the model calls reported.
 
@@ -613,7 +614,8 @@ def mark_rollups(con: duckdb.DuckDBPyConnection, table: str = "_sx") -> None:
         SELECT DISTINCT p._ord, p.span_id, p.trace_id
         FROM {table} p SEMI JOIN {table} c
              ON c.parent_id = p.span_id AND c.trace_id IS NOT DISTINCT FROM p.trace_id
-        WHERE p.span_id IS NOT NULL AND (p.input_tokens IS NOT NULL
+        WHERE p.span_id IS NOT NULL AND coalesce(p.kind, '') NOT IN ('llm', 'embedding')
+              AND (p.input_tokens IS NOT NULL
               OR p.output_tokens IS NOT NULL OR p.cost_usd IS NOT NULL)
     """)
     if not con.execute("SELECT EXISTS (SELECT 1 FROM _ru_top)").fetchall()[0][0]:
