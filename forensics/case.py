@@ -420,13 +420,13 @@ class Case:
     def postmortem(self, path: str | Path, *, pattern: Pattern = None,
                    change: str | None = None, redact: bool = True, min_cell: int = 5,
                    evals: bool = True, evals_per_cluster: int = 5,
-                   title: str | None = None) -> ReportResult:
+                   title: str | None = None, force: bool = False) -> ReportResult:
         """Write the post-mortem (Markdown, HTML, charts, notification drafts, eval pack)
         to directory ``path``; see :func:`forensics.postmortem.writing.postmortem`:
         ``case.postmortem("postmortem/")``."""
         return postmortem(self, path, pattern=pattern, change=change, redact=redact,
                           min_cell=min_cell, evals=evals, evals_per_cluster=evals_per_cluster,
-                          title=title)
+                          force=force, title=title)
 
     def export_evals(self, path: str | Path, format: str = "jsonl", *,
                      pattern: Pattern = None, change: str | None = None, per_cluster: int = 5,
