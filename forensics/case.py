@@ -28,6 +28,7 @@ from forensics.cause.suspects import SuspectsResult, suspects
 from forensics.core.db import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIME_LIMIT_S,
+    close_at_exit,
     count_rows,
     frame,
     known_table,
@@ -96,6 +97,7 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise CaseError(f"cannot open case file {path}: {text}") from exc
     except duckdb.Error as exc:
         raise CaseError(f"{path} is not a DuckDB case file: {exc}") from exc
+    close_at_exit(con)
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB's own progress bar writes to the terminal: it would break `--json` output.
     progress_bar_off(con)

@@ -20,8 +20,8 @@ assert _spec and _spec.loader
 shots = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(shots)
 
-needs_chromium = pytest.mark.skipif(
-    not shots.CHROMIUM.exists(), reason=f"{shots.CHROMIUM} not installed (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(not shots.CHROMIUM.exists(),
+                                    reason=f"{shots.CHROMIUM} not installed (apt-get install)")
 
 
 @pytest.fixture(scope="module")

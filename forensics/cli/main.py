@@ -112,7 +112,9 @@ def _emit(payload: Any, as_json: bool, verb: str) -> None:
         click.echo(json.dumps(jsonable(success_document(data, verb))))
     else:
         text = human() if callable(human) else str(human)
-        out_console.print(text, highlight=False, markup=False)
+        # soft wrap: long lines (paths, commands) are never broken with hard newlines, so
+        # what is printed can be copied as it is
+        out_console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def success_document(data: dict[str, Any], verb: str) -> dict[str, Any]:
