@@ -194,10 +194,11 @@ def section_timeline(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     elif c:
         lines.append("Fix: no later change of this version is in the evidence; the version "
                      f"was last served at {_when(c['window'][1])}.")
-    recorded = sorted(r["created_at"] for r in inc.recorded)
-    if recorded:
-        lines.append(f"Investigation: {len(inc.findings)} findings recorded in the case, from "
-                     f"{_when(recorded[0])} to {_when(recorded[-1])}.")
+    if inc.recorded:
+        # when the findings were recorded is kept in the case, not here: the same evidence
+        # and parameters give the same post-mortem, byte for byte
+        lines.append(f"Investigation: {len(inc.recorded)} findings recorded in the case, each "
+                     "with its SQL and parameters in the evidence appendix.")
     doc.bullets(lines)
     if "timeline" in w.charts:
         doc.image(w.charts["timeline"], "pattern rate over time with change markers")
