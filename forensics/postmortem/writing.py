@@ -617,91 +617,49 @@ SECTIONS: list[Callable[[Document, PostmortemFacts, Writer], None]] = [
 # =======================================================================================
 # charts
 
-def _figure(w: Writer, name: str, draw: Callable[[Any], None], size: tuple[float, float]
-            ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context({"figure.dpi": 100, "font.size": 9, "svg.hashsalt": "forensics"}):
-        fig, ax = plt.subplots(figsize=size)
-        try:
-            draw(ax)
-            path = w.out / "charts" / f"{name}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-            w.charts[name] = path
-        finally:
-            plt.close(fig)
-
-
 def draw_charts(inc: PostmortemFacts, w: Writer) -> None:
     """timeline.png (pattern rate with change markers and the exposure window),
-    impact.png (affected users by cohort), clusters.png (cluster trends)."""
+    impact.png (affected users, a panel per cohort dimension), clusters.png (cluster
+    trends); drawn by :mod:`forensics.postmortem.charts`."""
+    from forensics.postmortem import charts
+
+    figures = {}
     if inc.series is not None and inc.series.df.height:
-        _figure(w, "timeline", lambda ax: _timeline_chart(ax, inc), (10, 3.8))
+        figures["timeline"] = charts.timeline_figure(inc)
     if inc.cohorts:
-        _figure(w, "impact", lambda ax: _impact_chart(ax, inc, w), (9, 3.6))
+        figures["impact"] = charts.impact_figure(inc, w.cells)
     if inc.clusters is not None:
-        _figure(w, "clusters", lambda ax: _cluster_chart(ax, inc, w), (10, 3.6))
+        figures["clusters"] = charts.clusters_figure(inc, lambda t: w.text(str(t), 70))
     elif inc.trends is not None and inc.trends.df.height:
-        _figure(w, "clusters", lambda ax: _trend_chart(ax, inc), (10, 3.6))
+        figures["clusters"] = _trend_figure(inc)
+    with _chart_style():
+        for name, fig in figures.items():
+            w.charts[name] = charts.save(fig, w.out / "charts" / f"{name}.png")
 
 
-def _timeline_chart(ax: Any, inc: PostmortemFacts) -> None:
-    assert inc.series is not None
-    inc.series.plot(ax=ax)
-    if inc.change and inc.change["window"][1] is not None:
-        ax.axvspan(inc.change["window"][0], inc.change["window"][1], color="#f5b7b1",
-                   alpha=0.3, lw=0, label="exposure window")
-    ax.set_ylabel("share of events showing the pattern")
+def _chart_style() -> Any:
+    import matplotlib
+
+    return matplotlib.rc_context({"font.size": 9, "svg.hashsalt": "forensics"})
 
 
-def _impact_chart(ax: Any, inc: PostmortemFacts, w: Writer) -> None:
-    labels, values, notes = [], [], []
-    for b, result in inc.cohorts.items():
-        df = w.cells(result).filter(pl.col("cohort") != "all").head(6)
-        for r in df.iter_rows(named=True):
-            labels.append(f"{b}: {r['cohort']}")
-            raw = r["users"]
-            values.append(float(raw) if not isinstance(raw, str) or raw.isdigit() else 0.0)
-            notes.append(raw if isinstance(raw, str) and not raw.isdigit() else "")
-    y = list(range(len(labels)))[::-1]
-    ax.barh(y, values, color="#c0392b")
-    ax.set_yticks(y, labels, fontsize=7)
-    for yy, note in zip(y, notes, strict=True):
-        if note:
-            ax.annotate(note, (0, yy), va="center", fontsize=7)
-    ax.set_xlabel("affected users")
-    ax.set_title("affected users by cohort")
+def _trend_figure(inc: PostmortemFacts) -> Any:
+    from matplotlib.figure import Figure
 
-
-def _trend_chart(ax: Any, inc: PostmortemFacts) -> None:
     assert inc.trends is not None
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax = fig.add_subplot()
     df = inc.trends.df
     for (label,), part in df.group_by("label", maintain_order=True):
         ax.plot(part["day"].to_list(), part["events"].to_list(), marker="o", ms=3, lw=1.2,
                 label=str(label) + (" (the pattern)" if label in inc.labels else ""))
     ax.set_ylabel("labelled events per day")
-    ax.set_title("failure patterns over time (labels; no clustering run in the case)")
-    ax.legend(fontsize=7, loc="upper left")
-
-
-def _cluster_chart(ax: Any, inc: PostmortemFacts, w: Writer) -> None:
-    assert inc.clusters is not None
-    df = inc.clusters.df
-    top = (df.group_by("cluster_id", "size").agg().sort(["size", "cluster_id"],
-                                                         descending=[True, False])
-           .head(6)["cluster_id"].to_list())
-    for cid in top:
-        part = df.filter(pl.col("cluster_id") == cid).sort("day")
-        title = w.text(str(part["title"][0]), 40)
-        ax.plot(part["day"].to_list(), part["events"].to_list(), marker="o", ms=3, lw=1.2,
-                label=f"{cid}: {title}")
-    ax.set_ylabel("events per day")
-    ax.set_title("failure clusters over time")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_ylim(bottom=0)
+    ax.set_title("failure patterns over time (labels; no clustering run in the case)",
+                 loc="left", fontsize=10)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2,
+              frameon=False)
+    return fig
 
 
 # =======================================================================================

@@ -1,8 +1,11 @@
-"""The HTML post-mortem as a reader's browser shows it: the committed sample drill's
-post-mortem loaded in headless Chromium (Debian's package) at 820 and 1280 px. Checks: no
+"""What the investigator sees, on the committed sample drill's post-mortem.
+
+The HTML loaded in headless Chromium (Debian's package) at 820 and 1280 px. Checks: no
 raw Markdown in the rendered text, every in-page link (citations, contents) lands on an
 element, nothing wider than the window, and a screenshot is made. The structural checks
-(anchors, folded SQL, no empty parameter box) run without a browser."""
+(anchors, folded SQL, no empty parameter box) run without a browser. The charts are
+checked as figure objects: marker labels that do not overlap, axes that end with the
+data, legends for the band and the window, a panel per cohort dimension with values."""
 
 from __future__ import annotations
 
@@ -106,3 +109,69 @@ def test_html_in_a_real_browser(postmortem: Path, width: int, tmp_path: Path) ->
         [c for c in got["cites"] if not c[1]]
     png = shots.screenshot(html, tmp_path / f"postmortem-{width}.png", width)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+
+
+# -- the charts, as figure objects ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def facts(postmortem: Path) -> Any:
+    import forensics
+    from forensics.postmortem.facts import gather
+
+    case = forensics.open(postmortem.parent / "case.duckdb")
+    try:
+        yield gather(case)
+    finally:
+        case.close()
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    return bool(a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1)
+
+
+def test_timeline_chart_reads_at_a_glance(facts: Any) -> None:
+    import matplotlib.dates as mdates
+    from matplotlib.ticker import PercentFormatter
+
+    from forensics.postmortem.charts import label_boxes, timeline_figure
+
+    fig = timeline_figure(facts)
+    ax = fig.axes[0]
+    boxes = label_boxes(fig)
+    assert len(boxes) >= 2                                   # the drill has close changes
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    buckets = facts.series.df["bucket"]
+    assert ax.get_xlim() == pytest.approx((mdates.date2num(buckets.min()),
+                                           mdates.date2num(buckets.max())))
+    assert isinstance(ax.yaxis.get_major_formatter(), PercentFormatter)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "95% interval" in legend and any(t.startswith("exposure window") for t in legend)
+    key = [t.get_text() for t in ax.texts if "CHG-" in t.get_text()]
+    assert key and all(f"{i}  " in key[0] for i in range(1, len(boxes) + 1))
+
+
+def test_impact_chart_is_a_panel_per_dimension_with_values(facts: Any) -> None:
+    from forensics.postmortem.charts import impact_figure
+
+    fig = impact_figure(facts, lambda r: r.df)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title(loc="left") for ax in panels] == [f"by {b}" for b in facts.cohorts]
+    for ax, result in zip(panels, facts.cohorts.values(), strict=True):
+        values = sorted(int(v) for v in result.df.filter(
+            result.df["cohort"] != "all")["users"].head(6).to_list())
+        shown = sorted(int(t.get_text().replace(",", "")) for t in ax.texts)
+        assert shown == values
+        assert ax.get_xlim()[1] >= max(values)
+
+
+def test_clusters_chart_has_the_window_and_whole_titles(facts: Any) -> None:
+    from forensics.postmortem.charts import clusters_figure
+
+    fig = clusters_figure(facts, str)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("exposure window") for t in legend)
+    titles = {str(t) for t in facts.clusters.df["title"].to_list()}
+    assert all(any(t.endswith(title) for title in titles) for t in legend
+               if not t.startswith("exposure window"))
+    assert ax.get_ylim()[0] == 0
