@@ -32,6 +32,7 @@ from forensics.core import sharing, workdir
 from forensics.core.db import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIME_LIMIT_S,
+    close_at_exit,
     count_rows,
     frame,
     known_table,
@@ -101,6 +102,7 @@ def _connect(path: Path, read_only: bool, *, walled: bool = False, wait: float |
         config.update(WALLED_CONFIG)
     con = sharing.connect(path, read_only=read_only, config=config, wait=wait, action=action)
     try:
+        close_at_exit(con)
         con.execute("SET TimeZone = 'UTC'")
         # DuckDB's own progress bar writes to the terminal: it would break `--json` output.
         progress_bar_off(con)
@@ -610,13 +612,13 @@ class Case:
     def postmortem(self, path: str | Path, *, pattern: Pattern = None,
                    change: str | None = None, redact: bool = True, min_cell: int = 5,
                    evals: bool = True, evals_per_cluster: int = 5,
-                   title: str | None = None) -> ReportResult:
+                   title: str | None = None, force: bool = False) -> ReportResult:
         """Write the post-mortem (Markdown, HTML, charts, notification drafts, eval pack)
         to directory ``path``; see :func:`forensics.postmortem.writing.postmortem`:
         ``case.postmortem("postmortem/")``."""
         return postmortem(self, path, pattern=pattern, change=change, redact=redact,
                           min_cell=min_cell, evals=evals, evals_per_cluster=evals_per_cluster,
-                          title=title)
+                          force=force, title=title)
 
     @_reads
     def export_evals(self, path: str | Path, format: str = "jsonl", *,

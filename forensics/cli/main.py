@@ -560,9 +560,12 @@ def import_labels(case: str, file: str, event_id: str, label: str, source: str) 
               help="Show cohort cells of fewer users as <k (0: off).")
 @click.option("--no-evals", is_flag=True, help="Do not write the eval pack.")
 @click.option("--evals-per-cluster", default=5, show_default=True, type=int)
+@click.option("--force", is_flag=True,
+              help="Overwrite notification drafts a person edited (default: keep them and "
+                   "write the new draft beside, as *.new.md).")
 @output_options
 def report(case: str, outdir: str, pattern: str | None, change: str | None, no_redact: bool,
-           min_cell: int, no_evals: bool, evals_per_cluster: int) -> Any:
+           min_cell: int, no_evals: bool, evals_per_cluster: int, force: bool) -> Any:
     """Write the post-mortem of CASE to OUTDIR (Markdown, HTML, charts, drafts, eval pack).
 
     Findings are recorded in CASE, so it is opened for writing."""
@@ -573,7 +576,7 @@ def report(case: str, outdir: str, pattern: str | None, change: str | None, no_r
         with progress_bar("writing the post-mortem"):
             result = postmortem(c, outdir, pattern=pattern, change=change,
                                 redact=not no_redact, min_cell=min_cell, evals=not no_evals,
-                                evals_per_cluster=evals_per_cluster)
+                                evals_per_cluster=evals_per_cluster, force=force)
     finally:
         c.close()
     data = {**result.meta, "files": result.rows()}
@@ -605,6 +608,8 @@ def _report_text(result: Result) -> str:
     lines = [f"Post-mortem written to {m['outdir']}: {m['users']} users, {m['sessions']} "
              f"sessions, {m['events']} events affected; root cause {m['root_cause']}."]
     lines += [f"  {r['path']} ({r['bytes']:,} bytes)" for r in result.rows()]
+    lines += [f"Kept {d['kept']}: it was edited since it was written; the new draft is "
+              f"{d['new']} (--force overwrites)." for d in m.get("drafts_kept") or []]
     return "\n".join(lines)
 
 
