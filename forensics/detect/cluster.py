@@ -286,7 +286,9 @@ def meta_matrices(case: CaseHandle, n_docs: int) -> dict[str, tuple[sp.csr_matri
     feedback only). The meta and version blocks are one-hot, rows L2-normalised."""
     from sklearn.preprocessing import normalize
 
-    df = frame(case.con, META_SQL)
+    # A null in any metadata column (a moderation category, a version) is no token: a
+    # concatenation with NULL would give a NULL token, which neither sorts nor means anything.
+    df = frame(case.con, f"SELECT * FROM ({META_SQL}) WHERE token IS NOT NULL AND w IS NOT NULL")
     out = {}
     for block in BLOCKS:
         part = df.filter(pl.col("block") == block)
