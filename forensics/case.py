@@ -55,6 +55,7 @@ from forensics.ingest.load import LoadResult, load_file
 from forensics.playbook.answers import PlaybookResult, playbook
 from forensics.playbook.containment import ContainmentResult, containment
 from forensics.playbook.detection_gap import MIN_HEADROOM, DetectionResult, detection_gap
+from forensics.playbook.incidents import IncidentsResult, incidents
 from forensics.playbook.milestones import mark, milestones
 from forensics.playbook.severity import SeverityResult, SeverityRules, severity
 from forensics.playbook.timeline import IncidentTimelineResult, incident_timeline
@@ -367,6 +368,15 @@ class Case:
     def milestones(self) -> Result:
         """The recorded milestones: ``case.milestones()``."""
         return milestones(self)
+
+    def incidents(self, *, bucket: str = "1h", min_events: int = 5, merge_within: str = "3h",
+                  baselines: bool = True) -> IncidentsResult:
+        """Every distinct incident (failure family x feature(s) x onset window) with its
+        suspects, affected users and severity, most severe first, then the steady
+        baselines; see :func:`forensics.playbook.incidents.incidents`:
+        ``case.incidents().df``."""
+        return incidents(self, bucket=bucket, min_events=min_events,
+                         merge_within=merge_within, baselines=baselines)
 
     def severity(self, pattern: Pattern = None, *, category: str | None = None,
                  rules: SeverityRules = None, window: tuple[Any, Any] | None = None,
