@@ -140,8 +140,9 @@ def rises(case: CaseHandle, *, bucket: str = "1h", min_events: int = 5,
         if o is None or o.index <= 0:
             out.append(Rise(str(family), str(feature), "baseline", None, total, total))
             continue
+        end = _episode_end(x, m, o)
         before = (int(x[:o.index].sum()), int(m[:o.index].sum()))
-        after = (int(x[o.index:].sum()), int(m[o.index:].sum()))
+        after = (int(x[o.index:end].sum()), int(m[o.index:end].sum()))
         p = _one_sided_p(before, after)
         out.append(Rise(str(family), str(feature), "candidate", buckets[o.index], before,
                         after, p))
@@ -158,6 +159,19 @@ def rises(case: CaseHandle, *, bucket: str = "1h", min_events: int = 5,
         else:
             r.kind = "incident"
     return out
+
+
+def _episode_end(x: np.ndarray, m: np.ndarray, o: stats.Onset) -> int:
+    """Where the rise ended: the first later change point after which the rate falls
+    below the rate since the onset (a rollback), else the end of the history."""
+    points = sorted(p for p in o.points if p > o.index)
+    for k, p in enumerate(points):
+        nxt = points[k + 1] if k + 1 < len(points) else len(x)
+        during = _rate((int(x[o.index:p].sum()), int(m[o.index:p].sum())))
+        later = _rate((int(x[p:nxt].sum()), int(m[p:nxt].sum())))
+        if later < during:
+            return p
+    return len(x)
 
 
 def _rate(c: tuple[int, int]) -> float:
