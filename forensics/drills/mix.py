@@ -372,12 +372,27 @@ def _truth(p: dict[str, Any], frame: pl.DataFrame, ts: np.ndarray, user: np.ndar
                          "caused_events": int(p["hit"].sum()),
                          "definition": "events the cause's new version served in its "
                                        "exposure window whose output shows the outcome"},
+            "spared_if_contained_at": _spared(p, ts, user),
             "affected_users_file": f"affected_users_{pl_.key}.txt",
             "severity_evidence": {"category": pl_.category, "affected_users": n_users,
                                   "active_users": active,
                                   "user_share": round(n_users / active, 4) if active else 0.0,
                                   "user_visible": True, "ongoing": False},
             "_users": sorted(users.to_list())}
+
+
+def _spared(p: dict[str, Any], ts: np.ndarray, user: np.ndarray) -> list[dict[str, Any]]:
+    """The caused events (and their users not hit before) a rollback at T would have
+    spared, every 6 hours from the onset to the real rollback."""
+    out, t = [], p["onset"]
+    hit = p["hit"]
+    while t < p["end"]:
+        after = hit & (ts >= t.timestamp())
+        before_users = set(user[hit & (ts < t.timestamp())].tolist())
+        out.append({"contained_at": _iso(t), "events": int(after.sum()),
+                    "users": len(set(user[after].tolist()) - before_users)})
+        t += dt.timedelta(hours=6)
+    return out
 
 
 def _messy(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
