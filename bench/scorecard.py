@@ -76,7 +76,6 @@ def _ts(text: str) -> dt.datetime:
 
 
 def run_one(drill: tuple[str, str, int]) -> dict[str, Any]:
-    import numpy as np
     import polars as pl
     from sklearn.metrics import adjusted_rand_score
 
@@ -96,11 +95,11 @@ def run_one(drill: tuple[str, str, int]) -> dict[str, Any]:
         case.cluster()
         truth = pl.read_csv(tmp / "d" / "event_truth.csv")
         case.con.register("_truth", truth.to_arrow())
-        lab = pl.from_arrow(case.con.execute("""
+        lab = (case.con.sql("""
             SELECT t.event_id, t.outcome, l.label, v.family
             FROM _truth t LEFT JOIN labels l ON l.event_id = t.event_id AND l.source = 'rule'
             LEFT JOIN label_vocabulary v ON v.label = l.label
-            WHERE l.label IS NULL OR v.bad""").arrow())
+            WHERE l.label IS NULL OR v.bad""").pl())
         assert isinstance(lab, pl.DataFrame)
         fine = truth.filter(pl.col("outcome") == "normal").height
         fp = (lab.filter((pl.col("outcome") == "normal") & pl.col("label").is_not_null())
@@ -114,11 +113,11 @@ def run_one(drill: tuple[str, str, int]) -> dict[str, Any]:
             if n:
                 hit = part.filter(pl.col("family").is_in(list(fams)))["event_id"].n_unique()
                 recall[outcome] = [hit, n]
-        members = pl.from_arrow(case.con.execute("""
+        members = (case.con.sql("""
             SELECT m.event_id, m.cluster_id, t.outcome FROM cluster_members m
             JOIN _truth t USING (event_id)
             WHERE m.run_id = (SELECT max(run_id) FROM cluster_members)
-              AND t.outcome <> 'normal'""").arrow())
+              AND t.outcome <> 'normal'""").pl())
         assert isinstance(members, pl.DataFrame)
         ari = float(adjusted_rand_score(members["outcome"].to_list(),
                                         members["cluster_id"].to_list())) \

@@ -19,6 +19,7 @@ Two forms are read:
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -94,9 +95,9 @@ def _dt_privacy(root: Path) -> list[pl.DataFrame]:
 def _dt_toxicity(root: Path) -> list[pl.DataFrame]:
     rows = []
     for f in sorted((root / "decodingtrust_toxicity").rglob("*.gz")):
-        import gzip
-
-        for line in gzip.open(f, "rt", encoding="utf-8"):
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        for line in lines:
             r = json.loads(line)
             choices = (r.get("response") or {}).get("choices") or [{}]
             if choices[0].get("finish_reason") == "length" and r.get("continuation"):

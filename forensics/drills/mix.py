@@ -42,7 +42,7 @@ BACKGROUND: dict[str, dict[str, float]] = {
     "report_json": {"malformed_json": 0.006},
     "agent": {"tool_error": 0.01},
 }
-BASE_VERSIONS = {
+BASE_VERSIONS: dict[str, dict[str, str | None]] = {
     "support_chat": {"model": "gpt-4o", "prompt_version": "v12", "retrieval_version": None,
                      "release": "api-2026.02"},
     "assistant": {"model": "claude-3-5-sonnet", "prompt_version": "v3",
@@ -240,9 +240,9 @@ def generate_mix(outdir: str | Path, mix: str, seed: int = 0, events: int = 20_0
     u = rng.random(n)
     for f, probs in BACKGROUND.items():
         edge = 0.0
-        for o, p in probs.items():
-            outcome[(feature == f) & (u >= edge) & (u < edge + p)] = o
-            edge += p
+        for o, prob in probs.items():
+            outcome[(feature == f) & (u >= edge) & (u < edge + prob)] = o
+            edge += prob
     versions = {c: np.array([BASE_VERSIONS[f][c] for f in feature], dtype=object)
                 for c in ("model", "prompt_version", "retrieval_version", "release")}
     for d in decoys:
@@ -320,8 +320,10 @@ def _assemble(ts: np.ndarray, user: np.ndarray, feature: np.ndarray, outcome: np
         if "requested_language" in rows.columns:
             req[idx] = rows["requested_language"].to_numpy()
     agent = feature == "agent"
-    tool = np.where(agent, np.where(outcome == "tool_error", "lookup_ordr", "issue_refund"), None)
-    decision = np.where(agent, np.where(outcome == "unauthorized", "deny", "allow"), None)
+    tool = np.full(n, None, dtype=object)
+    tool[agent] = np.where(outcome[agent] == "tool_error", "lookup_ordr", "issue_refund")
+    decision = np.full(n, None, dtype=object)
+    decision[agent] = np.where(outcome[agent] == "unauthorized", "deny", "allow")
     inp[agent] = "Can you refund order A-1042? It arrived broken."
     outp[agent] = np.where(outcome[agent] == "unauthorized",
                            "Done, I have refunded 240 EUR for order A-1042.",
@@ -403,7 +405,7 @@ def _messy(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     return frame.with_columns(
         null("session_id", 0.03), null("tenant", 0.05), null("plan", 0.05),
         null("locale", 0.05), null("feature", 0.005),
-        pl.Series("x_experiment", rng.choice(["a", "b", None], size=n).tolist(),
+        pl.Series("x_experiment", rng.choice(np.array(["a", "b", None], dtype=object), size=n).tolist(),
                   dtype=pl.String),
         pl.Series("x_trace_flags", rng.integers(0, 8, n)),
     ).with_columns(null("user_id", 0.02))

@@ -32,10 +32,13 @@ How:
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -267,7 +270,7 @@ def _baseline_row(case: CaseHandle, r: Rise) -> dict[str, Any]:
             "pattern": pattern_for(case, [r.family], [r.feature])}
 
 
-SCHEMA = {"incident_id": pl.String, "kind": pl.String, "families": pl.List(pl.String),
+SCHEMA: dict[str, Any] = {"incident_id": pl.String, "kind": pl.String, "families": pl.List(pl.String),
           "features": pl.List(pl.String), "onset": pl.Datetime("us"),
           "onset_source": pl.String, "rate_before": pl.Float64, "rate_after": pl.Float64,
           "bad_before": pl.Int64, "requests_before": pl.Int64, "bad_after": pl.Int64,
@@ -315,3 +318,56 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None)
     return value
+
+
+INCIDENT_ID = re.compile(r"^(?:INC|BASE)-\d+$")
+
+
+def is_incident_id(pattern: Any) -> bool:
+    """``"INC-2"`` (an incident) or ``"BASE-1"`` (a baseline) of :func:`incidents`."""
+    return isinstance(pattern, str) and bool(INCIDENT_ID.match(pattern))
+
+
+def incident_pattern(case: CaseHandle, pattern: Any, bucket: str = "1h") -> Any:
+    """An incident id -> its pattern (an SQL condition); anything else as it is."""
+    if not is_incident_id(pattern):
+        return pattern
+    return incidents(case, bucket=bucket).incident(pattern)["pattern"]
+
+
+def likely_cause(row: dict[str, Any]) -> str | None:
+    """An incident's top suspect when it is a likely cause, else none."""
+    return row["top_suspect"] if row.get("suspect_verdict") == "likely cause" else None
+
+
+R = TypeVar("R", bound=Result)
+
+
+def each_incident(case: CaseHandle, fn: Callable[[dict[str, Any]], R], *,
+                  bucket: str = "1h") -> R | None:
+    """``fn`` run for every incident of the case (most severe first), its rows stacked
+    with an ``incident_id`` column first; ``None`` when the case has no incident (the
+    caller then answers for any bad signal, as before).
+
+    >>> r = each_incident(case, lambda row: suspects(case, row["pattern"]))
+    >>> r.df["incident_id"][0], r.df["change_id"][0]
+    ('INC-1', 'CHG-2041')
+    """
+    rows = incidents(case, bucket=bucket, baselines=False).incidents()
+    if not rows:
+        return None
+    parts, metas, first = [], [], None
+    for row in rows:
+        res = fn(row)
+        first = first or res
+        parts.append(res.df.select(pl.lit(row["incident_id"]).alias("incident_id"), pl.all()))
+        metas.append({"incident_id": row["incident_id"], "pattern": row["pattern"],
+                      "severity": row["severity"], **{k: v for k, v in res.meta.items()
+                                                      if not isinstance(v, pl.DataFrame)}})
+    assert first is not None
+    df = pl.concat(parts, how="diagonal_relaxed")
+    out = copy.copy(first)        # the most severe incident's result, every incident's rows
+    out.df = df
+    out.title = f"{first.kind} of every incident ({len(rows)})"
+    out.meta = {**first.meta, "incidents": metas}
+    return out

@@ -23,6 +23,7 @@ example severity triage or the detection gap of a later stage), edit :data:`SECT
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -41,6 +42,7 @@ from forensics.core.redact import case_key, pseudonym, redact_text
 from forensics.core.result import Result, jsonable
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult, suppress
+from forensics.playbook.incidents import incidents
 from forensics.postmortem.document import Document
 from forensics.postmortem.evalpack import expectation, export_evals
 from forensics.postmortem.facts import PostmortemFacts, gather
@@ -678,14 +680,30 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
                          hint="load evidence first: case.load(...) / forensics load")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    inc = gather(case, pattern=pattern, change=change)
-    _attach_findings(case, inc)
+    triage = incidents(case, baselines=False).incidents() \
+        if pattern is None and change is None else []
+    first = triage[0] if triage else None
+    inc = gather(case, pattern=first["pattern"] if first else pattern,
+                 change=_likely(first) if first else change)
+    others = [(row, gather(case, pattern=row["pattern"], change=_likely(row)))
+              for row in triage[1:]]
+    for facts in [inc, *(f for _, f in others)]:
+        _attach_findings(case, facts)
     w = Writer(out=out, redact=redact, min_cell=min_cell, key=case_key(case.con),
-               user_ids=_param_user_ids(case, inc))
+               user_ids=set().union(*(_param_user_ids(case, f)
+                                      for f in [inc, *(f for _, f in others)])))
     draw_charts(inc, w)
+    if title is None and triage:
+        title = "Post-mortem: " + "; ".join(
+            f"{_families(r)}{' after ' + str(_likely(r)) if _likely(r) else ''}" for r in triage)
     doc = Document(title or _title(inc))
+    if len(triage) > 1:
+        section_incidents(doc, triage, w)
+        doc.heading(f"Incident {triage[0]['incident_id']} (most severe)", 2)
     for section in SECTIONS:
         section(doc, inc, w)
+    for row, facts in others:
+        section_incident(doc, row, facts, w)
     files = [_write(out / "postmortem.md", doc.markdown(base=out)),
              _write(out / "postmortem.html", doc.html())]
     files += [_write(out / "notifications" / "affected_users.md",
@@ -710,6 +728,10 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
                        "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]})
     m = inc.impact.meta
     meta = {"outdir": str(out), "pattern": inc.pattern_desc,
+            "incidents": [{"incident_id": r["incident_id"], "severity": r["severity"],
+                           "cause": _likely(r), "users": f.impact.meta["users"]}
+                          for r, f in ([(first, inc)] if first else []) + others],
+            "overall_severity": first["severity"] if first else None,
             "root_cause": inc.change["change_id"] if inc.change else None,
             "users": m["users"], "sessions": m["sessions"], "events": m["events"],
             "window": m.get("window"), "first_exposure": m["first_exposure"],
@@ -717,6 +739,44 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
             "redacted": redact, "min_cell": min_cell,
             "suspects": _top_suspects(inc), "playbook": _playbook_meta(inc)}
     return ReportResult(df.sort("path"), title="post-mortem", meta=meta)
+
+
+def _likely(row: dict[str, Any]) -> str | None:
+    """An incident's top suspect when it is a likely cause (else no root cause)."""
+    return row["top_suspect"] if row.get("suspect_verdict") == "likely cause" else None
+
+
+def _families(row: dict[str, Any]) -> str:
+    return f"{', '.join(row['families'])} in {', '.join(row['features'])}"
+
+
+def section_incidents(doc: Document, triage: list[dict[str, Any]], w: Writer) -> None:
+    """Every incident of the case, most severe first; the overall severity is the highest
+    of them (each incident has its own section with its cause, impact and timeline)."""
+    doc.heading("Incidents in this case")
+    doc.para(f"The case holds {len(triage)} distinct incidents (failure family x "
+             f"feature x onset). Overall severity: **{triage[0]['severity']}**, the highest "
+             "of them. Each is investigated on its own below.")
+    doc.table(["incident", "pattern", "severity", "onset", "likely cause"],
+              [[r["incident_id"], _families(r), r["severity"], _when(r["onset"]),
+                _likely(r) or "not established"] for r in triage])
+
+
+EACH_INCIDENT: list[Callable[[Document, PostmortemFacts, Writer], None]] = [
+    section_summary, section_severity, section_timeline, section_impact, section_root_cause]
+
+
+def section_incident(doc: Document, row: dict[str, Any], facts: PostmortemFacts,
+                     w: Writer) -> None:
+    """One further incident: its own summary, severity, timeline, impact and root cause,
+    one heading level down (no charts: those show the most severe incident)."""
+    sub = Document("")
+    own = dataclasses.replace(w, charts={})
+    for section in EACH_INCIDENT:
+        section(sub, facts, own)
+    doc.heading(f"Incident {row['incident_id']}: {_families(row)}", 2)
+    for kind, value in sub.blocks:
+        doc.blocks.append((kind, (value[0] + 1, value[1]) if kind == "heading" else value))
 
 
 def _top_suspects(inc: PostmortemFacts, n: int = 3) -> list[dict[str, Any]]:
