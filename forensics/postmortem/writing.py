@@ -172,15 +172,12 @@ def section_timeline(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
         rows = [[_when(ts), what, source] for ts, what, source in timeline_rows(inc)]
         doc.table(["time", "what happened", "source"], rows)
     first = inc.milestone("first affected event")
-    signals = [(n, inc.milestone(n)) for n in ("first moderation flag",
-                                                "first negative feedback", "first complaint")]
-    signals = [(n, t) for n, t in signals if t is not None]
+    signals = first_signals(inc)
     lines = []
     if signals:
-        name, ts = min(signals, key=lambda s: s[1])
+        name, ts, cite = min(signals, key=lambda s: s[1])
         lines.append(f"Detection: the first signal was the {name} at {_when(ts)}, "
-                     f"{_span(first, ts)} after the first affected event"
-                     f"{inc.cite('milestones')}.")
+                     f"{_span(first, ts)} after the first affected event{cite}.")
     if inc.change and inc.change["window"][1] is not None:
         lines.append(f"Containment: the change stopped serving at "
                      f"{_when(inc.change['window'][1])}, {_span(first, inc.change['window'][1])} "
@@ -200,6 +197,26 @@ def section_timeline(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.bullets(lines)
     if "timeline" in w.charts:
         doc.image(w.charts["timeline"], "pattern rate over time with change markers")
+
+
+SIGNALS = (("first_flag", "first guardrail flag"),
+           ("first_negative_feedback", "first negative feedback"),
+           ("first_complaint", "first complaint"))
+MILESTONE_SIGNALS = ("first moderation flag on an affected event",
+                     "first negative feedback on an affected event",
+                     "first complaint on an affected event")
+
+
+def first_signals(inc: PostmortemFacts) -> list[tuple[str, Any, str]]:
+    """(name, time, citation) of the first detection signals, under the one name and
+    definition the timeline table uses: the playbook's (on any pattern event since the
+    onset) when it ran, else the affected events' milestones."""
+    if inc.playbook is not None:
+        m = inc.playbook.detection.meta
+        cite = inc.cite("incident_timeline")
+        return [(name, m[key], cite) for key, name in SIGNALS if m.get(key) is not None]
+    return [(n, t, inc.cite("milestones")) for n in MILESTONE_SIGNALS
+            if (t := inc.milestone(n)) is not None]
 
 
 def timeline_rows(inc: PostmortemFacts) -> list[tuple[Any, str, str]]:
@@ -360,12 +377,13 @@ def section_why_not_caught(doc: Document, inc: PostmortemFacts, w: Writer) -> No
         ci = stats.wilson(neg, affected)
         complaints = f.get("complaints") or 0
         before = (f"{_count(w, f.get('users_before_first_complaint') or 0)} users were "
-                  "affected before the first one" if complaints else "no one complained")
+                  "affected before the first complaint on an affected event" if complaints
+                  else "no one complained")
         points.append(f"User signals: {_n(neg)} of {_n(affected)} affected events got "
                       f"negative feedback in their conversation ({100 * ci.estimate:.1f}%, 95% "
                       f"CI {100 * ci.low:.1f}-{100 * ci.high:.1f}%); {_n(complaints)} "
                       f"complaints, {before}.")
-    complaint = inc.milestone("first complaint")
+    complaint = next((t for n, t, _ in first_signals(inc) if "complaint" in n), None)
     if complaint is not None:
         points.append(f"The first complaint came {_span(first, complaint)} after the first "
                       "affected event.")
@@ -683,10 +701,9 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
     triage = incidents(case, baselines=False).incidents() \
         if pattern is None and change is None else []
     first = triage[0] if triage else None
-    inc = gather(case, pattern=first["pattern"] if first else pattern,
-                 change=_likely(first) if first else change)
-    others = [(row, gather(case, pattern=row["pattern"], change=_likely(row)))
-              for row in triage[1:]]
+    inc = _gather_incident(case, first) if first else gather(case, pattern=pattern,
+                                                              change=change)
+    others = [(row, _gather_incident(case, row)) for row in triage[1:]]
     for facts in [inc, *(f for _, f in others)]:
         _attach_findings(case, facts)
     w = Writer(out=out, redact=redact, min_cell=min_cell, key=case_key(case.con),
@@ -739,6 +756,14 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
             "redacted": redact, "min_cell": min_cell,
             "suspects": _top_suspects(inc), "playbook": _playbook_meta(inc)}
     return ReportResult(df.sort("path"), title="post-mortem", meta=meta)
+
+
+def _gather_incident(case: CaseHandle, row: dict[str, Any]) -> PostmortemFacts:
+    """The facts of one incident of :func:`forensics.playbook.incidents.incidents`, its
+    pattern named by its failure families (not by its SQL)."""
+    facts = gather(case, pattern=row["pattern"], change=_likely(row))
+    facts.pattern_desc = f"the {', '.join(row['families'])} failure family"
+    return facts
 
 
 def _likely(row: dict[str, Any]) -> str | None:
