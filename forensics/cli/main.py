@@ -844,9 +844,11 @@ def incidents(case: str, bucket: str, min_events: int) -> Any:
               help="Labelled real outputs to draw prompts and outputs from: a corpus folder "
                    "(texts/<source>/...) or JSONL/CSV with input, output, category (implies "
                    "a --mix, refusal+leak by default).")
+@click.option("--sources", default=None,
+              help="Only these sources of a --texts corpus folder (comma-separated).")
 @output_options
 def drill(outdir: str, scenario: str | None, seed: int, n_events: int, days: int, fmt: str,
-          compress: bool, mix: str | None, texts: str | None) -> Any:
+          compress: bool, mix: str | None, texts: str | None, sources: str | None) -> Any:
     """Generate a practice incident in OUTDIR, with its answer key; or (--mix, --texts)
     several concurrent incidents, with their manifest."""
     from forensics.drills.generator import generate
@@ -857,7 +859,8 @@ def drill(outdir: str, scenario: str | None, seed: int, n_events: int, days: int
                          "multi-incident drill", hint="give one of them")
     if mix or texts:
         manifest = generate_mix(outdir, mix or "refusal+leak", seed=seed, events=n_events,
-                                days=days, texts=texts)
+                                days=days, texts=texts,
+                                sources=tuple(sources.split(",")) if sources else None)
         return manifest, lambda: json.dumps(jsonable(manifest), indent=2)
     if scenario is None:
         raise UsageError("name a --scenario (one incident) or a --mix (several)",

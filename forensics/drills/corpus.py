@@ -155,8 +155,15 @@ def _structured_rag(root: Path) -> list[pl.DataFrame]:
                    "structured_rag")] if rows else []
 
 
-READERS = (_xstest, _halueval, _dt_privacy, _dt_toxicity, _language_confusion,
-           _jailbreakbench, _structured_rag)
+READERS = {"xstest": _xstest, "halueval": _halueval, "decodingtrust_privacy": _dt_privacy,
+           "decodingtrust_toxicity": _dt_toxicity, "language_confusion": _language_confusion,
+           "jailbreakbench_artifacts": _jailbreakbench, "structured_rag": _structured_rag}
+# Sources whose licence (the corpus's SOURCES.md) allows redistributing a sample:
+# MIT (halueval, jailbreakbench_artifacts), Apache-2.0 (language_confusion), CC BY-SA 4.0
+# (decodingtrust_privacy: attribution, share-alike). Not: xstest completions (the model
+# vendors' terms), structured_rag and bfcl (no licence), faithbench (non-commercial).
+REDISTRIBUTABLE = ("halueval", "language_confusion", "decodingtrust_privacy",
+                   "jailbreakbench_artifacts")
 
 
 def _generic(path: Path) -> pl.DataFrame:
@@ -177,10 +184,16 @@ def _generic(path: Path) -> pl.DataFrame:
     return _frame(df.with_columns(pl.col(c).cast(pl.String) for c in df.columns), path.name)
 
 
-def read_texts(path: str | Path) -> pl.DataFrame:
+def read_texts(path: str | Path, sources: tuple[str, ...] | list[str] | None = None
+               ) -> pl.DataFrame:
     """Every labelled text under ``path`` (a corpus folder in the shared layout, a generic
     JSONL/CSV file, or a folder of generic files): input, output, category, language,
-    source. Rows with no category (unlabelled or ambiguous upstream) are left out."""
+    source. Rows with no category (unlabelled or ambiguous upstream) are left out.
+    ``sources``: only these corpus sources (e.g. :data:`REDISTRIBUTABLE`)."""
+    unknown = sorted(set(sources or ()) - set(READERS))
+    if unknown:
+        raise UsageError(f"unknown text source(s) {', '.join(unknown)}",
+                         hint=f"one of {', '.join(READERS)}")
     root = Path(path)
     if not root.exists():
         raise UsageError(f"texts folder {root} does not exist")
@@ -188,10 +201,12 @@ def read_texts(path: str | Path) -> pl.DataFrame:
     if root.is_file():
         parts.append(_generic(root))
     else:
-        for reader in READERS:
-            parts.extend(reader(root))
-        for f in sorted([*root.glob("*.jsonl"), *root.glob("*.csv")]):
-            parts.append(_generic(f))
+        for name, reader in READERS.items():
+            if sources is None or name in sources:
+                parts.extend(reader(root))
+        if sources is None:
+            for f in sorted([*root.glob("*.jsonl"), *root.glob("*.csv")]):
+                parts.append(_generic(f))
     if not parts:
         raise UsageError(f"no labelled texts found in {root}",
                          hint="a corpus folder (texts/<source>/...) or JSONL/CSV files with "

@@ -130,29 +130,32 @@ def _builtin_texts(rng: np.random.Generator) -> dict[str, pl.DataFrame]:
             "harmful": harmful}
 
 
-def _real_texts(path: Path) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
+def _real_texts(path: Path, sources: tuple[str, ...] | None
+                ) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
     from forensics.drills.corpus import read_texts
 
-    df = read_texts(path)
-    out, sources = {}, {}
+    df = read_texts(path, sources)
+    out: dict[str, pl.DataFrame] = {}
+    used: dict[str, str] = {}
     for (cat,), part in df.group_by(["category"]):
         out[str(cat)] = part.select(pl.col("input").alias("input_text"),
                                     pl.col("output").alias("output_text"),
                                     pl.col("language").alias("requested_language"))
-        sources[str(cat)] = ", ".join(sorted(set(part["source"].to_list())))
-    return out, sources
+        used[str(cat)] = ", ".join(sorted(set(part["source"].to_list())))
+    return out, used
 
 
-def _texts(texts: str | Path | None, rng: np.random.Generator
+def _texts(texts: str | Path | None, rng: np.random.Generator,
+           sources: tuple[str, ...] | None = None
            ) -> tuple[dict[str, pl.DataFrame], dict[str, str]]:
     builtin = _builtin_texts(rng)
     if texts is None:
         return builtin, {k: "built-in" for k in builtin}
-    real, sources = _real_texts(Path(texts))
+    real, used = _real_texts(Path(texts), sources)
     for k, v in builtin.items():          # a category the texts lack: the built-in pool
         if k not in real:
-            real[k], sources[k] = v, "built-in (not in the texts)"
-    return real, sources
+            real[k], used[k] = v, "built-in (not in the texts)"
+    return real, used
 
 
 # -- the drill -------------------------------------------------------------------------
@@ -208,9 +211,11 @@ def _draw(pool: pl.DataFrame, idx: np.ndarray, rng: np.random.Generator) -> pl.D
 
 
 def generate_mix(outdir: str | Path, mix: str, seed: int = 0, events: int = 20_000,
-                 days: int = 7, texts: str | Path | None = None) -> dict[str, Any]:
+                 days: int = 7, texts: str | Path | None = None,
+                 sources: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Write a multi-incident drill to ``outdir`` (events, feedback, changes, manifest)
-    and return the manifest."""
+    and return the manifest. ``texts``: labelled real outputs to draw from (else the
+    built-in pools); ``sources``: only these sources of a corpus folder."""
     if mix not in MIXES:
         raise UsageError(f"unknown mix {mix!r}", hint=f"one of {', '.join(MIXES)}")
     if days < 4 or events < 1000:
@@ -218,7 +223,7 @@ def generate_mix(outdir: str | Path, mix: str, seed: int = 0, events: int = 20_0
     rng = np.random.default_rng(seed)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    pools, sources = _texts(texts, rng)
+    pools, text_sources = _texts(texts, rng, sources)
     plans = _plan(MIXES[mix], days, rng)
     decoys = _decoys(plans, rng)
     n = events
@@ -275,7 +280,7 @@ def generate_mix(outdir: str | Path, mix: str, seed: int = 0, events: int = 20_0
     manifest = {"mix": mix, "seed": seed, "events": n, "days": days,
                 "start": _iso(START), "end": _iso(START + dt.timedelta(days=days)),
                 "bucket": "1h", "texts": str(texts) if texts else "built-in",
-                "text_sources": sources, "incidents": truth,
+                "text_sources": text_sources, "incidents": truth,
                 "decoys": [{"change_id": d["change_id"], "feature": d["feature"],
                             "kind": d["kind"], "ts": _iso(d["ts"]), "note": d["note"]}
                            for d in decoys],
