@@ -410,7 +410,8 @@ def _messy(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     return frame.with_columns(
         null("session_id", 0.03), null("tenant", 0.05), null("plan", 0.05),
         null("locale", 0.05), null("feature", 0.005),
-        pl.Series("x_experiment", rng.choice(np.array(["a", "b", None], dtype=object), size=n).tolist(),
+        pl.Series("x_experiment",
+                  rng.choice(np.array(["a", "b", None], dtype=object), size=n).tolist(),
                   dtype=pl.String),
         pl.Series("x_trace_flags", rng.integers(0, 8, n)),
     ).with_columns(null("user_id", 0.02))

@@ -270,7 +270,8 @@ def _baseline_row(case: CaseHandle, r: Rise) -> dict[str, Any]:
             "pattern": pattern_for(case, [r.family], [r.feature])}
 
 
-SCHEMA: dict[str, Any] = {"incident_id": pl.String, "kind": pl.String, "families": pl.List(pl.String),
+SCHEMA: dict[str, Any] = {
+          "incident_id": pl.String, "kind": pl.String, "families": pl.List(pl.String),
           "features": pl.List(pl.String), "onset": pl.Datetime("us"),
           "onset_source": pl.String, "rate_before": pl.Float64, "rate_after": pl.Float64,
           "bad_before": pl.Int64, "requests_before": pl.Int64, "bad_after": pl.Int64,
