@@ -63,6 +63,13 @@ from forensics.ingest.load import LoadResult, load_file
 from forensics.playbook.answers import PlaybookResult, playbook
 from forensics.playbook.containment import ContainmentResult, containment
 from forensics.playbook.detection_gap import MIN_HEADROOM, DetectionResult, detection_gap
+from forensics.playbook.incidents import (
+    IncidentsResult,
+    each_incident,
+    incident_pattern,
+    incidents,
+    likely_cause,
+)
 from forensics.playbook.milestones import mark, milestones
 from forensics.playbook.severity import SeverityResult, SeverityRules, severity
 from forensics.playbook.timeline import IncidentTimelineResult, incident_timeline
@@ -470,10 +477,18 @@ class Case:
                  segments: list[str] | tuple[str, ...] = SEGMENTS, level: float = 0.95,
                  min_n: int = SMALL_N) -> SuspectsResult:
         """Ranked candidate root causes; see :func:`forensics.cause.suspects.suspects`:
-        ``case.suspects("over_refusal")``."""
-        return suspects(self, pattern, bucket=bucket, window=window, lookback=lookback,
-                        lookahead=lookahead, method=method, segments=segments, level=level,
-                        min_n=min_n)
+        ``case.suspects("over_refusal")``. No pattern: the suspects of every incident
+        (:meth:`incidents`; column ``incident_id``), or of any bad signal when the case
+        has none; an incident id (``"INC-2"``): that incident's."""
+        def run(p: Pattern) -> SuspectsResult:
+            return suspects(self, p, bucket=bucket, window=window, lookback=lookback,
+                            lookahead=lookahead, method=method, segments=segments,
+                            level=level, min_n=min_n)
+        if pattern is None:
+            every = each_incident(self, lambda row: run(row["pattern"]), bucket=bucket)
+            if every is not None:
+                return every
+        return run(incident_pattern(self, pattern, bucket))
 
     @_reads
     def retrieval_diff(self, before: str | None = None, after: str | None = None, *,
@@ -497,8 +512,17 @@ class Case:
         >>> case.impact("over_refusal", change="CHG-2041").meta["users"]
         258
         """
-        return impact(self, pattern, change=change, window=window, by=by, approx=approx,
-                      suppress_below=suppress_below)
+        def run(p: Pattern, c: str | None) -> ImpactResult:
+            return impact(self, p, change=c, window=window, by=by, approx=approx,
+                          suppress_below=suppress_below)
+        if pattern is None and change is None and window is None:
+            every = each_incident(self, lambda row: run(row["pattern"], likely_cause(row)))
+            if every is not None:
+                return every
+        if isinstance(pattern, str) and pattern.startswith(("INC-", "BASE-")):
+            row = self.incidents().incident(pattern)
+            return run(row["pattern"], change or likely_cause(row))
+        return run(pattern, change)
 
     @_reads
     def estimate_impact(self, pattern: Pattern, *, confirmed: str = "confirmed",
@@ -555,11 +579,22 @@ class Case:
         return milestones(self)
 
     @_reads
+    def incidents(self, *, bucket: str = "1h", min_events: int = 5, merge_within: str = "3h",
+                  baselines: bool = True) -> IncidentsResult:
+        """Every distinct incident (failure family x feature(s) x onset window) with its
+        suspects, affected users and severity, most severe first, then the steady
+        baselines; see :func:`forensics.playbook.incidents.incidents`:
+        ``case.incidents().df``."""
+        return incidents(self, bucket=bucket, min_events=min_events,
+                         merge_within=merge_within, baselines=baselines)
+
+    @_reads
     def severity(self, pattern: Pattern = None, *, category: str | None = None,
                  rules: SeverityRules = None, window: tuple[Any, Any] | None = None,
                  bucket: str = "1h", min_category_share: float = 0.1) -> SeverityResult:
         """Severity on the playbook's matrix with the deciding rule; see
         :func:`forensics.playbook.severity.severity`: ``case.severity("pii_leak")``."""
+        pattern = incident_pattern(self, pattern, bucket)
         return severity(self, pattern, category=category, rules=rules, window=window,
                         bucket=bucket, min_category_share=min_category_share)
 
@@ -571,6 +606,7 @@ class Case:
         """Onset, first signals and backtested alert rules; see
         :func:`forensics.playbook.detection_gap.detection_gap`:
         ``case.detection_gap("pii_leak")``."""
+        pattern = incident_pattern(self, pattern, bucket)
         return detection_gap(self, pattern, bucket=bucket, onset=onset, suspect=suspect,
                              max_false_alarms=max_false_alarms, min_headroom=min_headroom,
                              save=save, grid=grid)
@@ -583,6 +619,7 @@ class Case:
         """What a rollback (or fallback) at time T would have spared; see
         :func:`forensics.playbook.containment.containment`:
         ``case.containment("over_refusal", at="2026-03-12T12:00Z")``."""
+        pattern = incident_pattern(self, pattern, bucket)
         return containment(self, pattern, change=change, at=at, mode=mode, strata=strata,
                            bucket=bucket, reference=reference, level=level)
 
@@ -593,6 +630,7 @@ class Case:
         """The merged incident timeline with computed durations; see
         :func:`forensics.playbook.timeline.incident_timeline`:
         ``case.incident_timeline("pii_leak")``."""
+        pattern = incident_pattern(self, pattern, bucket)
         return incident_timeline(self, pattern, bucket=bucket, suspect=suspect,
                                  lookback=lookback, max_clusters=max_clusters)
 
@@ -603,8 +641,14 @@ class Case:
         """Severity, time to detect, the alert that would have caught it sooner, what a
         faster rollback would have spared; see :func:`forensics.playbook.answers.playbook`:
         ``case.playbook("pii_leak")``."""
-        return playbook(self, pattern, bucket=bucket, suspect=suspect, category=category,
-                        rules=rules, max_false_alarms=max_false_alarms)
+        def run(p: Pattern) -> PlaybookResult:
+            return playbook(self, p, bucket=bucket, suspect=suspect, category=category,
+                            rules=rules, max_false_alarms=max_false_alarms)
+        if pattern is None:
+            every = each_incident(self, lambda row: run(row["pattern"]), bucket=bucket)
+            if every is not None:
+                return every
+        return run(incident_pattern(self, pattern, bucket))
 
     # -- write it up -----------------------------------------------------------------------
     @shows_progress("writing the post-mortem")

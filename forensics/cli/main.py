@@ -30,6 +30,7 @@ from forensics.core.errors import ForensicsError, UsageError, is_interrupt
 from forensics.core.redact import redact_frame
 from forensics.core.result import Result, cell_text, dumps, jsonable
 from forensics.drills.generator import SCENARIOS
+from forensics.drills.mix import MIXES
 
 err_console = Console(stderr=True)
 
@@ -393,15 +394,13 @@ TABLE_ROWS = 200
 def impact(case: str, pattern: str | None, change: str | None,
            start: str | None, end: str | None, by: tuple[str, ...], approx: bool,
            suppress_below: int) -> Any:
-    """Affected users, sessions and events in CASE for a pattern (default: any bad signal)."""
-    from forensics.impact.exact import impact as impact_fn
-
+    """Affected users, sessions and events in CASE for a pattern or an incident id
+    (default: every incident found, else any bad signal)."""
     window = (start, end) if start or end else None
     c = _open_case(case, read_only=True)
     try:
-        result = impact_fn(c, pattern, change=change,
-                           window=window, by=list(by), approx=approx,
-                           suppress_below=suppress_below)
+        result = c.impact(pattern, change=change, window=window, by=list(by),
+                          approx=approx, suppress_below=suppress_below)
     finally:
         c.close()
     meta = result.meta
@@ -695,12 +694,11 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
               help="Traffic either side of each change used as evidence.")
 @output_options
 def suspects(case: str, pattern: str | None, bucket: str, window: str) -> Any:
-    """Ranked candidate root causes in CASE for a pattern (default: any bad signal)."""
-    from forensics.cause.suspects import suspects as suspects_fn
-
-    result = _with_case(case, lambda c: suspects_fn(c, pattern, bucket=bucket,
-                                                    window=window))
-    keep = ["rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
+    """Ranked candidate root causes in CASE for a pattern or an incident id (default:
+    every incident found, else any bad signal)."""
+    result = _with_case(case, lambda c: c.suspects(pattern, bucket=bucket, window=window))
+    keep = (["incident_id"] if "incident_id" in result.df.columns else []) + [
+            "rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
             "ts", "source", "score", "effect", "ci_low", "ci_high", "q_value", "method",
             "confounded_with", "verdict", "explanation"]
     data = {"suspects": [{k: r[k] for k in keep} for r in result.rows()],
@@ -850,16 +848,31 @@ def incident(case: str, pattern: str | None, bucket: str, plot_path: str | None)
 @output_options
 def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> Any:
     """The playbook's answers for CASE: severity, time to detect, the alert that would have
-    caught it, and what a faster rollback would have spared."""
-    from forensics.playbook.answers import playbook as playbook_fn
+    caught it, and what a faster rollback would have spared (default: for every incident
+    found; or one pattern or incident id)."""
+    return _with_case(case, lambda c: c.playbook(pattern, bucket=bucket, rules=rules))
 
-    return _with_case(case, lambda c: playbook_fn(
-        c, pattern, bucket=bucket, rules=rules))
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bucket", default="1h", show_default=True)
+@click.option("--min-events", default=5, show_default=True, type=int,
+              help="Bad requests a (family, feature) series needs to be judged.")
+@output_options
+def incidents(case: str, bucket: str, min_events: int) -> Any:
+    """Every distinct incident in CASE (failure family x feature(s) x onset) with its top
+    suspects, affected users and severity, most severe first; then the baselines
+    (detectors firing at a steady rate through the history)."""
+    result = _with_case(case, lambda c: c.incidents(bucket=bucket, min_events=min_events))
+    data = {"incidents": [r for r in result.rows() if r["kind"] == "incident"],
+            "baselines": [r for r in result.rows() if r["kind"] == "baseline"],
+            "meta": result.meta, "sql": result.sql, "params": result.params}
+    return data, result.to_markdown
 
 
 @cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
-@click.option("--scenario", required=True,
+@click.option("--scenario", default=None,
               type=click.Choice(list(SCENARIOS)),
               help="The planted incident.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -872,11 +885,34 @@ def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> 
                    "conventions), Phoenix / OpenInference span JSON, or Langfuse exports.")
 @click.option("--gzip", "compress", is_flag=True,
               help="Write events and feedback as .jsonl.gz (reproducible bytes).")
+@click.option("--mix", default=None, type=click.Choice(list(MIXES)),
+              help="Two or three concurrent incidents in different features (ground truth "
+                   "in manifest.json).")
+@click.option("--texts", type=click.Path(exists=True), default=None,
+              help="Labelled real outputs to draw prompts and outputs from: a corpus folder "
+                   "(texts/<source>/...) or JSONL/CSV with input, output, category (implies "
+                   "a --mix, refusal+leak by default).")
+@click.option("--sources", default=None,
+              help="Only these sources of a --texts corpus folder (comma-separated).")
 @output_options
-def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: str,
-          compress: bool) -> Any:
-    """Generate a practice incident in OUTDIR, with its answer key."""
+def drill(outdir: str, scenario: str | None, seed: int, n_events: int, days: int, fmt: str,
+          compress: bool, mix: str | None, texts: str | None, sources: str | None) -> Any:
+    """Generate a practice incident in OUTDIR, with its answer key; or (--mix, --texts)
+    several concurrent incidents, with their manifest."""
     from forensics.drills.generator import generate
+    from forensics.drills.mix import generate_mix
+
+    if scenario and (mix or texts):
+        raise UsageError("--scenario plants one incident; --mix and --texts make a "
+                         "multi-incident drill", hint="give one of them")
+    if mix or texts:
+        manifest = generate_mix(outdir, mix or "refusal+leak", seed=seed, events=n_events,
+                                days=days, texts=texts,
+                                sources=tuple(sources.split(",")) if sources else None)
+        return manifest, lambda: json.dumps(jsonable(manifest), indent=2)
+    if scenario is None:
+        raise UsageError("name a --scenario (one incident) or a --mix (several)",
+                         hint=f"scenarios: {', '.join(SCENARIOS)}; mixes: {', '.join(MIXES)}")
 
     with progress_bar(f"drill {scenario}", total=n_events) as update:
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
