@@ -51,6 +51,7 @@ from forensics.detect.cluster import ClusterResult, cluster
 from forensics.detect.detectors import DetectResult, RuleSpec, detect, import_labels
 from forensics.impact.estimate import EstimateResult, estimate, review_sample
 from forensics.impact.exact import ImpactResult, impact
+from forensics.ingest.attach import AttachResult, attach, check_attached, install_views
 from forensics.ingest.load import LoadResult, load_file
 from forensics.playbook.answers import PlaybookResult, playbook
 from forensics.playbook.containment import ContainmentResult, containment
@@ -130,6 +131,7 @@ class Case:
             self._check_schema()
             if not read_only:
                 self.con.execute(_sql_file("facts.sql"))
+            install_views(self.con)    # attached sources join the canonical events
         except BaseException:
             self.con.close()      # a half-opened case must not hold the file
             raise
@@ -222,6 +224,18 @@ class Case:
         """Load one evidence file in one transaction; see
         :func:`forensics.ingest.load.load_file`: ``case.load("audit.jsonl")``."""
         return load_file(self, path, format=format, mapping=mapping, progress=progress)
+
+    def attach(self, source: str | Path,
+               mapping: dict[str, Any] | str | Path | None = None) -> AttachResult:
+        """Attach a Parquet dataset, an Iceberg or a Delta table as evidence read in place
+        (its snapshot pinned); see :func:`forensics.ingest.attach.attach`:
+        ``case.attach("lake/traces/", mapping={"ts": "start_time"})``."""
+        return attach(self, source, mapping=mapping)
+
+    def check_attached(self) -> Result:
+        """Whether each attached source is still at its pinned snapshot:
+        ``case.check_attached().rows()``."""
+        return check_attached(self)
 
     def summary(self) -> Result:
         """What the case holds: evidence, volumes, time span, features, versions:

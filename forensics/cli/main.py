@@ -270,6 +270,33 @@ def _load_text(result: Result) -> str:
 
 
 @cli.command()
+@click.argument("case", type=click.Path(dir_okay=False))
+@click.argument("source", required=False)
+@click.option("--mapping", default=None,
+              help="TOML file, or col=source,col=source: canonical events columns to the "
+                   "source's columns (dotted into structs).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Only report whether each attached source moved past its pinned snapshot.")
+@output_options
+def attach(case: str, source: str | None, mapping: str | None, check_only: bool) -> Any:
+    """Attach SOURCE to CASE as evidence read in place: a Parquet folder or glob, a Delta
+    table folder, an Iceberg metadata.json or iceberg:CATALOG/namespace.table. The
+    snapshot is pinned; --check names sources that changed since."""
+    from forensics.ingest.attach import attach as attach_fn
+    from forensics.ingest.attach import check_attached
+
+    if not check_only and not source:
+        raise UsageError("give a SOURCE to attach, or --check", hint="forensics attach --help")
+    c = _open_case(case)
+    try:
+        result = check_attached(c) if check_only else attach_fn(c, source or "",
+                                                                mapping=mapping)
+    finally:
+        c.close()
+    return result
+
+
+@cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
 @output_options
 def summary(case: str) -> Any:

@@ -31,6 +31,7 @@ from forensics.core.db import scalar, temp_exists
 from forensics.core.errors import ForensicsError, FormatError, LoadError, MappingError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.ingest import attach as attach_mod
 from forensics.ingest import mapping as mapping_mod
 from forensics.ingest import readers
 from forensics.ingest import vendors as formats
@@ -340,6 +341,7 @@ def load_file(case: CaseHandle, path: str | Path, format: str | None = None,
     clean = readers.precheck_jsonl(con, path, facts.lines) \
         if reader == "jsonl" and forced_target in (None, "events") else None
     job = _Job(path, facts, reader, forced_target, explicit, before, notify)
+    reshadow = attach_mod.unshadow(con)   # append to the case's tables, not the view
     try:
         try:
             evidence_id, target, stats = _load_once(con, job, clean)
@@ -350,6 +352,7 @@ def load_file(case: CaseHandle, path: str | Path, format: str | None = None,
             # way, which explains each bad record.
             evidence_id, target, stats = _load_once(con, job, None)
     finally:
+        reshadow()
         for name, value in previous.items():
             con.execute(f"SET {name} = '{value}'")
     return _result(path, sha, size, reader, target, stats.records_in, stats.loaded,
