@@ -11,7 +11,15 @@ The steps, all set-based SQL in DuckDB:
 
 Records in = rows loaded + rows rejected, for every file.
 
->>> case.load("audit.jsonl.gz", mapping={"user_id": "request.user.id"})  # doctest: +SKIP
+>>> _ = Path("audit.jsonl").write_text(json.dumps({"ts": "2026-03-02T10:00:00Z",
+...     "request": {"user": {"id": "u-1"}}, "model": "gpt-4o", "output": "Hello"}))
+>>> with forensics.open("new.duckdb") as new:
+...     loaded = new.load("audit.jsonl", mapping={"user_id": "request.user.id"})
+...     row = new.sql("SELECT user_id, model, output_text FROM events").df.row(0)
+>>> loaded.df.select("format", "target", "rows_loaded", "rows_rejected").row(0)
+('json', 'events', 1, 0)
+>>> row
+('u-1', 'gpt-4o', 'Hello')
 """
 
 from __future__ import annotations

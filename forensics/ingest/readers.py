@@ -1,10 +1,19 @@
-"""Container readers: any file -> ``_stage_records(_ord, locator, j)`` + ``_stage_rejects``.
+r"""Container readers: any file -> ``_stage_records(_ord, locator, j)`` + ``_stage_rejects``.
 
 Each reader is one DuckDB statement over ``read_csv`` / ``read_text`` / ``read_parquet``;
 records that cannot even be read as a JSON object go to ``_stage_rejects`` with a
 locator (``line N``, ``row N``, ``element N``) and a reason.
 
->>> stage_jsonl(con, Path("audit.jsonl.gz"))   # doctest: +SKIP
+>>> import duckdb
+>>> con = duckdb.connect()
+>>> _ = Path("audit.jsonl").write_text('{"a": 1}\n{"a": \n[1]\n')
+>>> stage_jsonl(con, Path("audit.jsonl"))
+>>> con.sql("SELECT _ord, locator FROM _stage_records").fetchall()
+[(1, 'line 1')]
+>>> for row in con.sql("SELECT locator, reason FROM _stage_rejects ORDER BY locator").fetchall():
+...     print(row)
+('line 2', 'truncated JSON record (expecting value, record ends at char 6)')
+('line 3', 'record is a JSON array, not an object')
 """
 
 from __future__ import annotations
