@@ -48,7 +48,7 @@ from forensics.core.selection import Pattern
 from forensics.core.stats import SMALL_N
 from forensics.core.summary import summarize
 from forensics.detect.cluster import ClusterResult, cluster
-from forensics.detect.detectors import DetectResult, RuleSpec, detect, import_labels
+from forensics.detect.detectors import DetectResult, Engine, RuleSpec, detect, import_labels
 from forensics.impact.estimate import EstimateResult, estimate, review_sample
 from forensics.impact.exact import ImpactResult, impact
 from forensics.ingest.attach import AttachResult, attach, check_attached, install_views
@@ -244,11 +244,11 @@ class Case:
 
     # -- what went wrong ---------------------------------------------------------------------
     @shows_progress("running detectors")
-    def detect(self, rules: RuleSpec = None) -> DetectResult:
+    def detect(self, rules: RuleSpec = None, engine: Engine = None) -> DetectResult:
         """Run the failure detectors and write ``labels``; see
         :func:`forensics.detect.detectors.detect`:
-        ``case.detect(rules=["refusal", "private_data"])``."""
-        return detect(self, rules=rules)
+        ``case.detect(rules=["refusal", "private_data"])``, ``case.detect(engine="spark")``."""
+        return detect(self, rules=rules, engine=engine)
 
     def import_labels(self, path: str | Path, *, event_id: str = "event_id",
                       label: str = "label", confidence: str | None = "confidence",

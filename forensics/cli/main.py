@@ -453,9 +453,12 @@ def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | Non
 @click.option("--skip", multiple=True, help="Do not run this detector; repeatable.")
 @click.option("--set", "settings", multiple=True, metavar="RULE.OPTION=VALUE",
               help="Change a detector option (value as JSON); repeatable.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True,
+              help="Where the detectors' SQL runs; spark: SPARK_REMOTE or a local master.")
 @output_options
 def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
-           settings: tuple[str, ...]) -> Any:
+           settings: tuple[str, ...], engine: str) -> Any:
     """Run the failure detectors on CASE and write labels (replacing earlier rule labels)."""
     from forensics.detect.detectors import detect as detect_fn
 
@@ -463,7 +466,7 @@ def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
     c = _open_case(case)
     try:
         with progress_bar("running detectors"):
-            result = detect_fn(c, rules=spec)
+            result = detect_fn(c, rules=spec, engine=engine)
     finally:
         c.close()
     return {"labels": result.rows(), "meta": jsonable(result.meta), "sql": result.sql,
