@@ -38,6 +38,7 @@ from forensics.core.db import (
     known_table,
     progress_bar_off,
     run_sql,
+    table_names,
 )
 from forensics.core.errors import CaseError, ReadOnlyCaseError, is_interrupt
 from forensics.core.findings import check, list_findings, record, rerun
@@ -56,9 +57,16 @@ from forensics.core.walls import (
     writes_case,
 )
 from forensics.detect.cluster import ClusterResult, cluster
-from forensics.detect.detectors import DetectResult, RuleSpec, detect, import_labels
+from forensics.detect.detectors import DetectResult, Engine, RuleSpec, detect, import_labels
 from forensics.impact.estimate import EstimateResult, estimate, review_sample
 from forensics.impact.exact import ImpactResult, impact
+from forensics.ingest.attach import (
+    AttachResult,
+    attach,
+    attached_files,
+    check_attached,
+    install_views,
+)
 from forensics.ingest.load import LoadResult, load_file
 from forensics.playbook.answers import PlaybookResult, playbook
 from forensics.playbook.containment import ContainmentResult, containment
@@ -113,12 +121,25 @@ def _connect(path: Path, read_only: bool, *, walled: bool = False, wait: float |
         con.execute("SET TimeZone = 'UTC'")
         # DuckDB's own progress bar writes to the terminal: it would break `--json` output.
         progress_bar_off(con)
+        _install_attached(con, walled)
         if walled:
             lock_down(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _install_attached(con: duckdb.DuckDBPyConnection, walled: bool) -> None:
+    """Sources attached in place join ``events`` on every connection (a session view); a
+    walled connection may read their pinned files and nothing else."""
+    if "attachments" not in table_names(con):
+        return
+    if walled:
+        files = attached_files(con)
+        if files:
+            con.execute("SET allowed_paths = ?", [files])
+    install_views(con)
 
 
 # Case files stay readable by DuckDB 1.5 and later (its CLI, its drivers, a colleague's
@@ -398,6 +419,20 @@ class Case:
         :func:`forensics.ingest.load.load_file`: ``case.load("audit.jsonl")``."""
         return load_file(self, path, format=format, mapping=mapping, progress=progress)
 
+    @_writes
+    def attach(self, source: str | Path,
+               mapping: dict[str, Any] | str | Path | None = None) -> AttachResult:
+        """Attach a Parquet dataset, an Iceberg or a Delta table as evidence read in place
+        (its snapshot pinned); see :func:`forensics.ingest.attach.attach`:
+        ``case.attach("lake/traces/", mapping={"ts": "start_time"})``."""
+        return attach(self, source, mapping=mapping)
+
+    @_reads
+    def check_attached(self) -> Result:
+        """Whether each attached source is still at its pinned snapshot:
+        ``case.check_attached().rows()``."""
+        return check_attached(self)
+
     @_reads
     def summary(self) -> Result:
         """What the case holds: evidence, volumes, time span, features, versions:
@@ -407,11 +442,11 @@ class Case:
     # -- what went wrong ---------------------------------------------------------------------
     @shows_progress("running detectors")
     @_writes
-    def detect(self, rules: RuleSpec = None) -> DetectResult:
+    def detect(self, rules: RuleSpec = None, engine: Engine = None) -> DetectResult:
         """Run the failure detectors and write ``labels``; see
         :func:`forensics.detect.detectors.detect`:
-        ``case.detect(rules=["refusal", "private_data"])``."""
-        return detect(self, rules=rules)
+        ``case.detect(rules=["refusal", "private_data"])``, ``case.detect(engine="spark")``."""
+        return detect(self, rules=rules, engine=engine)
 
     @_writes
     def import_labels(self, path: str | Path, *, event_id: str = "event_id",

@@ -283,6 +283,33 @@ def _load_text(result: Result) -> str:
 
 
 @cli.command()
+@click.argument("case", type=click.Path(dir_okay=False))
+@click.argument("source", required=False)
+@click.option("--mapping", default=None,
+              help="TOML file, or col=source,col=source: canonical events columns to the "
+                   "source's columns (dotted into structs).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Only report whether each attached source moved past its pinned snapshot.")
+@output_options
+def attach(case: str, source: str | None, mapping: str | None, check_only: bool) -> Any:
+    """Attach SOURCE to CASE as evidence read in place: a Parquet folder or glob, a Delta
+    table folder, an Iceberg metadata.json or iceberg:CATALOG/namespace.table. The
+    snapshot is pinned; --check names sources that changed since."""
+    from forensics.ingest.attach import attach as attach_fn
+    from forensics.ingest.attach import check_attached
+
+    if not check_only and not source:
+        raise UsageError("give a SOURCE to attach, or --check", hint="forensics attach --help")
+    c = _open_case(case)
+    try:
+        result = check_attached(c) if check_only else attach_fn(c, source or "",
+                                                                mapping=mapping)
+    finally:
+        c.close()
+    return result
+
+
+@cli.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
 @output_options
 def summary(case: str) -> Any:
@@ -466,9 +493,12 @@ def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | Non
 @click.option("--skip", multiple=True, help="Do not run this detector; repeatable.")
 @click.option("--set", "settings", multiple=True, metavar="RULE.OPTION=VALUE",
               help="Change a detector option (value as JSON); repeatable.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True,
+              help="Where the detectors' SQL runs; spark: SPARK_REMOTE or a local master.")
 @output_options
 def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
-           settings: tuple[str, ...]) -> Any:
+           settings: tuple[str, ...], engine: str) -> Any:
     """Run the failure detectors on CASE and write labels (replacing earlier rule labels)."""
     from forensics.detect.detectors import detect as detect_fn
 
@@ -476,7 +506,7 @@ def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
     c = _open_case(case)
     try:
         with progress_bar("running detectors"):
-            result = detect_fn(c, rules=spec)
+            result = detect_fn(c, rules=spec, engine=engine)
     finally:
         c.close()
     return {"labels": result.rows(), "meta": jsonable(result.meta), "sql": result.sql,

@@ -46,6 +46,7 @@ from forensics.core.errors import (
 )
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.ingest import attach as attach_mod
 from forensics.ingest import mapping as mapping_mod
 from forensics.ingest import readers
 from forensics.ingest import source as source_mod
@@ -436,6 +437,7 @@ def _load_snapshot(case: CaseHandle, snap: source_mod.Snapshot, format: str | No
     clean = readers.precheck_jsonl(con, path, snap.lines) \
         if reader == "jsonl" and forced_target in (None, "events") else None
     job = _Job(snap, reader, forced_target, explicit, read_as, notify)
+    reshadow = attach_mod.unshadow(con)   # append to the case's tables, not the view
     try:
         try:
             evidence_id, target, stats, resolved = _load_once(con, job, clean)
@@ -446,6 +448,7 @@ def _load_snapshot(case: CaseHandle, snap: source_mod.Snapshot, format: str | No
             # way, which explains each bad record.
             evidence_id, target, stats, resolved = _load_once(con, job, None)
     finally:
+        reshadow()
         for name, value in previous.items():
             _set(con, name, value)
     status = "loaded" if stats.loaded else "nothing loaded"
