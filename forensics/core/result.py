@@ -24,6 +24,8 @@ from typing import Any
 
 import polars as pl
 
+from forensics.core.safe import frame_csv, markdown_text
+
 MAX_RENDER_ROWS = 50
 MAX_CELL_CHARS = 120
 
@@ -224,8 +226,9 @@ class Result:
         return dumps(self.to_dict(), **kwargs)
 
     def to_csv(self) -> str:
-        """The rows as CSV: nested, binary and duration cells as their JSON text."""
-        return text_frame(self.df).write_csv()
+        """The rows as CSV: nested, binary and duration cells as their JSON text, formula
+        starts neutralised and every text cell quoted (:func:`forensics.core.safe.frame_csv`)."""
+        return frame_csv(text_frame(self.df))
 
     def to_markdown(self, max_rows: int = MAX_RENDER_ROWS) -> str:
         lines = [f"**{self.title}**", ""] if self.title else []
@@ -239,7 +242,7 @@ class Result:
             lines.append("| " + " | ".join(_md(c) for c in cols) + " |")
             lines.append("|" + "---|" * len(cols))
             for row in self.df.head(max_rows).iter_rows():
-                cells = [_md(cell_text(v)) for v in row]
+                cells = [_md(markdown_text(cell_text(v))) for v in row]
                 lines.append("| " + " | ".join(cells) + " |")
             if self.df.height > max_rows:
                 lines.append(f"\n_{self.df.height - max_rows} more rows not shown_")
