@@ -52,9 +52,11 @@ from forensics.core.errors import (
     LoadError,
     MappingError,
     NothingLoadedError,
+    is_interrupt,
 )
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.ingest import attach as attach_mod
 from forensics.ingest import mapping as mapping_mod
 from forensics.ingest import readers
 from forensics.ingest import source as source_mod
@@ -445,6 +447,7 @@ def _load_snapshot(case: CaseHandle, snap: source_mod.Snapshot, format: str | No
     clean = readers.precheck_jsonl(con, path, snap.lines) \
         if reader == "jsonl" and forced_target in (None, "events") else None
     job = _Job(snap, reader, forced_target, explicit, read_as, notify)
+    reshadow = attach_mod.unshadow(con)   # append to the case's tables, not the view
     try:
         try:
             evidence_id, target, stats, resolved = _load_once(con, job, clean)
@@ -455,6 +458,7 @@ def _load_snapshot(case: CaseHandle, snap: source_mod.Snapshot, format: str | No
             # way, which explains each bad record.
             evidence_id, target, stats, resolved = _load_once(con, job, None)
     finally:
+        reshadow()
         for name, value in previous.items():
             _set(con, name, value)
     status = "loaded" if stats.loaded else "nothing loaded"
@@ -506,7 +510,15 @@ def _load_once(con: duckdb.DuckDBPyConnection, job: _Job, clean: readers.CleanJs
     except (ForensicsError, KeyboardInterrupt):   # an interrupted load keeps nothing
         con.execute("ROLLBACK")
         raise
-    except (duckdb.Error, OSError, RecursionError) as exc:
+    except RuntimeError as exc:
+        con.execute("ROLLBACK")
+        if is_interrupt(exc):       # Ctrl-C inside a DuckDB statement
+            raise KeyboardInterrupt from exc
+        if not isinstance(exc, RecursionError):
+            raise
+        raise _EngineError(f"{snap.staged}: load failed, nothing from this file was kept: "
+                           f"{_first_line(exc)}") from exc
+    except (duckdb.Error, OSError) as exc:
         con.execute("ROLLBACK")
         raise _EngineError(f"{snap.staged}: load failed, nothing from this file was kept: "
                            f"{_first_line(exc)}") from exc
