@@ -300,7 +300,8 @@ def _load_text(result: Result) -> str:
                      f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
                      f"(sha256 {r['sha256'][:12]})")
         # the columns filled from a field of another name: the guesses worth a look
-        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items() if v != k}
+        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items()
+                  if v.split(" | ")[0] != k}
         if chosen:
             lines.append("  mapped: " + ", ".join(f"{k} <- {v}" for k, v in chosen.items()))
     lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]
