@@ -135,7 +135,7 @@ def test_detect_on_spark_writes_the_same_labels(twins: Any) -> None:
 def test_downstream_stages_read_the_spark_labels_unchanged(twins: Any) -> None:
     duck, spark, _, _ = twins
     for stage in (lambda c: c.impact("over_refusal"), lambda c: c.suspects("bad"),
-                  lambda c: c.compare(by="release")):
+                  lambda c: c.compare(at="2026-03-04T15:00:00")):
         a, b = stage(duck), stage(spark)
         assert a.df.height > 0
         assert a.df.equals(b.df)
