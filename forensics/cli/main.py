@@ -24,14 +24,43 @@ from typing import Any
 import click
 import duckdb
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 from forensics import __version__
-from forensics.core.errors import ForensicsError, UsageError
-from forensics.core.result import Result, jsonable
-from forensics.drills.generator import SCENARIOS
+from forensics.case import open as open_case
+from forensics.cause.changes import changes as changes_fn
+from forensics.cause.changes import timeline as timeline_fn
+from forensics.cause.compare import compare as compare_fn
+from forensics.cause.retrieval import retrieval_diff as rd_fn
+from forensics.cli.demo import run_demo
+from forensics.core.errors import ForensicsError, UsageError, is_interrupt
+from forensics.core.findings import check, list_findings
+from forensics.core.metrics import SEGMENTS
+from forensics.core.redact import redact_frame
+from forensics.core.result import Result, cell_text, dumps, jsonable
+from forensics.detect.cluster import cluster as cluster_fn
+from forensics.detect.detectors import detect as detect_fn
+from forensics.detect.detectors import import_labels as import_fn
+from forensics.detect.rules import RULES
+from forensics.drills.generator import SCENARIOS, generate
+from forensics.drills.mix import MIXES, generate_mix
+from forensics.impact.estimate import estimate as estimate_fn
+from forensics.ingest.attach import attach as attach_fn
+from forensics.ingest.attach import check_attached
+from forensics.ingest.load import load_files, require_rows
+from forensics.playbook.containment import containment as containment_fn
+from forensics.playbook.detection_gap import detection_gap as gap_fn
+from forensics.playbook.milestones import mark as mark_fn
+from forensics.playbook.milestones import milestones as milestones_fn
+from forensics.playbook.severity import severity as severity_fn
+from forensics.playbook.timeline import incident_timeline
+from forensics.postmortem.evalpack import export_evals
+from forensics.postmortem.writing import postmortem
+from forensics.queries.runner import catalogue
 
 err_console = Console(stderr=True)
-out_console = Console()
 
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,7 +96,7 @@ FORENSICS_DEBUG=1 shows the traceback', 'type': 'internal'}, 1)
         doc = {"error": exc.format_message(), "type": "usage",
                "hint": f"see `forensics {verb or ''} --help`".replace("  ", " ")}
         code = 2
-    elif isinstance(exc, KeyboardInterrupt):
+    elif is_interrupt(exc):
         doc, code = {"error": "interrupted", "type": "interrupted",
                      "hint": "nothing partial was kept; run the command again"}, 130
     elif isinstance(exc, duckdb.Error):
@@ -91,7 +120,7 @@ def _fail(error: dict[str, Any], code: int, as_json: bool,
     if exc is not None and os.environ.get("FORENSICS_DEBUG") and error["type"] == "internal":
         raise exc
     if as_json:
-        click.echo(json.dumps(jsonable(error)))
+        click.echo(dumps(error))
     else:
         err_console.print(f"[bold red]Error:[/] {error['error']}", highlight=False,
                           markup=True)
@@ -109,10 +138,10 @@ def _emit(payload: Any, as_json: bool, verb: str) -> None:
     else:
         data, human = payload
     if as_json:
-        click.echo(json.dumps(jsonable(success_document(data, verb))))
+        click.echo(dumps(success_document(data, verb)))
     else:
         text = human() if callable(human) else str(human)
-        out_console.print(text, highlight=False, markup=False)
+        click.echo(text)   # as it is: a console would re-wrap JSON, CSV and tables
 
 
 def success_document(data: dict[str, Any], verb: str) -> dict[str, Any]:
@@ -150,7 +179,7 @@ class ForensicsGroup(click.Group):
                 exc.show()
                 sys.exit(exc.exit_code)
             verb = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else None
-            click.echo(json.dumps(error_document(exc, verb)[0]))
+            click.echo(dumps(error_document(exc, verb)[0]))
             sys.exit(2)
         except click.exceptions.Abort:
             _fail(*error_document(KeyboardInterrupt(), None), "--json" in argv)
@@ -163,7 +192,6 @@ class ForensicsGroup(click.Group):
 @contextmanager
 def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[..., None]]:
     """A progress display on stderr that appears only for work longer than a second."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                         TimeElapsedColumn(), console=err_console, transient=True)
@@ -224,9 +252,9 @@ def pattern_option(default: str | None = None, help: str = PATTERN_HELP,
 
 
 def _open_case(path: str, read_only: bool = False) -> Any:
-    from forensics.case import open as open_case
 
-    return open_case(path, read_only=read_only)
+    verb = click.get_current_context().info_name or "forensics"
+    return open_case(path, read_only=read_only, purpose=verb)
 
 
 @click.group(cls=ForensicsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -234,7 +262,9 @@ def _open_case(path: str, read_only: bool = False) -> Any:
 def cli() -> None:
     """forensics: investigate incidents in AI features from audit logs and traces.
 
-    A case is one DuckDB file holding the evidence and the findings.
+    A case is one DuckDB file holding the evidence and the findings. Several processes
+    share it: one writes at a time, and a command that finds it busy waits up to
+    FORENSICS_LOCK_WAIT seconds (default 60), then names the process holding it.
     """
 
 
@@ -242,19 +272,21 @@ def cli() -> None:
 @click.argument("case", type=click.Path(dir_okay=False))
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", default=None,
-              help="Override format detection: jsonl, json, csv, parquet, changes, feedback, "
-                   "or a vendor format (otlp, openinference, langfuse, ...).")
+              help="Override format detection: jsonl, json, csv, parquet; events, changes, "
+                   "feedback (what the file holds); or a vendor format (otlp, "
+                   "openinference, langfuse, ...).")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML file mapping canonical columns to source field paths.")
 @output_options
 def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None) -> Any:
-    """Load evidence FILES into CASE (created when missing). Same file twice adds nothing."""
-    from forensics.ingest.load import load_files
+    """Load evidence FILES into CASE (created when missing). The same file read the same
+    way twice adds nothing; a file that yields no rows makes the command fail."""
 
     c = _open_case(case)
     try:
         with progress_bar("loading") as update:
-            result = load_files(c, list(files), format=fmt, mapping=mapping, progress=update)
+            result = require_rows(load_files(c, list(files), format=fmt, mapping=mapping,
+                                             progress=update))
     finally:
         c.close()
     return {"files": result.rows(), "rejects": result.meta.get("first_rejects", [])}, \
@@ -262,9 +294,15 @@ def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None
 
 
 def _load_text(result: Result) -> str:
-    lines = [f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
-             f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
-             f"(sha256 {r['sha256'][:12]})" for r in result.rows()]
+    lines = []
+    for r in result.rows():
+        lines.append(f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
+                     f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
+                     f"(sha256 {r['sha256'][:12]})")
+        # the columns filled from a field of another name: the guesses worth a look
+        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items() if v != k}
+        if chosen:
+            lines.append("  mapped: " + ", ".join(f"{k} <- {v}" for k, v in chosen.items()))
     lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]
     return "\n".join(lines)
 
@@ -282,8 +320,6 @@ def attach(case: str, source: str | None, mapping: str | None, check_only: bool)
     """Attach SOURCE to CASE as evidence read in place: a Parquet folder or glob, a Delta
     table folder, an Iceberg metadata.json or iceberg:CATALOG/namespace.table. The
     snapshot is pinned; --check names sources that changed since."""
-    from forensics.ingest.attach import attach as attach_fn
-    from forensics.ingest.attach import check_attached
 
     if not check_only and not source:
         raise UsageError("give a SOURCE to attach, or --check", hint="forensics attach --help")
@@ -318,11 +354,14 @@ def summary(case: str) -> Any:
               default="table", show_default=True)
 @click.option("--row-cap", type=int, default=None, help="At most this many rows.")
 @click.option("--time-limit", type=float, default=None, help="Seconds before the query stops.")
+@click.option("--no-redact", is_flag=True,
+              help="Keep personal data and secrets in text columns (for internal use only).")
 @output_options
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
-          row_cap: int | None, time_limit: float | None) -> Any:
-    """Run the saved query NAME on CASE (opened read-only), or --list them."""
-    from forensics.queries.runner import catalogue, run
+          row_cap: int | None, time_limit: float | None, no_redact: bool) -> Any:
+    """Run the saved query NAME on CASE (opened read-only), or --list them. A saved query
+    is one SELECT that reads the case and no other file. Text columns are redacted (ids
+    kept) unless --no-redact."""
 
     if list_:
         result = catalogue()
@@ -337,31 +376,54 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
         values[key.strip()] = value
     c = _open_case(case, read_only=True)
     try:
-        result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
+        result = c.query(name, row_cap=row_cap, time_limit=time_limit, **values)
     finally:
         c.close()
-    return result.to_dict(), lambda: _render(result, fmt)
+    if not no_redact:
+        result.df = redact_frame(result.df, keep=id_columns(result.df))
+    return result.to_dict(), lambda: render_result(result, fmt)
 
 
-def _render(result: Result, fmt: str) -> str:
+def id_columns(df: Any) -> tuple[str, ...]:
+    """Columns that hold ids and digests (kept by redaction: they are what an analyst joins
+    on, and pseudonymous already).
+
+    >>> import polars as pl
+    >>> id_columns(pl.DataFrame({"event_id": ["e1"], "output_text": ["x"], "sha256": ["ab"]}))
+    ('event_id', 'sha256')
+    """
+    return tuple(c for c in df.columns
+                 if c == "id" or c.endswith("_id") or c in ("sha256", "trace_id", "span_id"))
+
+
+def render_result(result: Result, fmt: str) -> str:
+    """A saved query's rows as ``--format`` asks; every cell through the one conversion
+    (``jsonable`` for JSON and CSV, ``cell_text`` for the tables)."""
     if fmt == "csv":
-        return result.df.write_csv()
+        return result.to_csv().removesuffix("\n")     # echo ends the last line
     if fmt == "json":
-        return json.dumps(result.rows())
+        return dumps(result.rows())
     if fmt == "markdown":
         return result.to_markdown(max_rows=result.df.height)
-    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
-    from rich.table import Table
 
+    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
     table = Table(title=result.title + with_truncation)
     for column in result.df.columns:
-        table.add_column(column)
-    for row in result.df.head(200).iter_rows():
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_column(Text(column))
+    for row in result.df.head(TABLE_ROWS).iter_rows():
+        table.add_row(*[Text(cell_text(v)) for v in row])   # Text: cells are never markup
     console = Console(width=200, record=True)
     with console.capture() as capture:
         console.print(table)
+        if result.df.height > TABLE_ROWS:
+            console.print(Text(f"{result.df.height - TABLE_ROWS} more rows not shown; "
+                               "--format csv or json gives them all"))
+        if result.meta.get("note"):
+            console.print(Text(str(result.meta["note"])))
     return capture.get()
+
+
+TABLE_ROWS = 200
 
 
 @cli.command()
@@ -379,15 +441,13 @@ def _render(result: Result, fmt: str) -> str:
 def impact(case: str, pattern: str | None, change: str | None,
            start: str | None, end: str | None, by: tuple[str, ...], approx: bool,
            suppress_below: int) -> Any:
-    """Affected users, sessions and events in CASE for a pattern (default: any bad signal)."""
-    from forensics.impact.exact import impact as impact_fn
-
+    """Affected users, sessions and events in CASE for a pattern or an incident id
+    (default: every incident found, else any bad signal)."""
     window = (start, end) if start or end else None
     c = _open_case(case, read_only=True)
     try:
-        result = impact_fn(c, pattern, change=change,
-                           window=window, by=list(by), approx=approx,
-                           suppress_below=suppress_below)
+        result = c.impact(pattern, change=change, window=window, by=list(by),
+                          approx=approx, suppress_below=suppress_below)
     finally:
         c.close()
     meta = result.meta
@@ -403,7 +463,6 @@ def impact(case: str, pattern: str | None, change: str | None,
 def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
                settings: tuple[str, ...]) -> dict[str, Any]:
     """``--rule`` / ``--skip`` / ``--set rule.option=json`` as the ``rules=`` argument."""
-    from forensics.detect.rules import RULES
 
     spec: dict[str, Any] = {name: (not only or name in only) and name not in skip
                             for name in RULES}
@@ -440,7 +499,6 @@ def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
 def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | None, strata: str,
              level: float, seed: int) -> Any:
     """Truly affected events and users of CASE estimated from a sampled review."""
-    from forensics.impact.estimate import estimate as estimate_fn
 
     return _with_case(case, lambda c: estimate_fn(
         c, _required(pattern, "estimate"), confirmed=confirmed, rejected=rejected, strata=strata,
@@ -460,7 +518,6 @@ def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | Non
 def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
            settings: tuple[str, ...], engine: str) -> Any:
     """Run the failure detectors on CASE and write labels (replacing earlier rule labels)."""
-    from forensics.detect.detectors import detect as detect_fn
 
     spec = _rule_spec(only, skip, settings)
     c = _open_case(case)
@@ -479,14 +536,15 @@ def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
 @output_options
 def findings(case: str, check_id: str | None) -> Any:
     """The findings recorded in CASE, or --check one against its stored result."""
-    from forensics.core.findings import check, list_findings
 
     c = _open_case(case, read_only=True)
     try:
         if check_id:
             result = check(c, check_id)
-            return result, lambda: json.dumps(jsonable(result), indent=2)
-        return list_findings(c)
+            return result, lambda: dumps(result, indent=2)
+        found = list_findings(c)
+        found.df = redact_frame(found.df, keep=id_columns(found.df))
+        return found
     finally:
         c.close()
 
@@ -502,7 +560,6 @@ def findings(case: str, check_id: str | None) -> Any:
 @output_options
 def cluster(case: str, pattern: str, k: int | None, method: str, seed: int) -> Any:
     """Group the bad outputs of CASE into failure patterns and write clusters."""
-    from forensics.detect.cluster import cluster as cluster_fn
 
     c = _open_case(case)
     try:
@@ -526,7 +583,6 @@ def cluster(case: str, pattern: str, k: int | None, method: str, seed: int) -> A
 @output_options
 def import_labels(case: str, file: str, event_id: str, label: str, source: str) -> Any:
     """Import reviewer verdicts from FILE (CSV / JSONL / Parquet) into the labels of CASE."""
-    from forensics.detect.detectors import import_labels as import_fn
 
     c = _open_case(case)
     try:
@@ -547,20 +603,22 @@ def import_labels(case: str, file: str, event_id: str, label: str, source: str) 
               help="Show cohort cells of fewer users as <k (0: off).")
 @click.option("--no-evals", is_flag=True, help="Do not write the eval pack.")
 @click.option("--evals-per-cluster", default=5, show_default=True, type=int)
+@click.option("--force", is_flag=True,
+              help="Overwrite notification drafts a person edited (default: keep them and "
+                   "write the new draft beside, as *.new.md).")
 @output_options
 def report(case: str, outdir: str, pattern: str | None, change: str | None, no_redact: bool,
-           min_cell: int, no_evals: bool, evals_per_cluster: int) -> Any:
+           min_cell: int, no_evals: bool, evals_per_cluster: int, force: bool) -> Any:
     """Write the post-mortem of CASE to OUTDIR (Markdown, HTML, charts, drafts, eval pack).
 
     Findings are recorded in CASE, so it is opened for writing."""
-    from forensics.postmortem.writing import postmortem
 
     c = _open_case(case)
     try:
         with progress_bar("writing the post-mortem"):
             result = postmortem(c, outdir, pattern=pattern, change=change,
                                 redact=not no_redact, min_cell=min_cell, evals=not no_evals,
-                                evals_per_cluster=evals_per_cluster)
+                                evals_per_cluster=evals_per_cluster, force=force)
     finally:
         c.close()
     data = {**result.meta, "files": result.rows()}
@@ -580,7 +638,6 @@ def report(case: str, outdir: str, pattern: str | None, change: str | None, no_r
 def evals(case: str, outdir: str, fmt: str, pattern: str | None, change: str | None,
           per_cluster: int, no_redact: bool) -> Any:
     """Write the regression eval pack of CASE to OUTDIR (JSONL, promptfoo, Inspect AI)."""
-    from forensics.postmortem.evalpack import export_evals
 
     return _with_case(case, lambda c: export_evals(
         c, outdir, fmt, pattern=pattern, change=change, per_cluster=per_cluster,
@@ -592,6 +649,8 @@ def _report_text(result: Result) -> str:
     lines = [f"Post-mortem written to {m['outdir']}: {m['users']} users, {m['sessions']} "
              f"sessions, {m['events']} events affected; root cause {m['root_cause']}."]
     lines += [f"  {r['path']} ({r['bytes']:,} bytes)" for r in result.rows()]
+    lines += [f"Kept {d['kept']}: it was edited since it was written; the new draft is "
+              f"{d['new']} (--force overwrites)." for d in m.get("drafts_kept") or []]
     return "\n".join(lines)
 
 
@@ -612,7 +671,6 @@ def _with_case(case: str, fn: Callable[[Any], Result]) -> Result:
 @output_options
 def changes(case: str, feature: str | None, bucket: str) -> Any:
     """Declared and inferred changes in CASE, with their rollout."""
-    from forensics.cause.changes import changes as changes_fn
 
     return _with_case(case, lambda c: changes_fn(c, feature=feature, bucket=bucket))
 
@@ -631,7 +689,6 @@ def changes(case: str, feature: str | None, bucket: str) -> Any:
 def timeline(case: str, metric: str, by: str | None, bucket: str, where: str | None,
              plot_path: str | None) -> Any:
     """A metric of CASE over time, with change markers."""
-    from forensics.cause.changes import timeline as timeline_fn
 
     result = _with_case(case, lambda c: timeline_fn(c, metric, by=by, bucket=bucket,
                                                     where=where))
@@ -659,8 +716,6 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
             window: str | None, where: str | None, metrics: tuple[str, ...],
             segments: tuple[str, ...], as_sql: bool, no_concurrent: bool) -> Any:
     """Compare two cohorts of CASE: --by COLUMN --a X --b Y, or --at TS."""
-    from forensics.cause.compare import compare as compare_fn
-    from forensics.core.metrics import SEGMENTS
 
     if as_sql:
         by = None
@@ -677,12 +732,11 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
               help="Traffic either side of each change used as evidence.")
 @output_options
 def suspects(case: str, pattern: str | None, bucket: str, window: str) -> Any:
-    """Ranked candidate root causes in CASE for a pattern (default: any bad signal)."""
-    from forensics.cause.suspects import suspects as suspects_fn
-
-    result = _with_case(case, lambda c: suspects_fn(c, pattern, bucket=bucket,
-                                                    window=window))
-    keep = ["rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
+    """Ranked candidate root causes in CASE for a pattern or an incident id (default:
+    every incident found, else any bad signal)."""
+    result = _with_case(case, lambda c: c.suspects(pattern, bucket=bucket, window=window))
+    keep = (["incident_id"] if "incident_id" in result.df.columns else []) + [
+            "rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
             "ts", "source", "score", "effect", "ci_low", "ci_high", "q_value", "method",
             "confounded_with", "verdict", "explanation"]
     data = {"suspects": [{k: r[k] for k in keep} for r in result.rows()],
@@ -702,7 +756,6 @@ def suspects(case: str, pattern: str | None, bucket: str, window: str) -> Any:
 def retrieval_diff(case: str, before: str | None, after: str | None, at: str | None,
                    feature: str | None, k: int) -> Any:
     """Top-k retrieval of the same queries before vs after an index change."""
-    from forensics.cause.retrieval import retrieval_diff as rd_fn
 
     return _with_case(case, lambda c: rd_fn(c, before, after, at=at, feature=feature, k=k))
 
@@ -722,7 +775,6 @@ def _save_plot(result: Result, plot_path: str | None) -> None:
 @output_options
 def mark(case: str, name: str, ts: str | None, note: str) -> Any:
     """Record that the incident in CASE reached milestone NAME (detected, contained, ...)."""
-    from forensics.playbook.milestones import mark as mark_fn
 
     c = _open_case(case)
     try:
@@ -736,7 +788,6 @@ def mark(case: str, name: str, ts: str | None, note: str) -> Any:
 @output_options
 def milestones(case: str) -> Any:
     """The milestones recorded in CASE."""
-    from forensics.playbook.milestones import milestones as milestones_fn
 
     return _with_case(case, milestones_fn)
 
@@ -753,7 +804,6 @@ def milestones(case: str) -> Any:
 def severity(case: str, pattern: str | None, bucket: str, category: str | None,
              rules: str | None) -> Any:
     """Severity of the incident in CASE on the playbook matrix, with the deciding rule."""
-    from forensics.playbook.severity import severity as severity_fn
 
     return _with_case(case, lambda c: severity_fn(
         c, pattern, bucket=bucket,
@@ -776,7 +826,6 @@ def detection_gap(case: str, pattern: str | None, bucket: str, onset: str | None
                   max_false_alarms: int, save: str | None, plot_path: str | None) -> Any:
     """When the pattern in CASE started, its first signals, and the alert that would have
     caught it soonest (backtested, with its false alarms)."""
-    from forensics.playbook.detection_gap import detection_gap as gap_fn
 
     result = _with_case(case, lambda c: gap_fn(
         c, pattern, bucket=bucket, onset=onset,
@@ -798,7 +847,6 @@ def containment(case: str, pattern: str | None, bucket: str, change: str | None,
                 at: tuple[str, ...],
                 fallback: bool, plot_path: str | None) -> Any:
     """What rolling back the suspect change of CASE at time T would have spared."""
-    from forensics.playbook.containment import containment as containment_fn
 
     result = _with_case(case, lambda c: containment_fn(
         c, pattern, bucket=bucket, change=change,
@@ -815,7 +863,6 @@ def containment(case: str, pattern: str | None, bucket: str, change: str | None,
 @output_options
 def incident(case: str, pattern: str | None, bucket: str, plot_path: str | None) -> Any:
     """The incident timeline of CASE, with the times to detect, contain and resolve."""
-    from forensics.playbook.timeline import incident_timeline
 
     result = _with_case(case, lambda c: incident_timeline(
         c, pattern, bucket=bucket))
@@ -832,16 +879,31 @@ def incident(case: str, pattern: str | None, bucket: str, plot_path: str | None)
 @output_options
 def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> Any:
     """The playbook's answers for CASE: severity, time to detect, the alert that would have
-    caught it, and what a faster rollback would have spared."""
-    from forensics.playbook.answers import playbook as playbook_fn
+    caught it, and what a faster rollback would have spared (default: for every incident
+    found; or one pattern or incident id)."""
+    return _with_case(case, lambda c: c.playbook(pattern, bucket=bucket, rules=rules))
 
-    return _with_case(case, lambda c: playbook_fn(
-        c, pattern, bucket=bucket, rules=rules))
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bucket", default="1h", show_default=True)
+@click.option("--min-events", default=5, show_default=True, type=int,
+              help="Bad requests a (family, feature) series needs to be judged.")
+@output_options
+def incidents(case: str, bucket: str, min_events: int) -> Any:
+    """Every distinct incident in CASE (failure family x feature(s) x onset) with its top
+    suspects, affected users and severity, most severe first; then the baselines
+    (detectors firing at a steady rate through the history)."""
+    result = _with_case(case, lambda c: c.incidents(bucket=bucket, min_events=min_events))
+    data = {"incidents": [r for r in result.rows() if r["kind"] == "incident"],
+            "baselines": [r for r in result.rows() if r["kind"] == "baseline"],
+            "meta": result.meta, "sql": result.sql, "params": result.params}
+    return data, result.to_markdown
 
 
 @cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
-@click.option("--scenario", required=True,
+@click.option("--scenario", default=None,
               type=click.Choice(list(SCENARIOS)),
               help="The planted incident.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -854,17 +916,38 @@ def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> 
                    "conventions), Phoenix / OpenInference span JSON, or Langfuse exports.")
 @click.option("--gzip", "compress", is_flag=True,
               help="Write events and feedback as .jsonl.gz (reproducible bytes).")
+@click.option("--mix", default=None, type=click.Choice(list(MIXES)),
+              help="Two or three concurrent incidents in different features (ground truth "
+                   "in manifest.json).")
+@click.option("--texts", type=click.Path(exists=True), default=None,
+              help="Labelled real outputs to draw prompts and outputs from: a corpus folder "
+                   "(texts/<source>/...) or JSONL/CSV with input, output, category (implies "
+                   "a --mix, refusal+leak by default).")
+@click.option("--sources", default=None,
+              help="Only these sources of a --texts corpus folder (comma-separated).")
 @output_options
-def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: str,
-          compress: bool) -> Any:
-    """Generate a practice incident in OUTDIR, with its answer key."""
-    from forensics.drills.generator import generate
+def drill(outdir: str, scenario: str | None, seed: int, n_events: int, days: int, fmt: str,
+          compress: bool, mix: str | None, texts: str | None, sources: str | None) -> Any:
+    """Generate a practice incident in OUTDIR, with its answer key; or (--mix, --texts)
+    several concurrent incidents, with their manifest."""
+
+    if scenario and (mix or texts):
+        raise UsageError("--scenario plants one incident; --mix and --texts make a "
+                         "multi-incident drill", hint="give one of them")
+    if mix or texts:
+        manifest = generate_mix(outdir, mix or "refusal+leak", seed=seed, events=n_events,
+                                days=days, texts=texts,
+                                sources=tuple(sources.split(",")) if sources else None)
+        return manifest, lambda: json.dumps(jsonable(manifest), indent=2)
+    if scenario is None:
+        raise UsageError("name a --scenario (one incident) or a --mix (several)",
+                         hint=f"scenarios: {', '.join(SCENARIOS)}; mixes: {', '.join(MIXES)}")
 
     with progress_bar(f"drill {scenario}", total=n_events) as update:
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
                             progress=lambda done, total: update(done, total),
                             format=fmt, compress=compress)
-    return summary_, lambda: json.dumps(jsonable(summary_), indent=2)
+    return summary_, lambda: dumps(summary_, indent=2)
 
 
 @cli.command()
@@ -875,7 +958,6 @@ def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: 
 @output_options
 def demo(outdir: str, n_events: int, seed: int) -> Any:
     """Investigate a generated incident end to end and say what was found."""
-    from forensics.cli.demo import run_demo
 
     with progress_bar("demo") as update:
         report = run_demo(Path(outdir), events=n_events, seed=seed, progress=update)
