@@ -31,15 +31,17 @@ from forensics.cause.changes import ChangesResult, TimelineResult, changes, time
 from forensics.cause.compare import CompareResult, compare
 from forensics.cause.retrieval import RetrievalDiffResult, retrieval_diff
 from forensics.cause.suspects import SuspectsResult, suspects
-from forensics.core import sharing
+from forensics.core import sharing, workdir
 from forensics.core.db import (
     DEFAULT_ROW_CAP,
     DEFAULT_TIME_LIMIT_S,
+    close_at_exit,
     count_rows,
     frame,
     known_table,
     progress_bar_off,
     run_sql,
+    table_names,
 )
 from forensics.core.errors import CaseError, ReadOnlyCaseError, is_interrupt
 from forensics.core.findings import check, list_findings, record, rerun
@@ -58,13 +60,27 @@ from forensics.core.walls import (
     writes_case,
 )
 from forensics.detect.cluster import ClusterResult, cluster
-from forensics.detect.detectors import DetectResult, RuleSpec, detect, import_labels
+from forensics.detect.detectors import DetectResult, Engine, RuleSpec, detect, import_labels
 from forensics.impact.estimate import EstimateResult, estimate, review_sample
 from forensics.impact.exact import ImpactResult, impact
+from forensics.ingest.attach import (
+    AttachResult,
+    attach,
+    attached_files,
+    check_attached,
+    install_views,
+)
 from forensics.ingest.load import LoadResult, load_file
 from forensics.playbook.answers import PlaybookResult, playbook
 from forensics.playbook.containment import ContainmentResult, containment
 from forensics.playbook.detection_gap import MIN_HEADROOM, DetectionResult, detection_gap
+from forensics.playbook.incidents import (
+    IncidentsResult,
+    each_incident,
+    incident_pattern,
+    incidents,
+    likely_cause,
+)
 from forensics.playbook.milestones import mark, milestones
 from forensics.playbook.severity import SeverityResult, SeverityRules, severity
 from forensics.playbook.timeline import IncidentTimelineResult, incident_timeline
@@ -72,7 +88,7 @@ from forensics.postmortem.evalpack import export_evals
 from forensics.postmortem.writing import ReportResult, postmortem
 from forensics.queries.runner import run as run_query
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _sql_file(name: str) -> str:
@@ -83,6 +99,7 @@ def _sql_file(name: str) -> str:
 # version 1; a new case gets it plus every migration, so new and migrated cases agree.
 MIGRATIONS: dict[int, list[str]] = {
     2: [_sql_file("milestones.sql")],       # playbook: incident milestones (case.mark)
+    3: _sql_file("evidence_read_as.sql").split(";"),   # load identity: sha256 + read_as
 }
 
 
@@ -103,15 +120,29 @@ def _connect(path: Path, read_only: bool, *, walled: bool = False, wait: float |
         config.update(WALLED_CONFIG)
     con = sharing.connect(path, read_only=read_only, config=config, wait=wait, action=action)
     try:
+        close_at_exit(con)
         con.execute("SET TimeZone = 'UTC'")
         # DuckDB's own progress bar writes to the terminal: it would break `--json` output.
         progress_bar_off(con)
+        _install_attached(con, walled)
         if walled:
             lock_down(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _install_attached(con: duckdb.DuckDBPyConnection, walled: bool) -> None:
+    """Sources attached in place join ``events`` on every connection (a session view); a
+    walled connection may read their pinned files and nothing else."""
+    if "attachments" not in table_names(con):
+        return
+    if walled:
+        files = attached_files(con)
+        if files:
+            con.execute("SET allowed_paths = ?", [files])
+    install_views(con)
 
 
 # Case files stay readable by DuckDB 1.5 and later (its CLI, its drivers, a colleague's
@@ -173,6 +204,8 @@ class Case:
         self._watcher: threading.Thread | None = None
         self._closed = False
         self._in_memory = str(path) == ":memory:"
+        if not read_only and not self._in_memory:
+            workdir.clean(self.path)   # snapshots and spill files of killed loads
         if self._in_memory:          # nothing to share: one connection for its lifetime
             self._held = duckdb.connect(":memory:")
             self._held.execute("SET TimeZone = 'UTC'")
@@ -431,6 +464,20 @@ class Case:
         :func:`forensics.ingest.load.load_file`: ``case.load("audit.jsonl")``."""
         return load_file(self, path, format=format, mapping=mapping, progress=progress)
 
+    @_writes
+    def attach(self, source: str | Path,
+               mapping: dict[str, Any] | str | Path | None = None) -> AttachResult:
+        """Attach a Parquet dataset, an Iceberg or a Delta table as evidence read in place
+        (its snapshot pinned); see :func:`forensics.ingest.attach.attach`:
+        ``case.attach("lake/traces/", mapping={"ts": "start_time"})``."""
+        return attach(self, source, mapping=mapping)
+
+    @_reads
+    def check_attached(self) -> Result:
+        """Whether each attached source is still at its pinned snapshot:
+        ``case.check_attached().rows()``."""
+        return check_attached(self)
+
     @_reads
     def summary(self) -> Result:
         """What the case holds: evidence, volumes, time span, features, versions:
@@ -440,11 +487,11 @@ class Case:
     # -- what went wrong ---------------------------------------------------------------------
     @shows_progress("running detectors")
     @_writes
-    def detect(self, rules: RuleSpec = None) -> DetectResult:
+    def detect(self, rules: RuleSpec = None, engine: Engine = None) -> DetectResult:
         """Run the failure detectors and write ``labels``; see
         :func:`forensics.detect.detectors.detect`:
-        ``case.detect(rules=["refusal", "private_data"])``."""
-        return detect(self, rules=rules)
+        ``case.detect(rules=["refusal", "private_data"])``, ``case.detect(engine="spark")``."""
+        return detect(self, rules=rules, engine=engine)
 
     @_writes
     def import_labels(self, path: str | Path, *, event_id: str = "event_id",
@@ -510,10 +557,18 @@ class Case:
                  segments: list[str] | tuple[str, ...] = SEGMENTS, level: float = 0.95,
                  min_n: int = SMALL_N) -> SuspectsResult:
         """Ranked candidate root causes; see :func:`forensics.cause.suspects.suspects`:
-        ``case.suspects("over_refusal")``."""
-        return suspects(self, pattern, bucket=bucket, window=window, lookback=lookback,
-                        lookahead=lookahead, method=method, segments=segments, level=level,
-                        min_n=min_n)
+        ``case.suspects("over_refusal")``. No pattern: the suspects of every incident
+        (:meth:`incidents`; column ``incident_id``), or of any bad signal when the case
+        has none; an incident id (``"INC-2"``): that incident's."""
+        def run(p: Pattern) -> SuspectsResult:
+            return suspects(self, p, bucket=bucket, window=window, lookback=lookback,
+                            lookahead=lookahead, method=method, segments=segments,
+                            level=level, min_n=min_n)
+        if pattern is None:
+            every = each_incident(self, lambda row: run(row["pattern"]), bucket=bucket)
+            if every is not None:
+                return every
+        return run(incident_pattern(self, pattern, bucket))
 
     @_reads
     def retrieval_diff(self, before: str | None = None, after: str | None = None, *,
@@ -537,8 +592,17 @@ class Case:
         >>> case.impact("over_refusal", change="CHG-2041").meta["users"]
         258
         """
-        return impact(self, pattern, change=change, window=window, by=by, approx=approx,
-                      suppress_below=suppress_below)
+        def run(p: Pattern, c: str | None) -> ImpactResult:
+            return impact(self, p, change=c, window=window, by=by, approx=approx,
+                          suppress_below=suppress_below)
+        if pattern is None and change is None and window is None:
+            every = each_incident(self, lambda row: run(row["pattern"], likely_cause(row)))
+            if every is not None:
+                return every
+        if isinstance(pattern, str) and pattern.startswith(("INC-", "BASE-")):
+            row = self.incidents().incident(pattern)
+            return run(row["pattern"], change or likely_cause(row))
+        return run(pattern, change)
 
     @_reads
     def estimate_impact(self, pattern: Pattern, *, confirmed: str = "confirmed",
@@ -595,11 +659,22 @@ class Case:
         return milestones(self)
 
     @_reads
+    def incidents(self, *, bucket: str = "1h", min_events: int = 5, merge_within: str = "3h",
+                  baselines: bool = True) -> IncidentsResult:
+        """Every distinct incident (failure family x feature(s) x onset window) with its
+        suspects, affected users and severity, most severe first, then the steady
+        baselines; see :func:`forensics.playbook.incidents.incidents`:
+        ``case.incidents().df``."""
+        return incidents(self, bucket=bucket, min_events=min_events,
+                         merge_within=merge_within, baselines=baselines)
+
+    @_reads
     def severity(self, pattern: Pattern = None, *, category: str | None = None,
                  rules: SeverityRules = None, window: tuple[Any, Any] | None = None,
                  bucket: str = "1h", min_category_share: float = 0.1) -> SeverityResult:
         """Severity on the playbook's matrix with the deciding rule; see
         :func:`forensics.playbook.severity.severity`: ``case.severity("pii_leak")``."""
+        pattern = incident_pattern(self, pattern, bucket)
         return severity(self, pattern, category=category, rules=rules, window=window,
                         bucket=bucket, min_category_share=min_category_share)
 
@@ -611,6 +686,7 @@ class Case:
         """Onset, first signals and backtested alert rules; see
         :func:`forensics.playbook.detection_gap.detection_gap`:
         ``case.detection_gap("pii_leak")``."""
+        pattern = incident_pattern(self, pattern, bucket)
         return detection_gap(self, pattern, bucket=bucket, onset=onset, suspect=suspect,
                              max_false_alarms=max_false_alarms, min_headroom=min_headroom,
                              save=save, grid=grid)
@@ -623,6 +699,7 @@ class Case:
         """What a rollback (or fallback) at time T would have spared; see
         :func:`forensics.playbook.containment.containment`:
         ``case.containment("over_refusal", at="2026-03-12T12:00Z")``."""
+        pattern = incident_pattern(self, pattern, bucket)
         return containment(self, pattern, change=change, at=at, mode=mode, strata=strata,
                            bucket=bucket, reference=reference, level=level)
 
@@ -633,6 +710,7 @@ class Case:
         """The merged incident timeline with computed durations; see
         :func:`forensics.playbook.timeline.incident_timeline`:
         ``case.incident_timeline("pii_leak")``."""
+        pattern = incident_pattern(self, pattern, bucket)
         return incident_timeline(self, pattern, bucket=bucket, suspect=suspect,
                                  lookback=lookback, max_clusters=max_clusters)
 
@@ -643,8 +721,14 @@ class Case:
         """Severity, time to detect, the alert that would have caught it sooner, what a
         faster rollback would have spared; see :func:`forensics.playbook.answers.playbook`:
         ``case.playbook("pii_leak")``."""
-        return playbook(self, pattern, bucket=bucket, suspect=suspect, category=category,
-                        rules=rules, max_false_alarms=max_false_alarms)
+        def run(p: Pattern) -> PlaybookResult:
+            return playbook(self, p, bucket=bucket, suspect=suspect, category=category,
+                            rules=rules, max_false_alarms=max_false_alarms)
+        if pattern is None:
+            every = each_incident(self, lambda row: run(row["pattern"]), bucket=bucket)
+            if every is not None:
+                return every
+        return run(incident_pattern(self, pattern, bucket))
 
     # -- write it up -----------------------------------------------------------------------
     @shows_progress("writing the post-mortem")
@@ -652,13 +736,13 @@ class Case:
     def postmortem(self, path: str | Path, *, pattern: Pattern = None,
                    change: str | None = None, redact: bool = True, min_cell: int = 5,
                    evals: bool = True, evals_per_cluster: int = 5,
-                   title: str | None = None) -> ReportResult:
+                   title: str | None = None, force: bool = False) -> ReportResult:
         """Write the post-mortem (Markdown, HTML, charts, notification drafts, eval pack)
         to directory ``path``; see :func:`forensics.postmortem.writing.postmortem`:
         ``case.postmortem("postmortem/")``."""
         return postmortem(self, path, pattern=pattern, change=change, redact=redact,
                           min_cell=min_cell, evals=evals, evals_per_cluster=evals_per_cluster,
-                          title=title)
+                          force=force, title=title)
 
     @_reads
     def export_evals(self, path: str | Path, format: str = "jsonl", *,

@@ -58,6 +58,13 @@ class LoadError(ForensicsError):
     hint = "fix the file or pass --format / a mapping; nothing from this file was loaded"
 
 
+class NothingLoadedError(LoadError):
+    """A load read its files but kept no row from one of them (the attempt is recorded)."""
+
+    hint = ("see `rejects` for why; load it again with --format or a --mapping naming "
+            "the source fields")
+
+
 class FormatError(LoadError):
     hint = "pass the right --format, or let forensics detect it"
 
