@@ -188,6 +188,7 @@ class Case:
                  lock_wait: float | None = None, purpose: str = "hold case.con") -> None:
         install_notebook_errors()      # in a notebook: errors as a short box with their hint
         self.path = Path(path)
+        self._key = self.path.resolve()
         if not read_only and self.path.exists() and not _writable(self.path):
             raise ReadOnlyCaseError(f"case file {self.path} is read-only",
                                     hint="open it with read_only=True (CLI: --read-only)")
@@ -202,6 +203,7 @@ class Case:
         self._cache: duckdb.DuckDBPyConnection | None = None  # kept from the last read
         self._mutex = threading.RLock()
         self._watcher: threading.Thread | None = None
+        _OPEN_CASES.add(self)
         self._closed = False
         self._in_memory = str(path) == ":memory:"
         if not read_only and not self._in_memory:
@@ -254,6 +256,7 @@ class Case:
         self._check_open()
         if self._held is None:
             self.release()            # (a connection kept from the last read)
+            _drop_sibling_caches(self)
             write = not self.read_only
             if write:
                 self._held_lock.enter_context(sharing.write_lock(
@@ -318,6 +321,7 @@ class Case:
                 cached, self._cache = self._cache, None
                 yield from self._run_on(cached, keep=True)
                 return
+            _drop_sibling_caches(self)
             with ExitStack() as stack:
                 if write:
                     stack.enter_context(sharing.write_lock(self.path, action or "write",
@@ -756,6 +760,20 @@ class Case:
 
 
 WATCH_S = 0.2
+# The open cases of this process: DuckDB allows one configuration per file in a process,
+# so a new connection first closes the read connections other cases kept for that file.
+_OPEN_CASES: weakref.WeakSet[Case] = weakref.WeakSet()
+
+
+def _drop_sibling_caches(case: Case) -> None:
+    for other in list(_OPEN_CASES):
+        if other is case or other._cache is None or other._key != case._key:
+            continue
+        if other._mutex.acquire(blocking=False):     # (not while one of its calls runs)
+            try:
+                other._drop_cache()
+            finally:
+                other._mutex.release()
 
 
 def _watch_case(ref: weakref.ref[Case]) -> None:
