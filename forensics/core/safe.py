@@ -55,12 +55,14 @@ def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 def frame_csv(df: pl.DataFrame) -> str:
     """A Polars frame as CSV: text columns neutralised (:func:`csv_cell`), nested ones
-    (lists, structs) as JSON text, the rest as Polars writes them; every non-numeric cell
-    quoted, so CR and LF inside a cell never end a row.
+    (lists, structs) as JSON text, the rest as Polars writes them; a cell holding a comma,
+    a quote, CR or LF is quoted, so it never ends a row.
 
-    >>> print(frame_csv(pl.DataFrame({"a": ["=1+1"], "l": [["x", "y"]], "n": [2]})), end="")
-    "a","l","n"
-    "'=1+1","[""x"", ""y""]",2
+    >>> print(frame_csv(pl.DataFrame({"a": ["=1+1", "x\\ny"], "l": [["x"], []]})), end="")
+    a,l
+    '=1+1,"[""x""]"
+    "x
+    y",[]
     """
     nested = [c for c, t in df.schema.items() if t.is_nested()]
     if nested:
@@ -71,7 +73,7 @@ def frame_csv(df: pl.DataFrame) -> str:
     if text_cols:
         df = df.with_columns(pl.col(c).map_elements(csv_cell, return_dtype=pl.String)
                              for c in text_cols)
-    return df.write_csv(quote_style="non_numeric")
+    return df.write_csv()
 
 
 _LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*<?((?:[^()\s<>]|\([^()\s]*\))*)>?"
