@@ -15,7 +15,6 @@ Markdown text through :func:`markdown_text`.
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -54,21 +53,17 @@ def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 
 def frame_csv(df: pl.DataFrame) -> str:
-    """A Polars frame as CSV: text columns neutralised (:func:`csv_cell`), nested ones
-    (lists, structs) as JSON text, the rest as Polars writes them; a cell holding a comma,
-    a quote, CR or LF is quoted, so it never ends a row.
+    """A Polars frame as CSV: text columns neutralised (:func:`csv_cell`); a cell holding
+    a comma, a quote, CR or LF is quoted, so it never ends a row. Nested columns are turned
+    into text first (:func:`forensics.core.result.text_frame`, which
+    :meth:`~forensics.core.result.Result.to_csv` calls).
 
-    >>> print(frame_csv(pl.DataFrame({"a": ["=1+1", "x\\ny"], "l": [["x"], []]})), end="")
-    a,l
-    '=1+1,"[""x""]"
+    >>> print(frame_csv(pl.DataFrame({"a": ["=1+1", "x\\ny"], "n": [2, 3]})), end="")
+    a,n
+    '=1+1,2
     "x
-    y",[]
+    y",3
     """
-    nested = [c for c, t in df.schema.items() if t.is_nested()]
-    if nested:
-        df = df.with_columns(pl.Series(c, [None if v is None else json.dumps(v, default=str)
-                                           for v in df.get_column(c).to_list()],
-                                       dtype=pl.String) for c in nested)
     text_cols = [c for c, t in df.schema.items() if t == pl.String]
     if text_cols:
         df = df.with_columns(pl.col(c).map_elements(csv_cell, return_dtype=pl.String)

@@ -22,7 +22,6 @@ and a ``promptfooconfig.yaml`` that uses them), ``inspect`` (Inspect AI samples:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from forensics.core.db import frame
 from forensics.core.errors import ForensicsError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import PATTERNS, redact_text
-from forensics.core.result import Result, jsonable
+from forensics.core.result import Result, dumps, jsonable
 from forensics.core.safe import csv_text
 from forensics.core.selection import Pattern
 from forensics.impact.exact import scope
@@ -265,7 +264,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(jsonable(r), sort_keys=True, ensure_ascii=False) + "\n"
+    return "".join(dumps(r, sort_keys=True) + "\n"
                    for r in rows)
 
 

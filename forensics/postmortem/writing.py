@@ -38,7 +38,7 @@ from forensics.core.db import count_rows, frame
 from forensics.core.errors import ReadOnlyCaseError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import case_key, pseudonym, redact_text
-from forensics.core.result import Result, jsonable
+from forensics.core.result import Result, dumps
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult, suppress
 from forensics.postmortem.document import Document
@@ -534,7 +534,7 @@ def _findings(inc: PostmortemFacts, w: Writer) -> list[dict[str, Any]]:
         params = json.loads(r["params"] or "{}")
         if w.redact:
             params = _redact_params(params, w)
-        r["params"] = json.dumps(jsonable(params), sort_keys=True, indent=1)
+        r["params"] = dumps(params, sort_keys=True, indent=1, ensure_ascii=True)
         r["sql"] = (redact_text(r["sql"]) if w.redact else r["sql"]) or ""
         out.append(r)
     return out
