@@ -10,8 +10,11 @@ hands results to Polars through Arrow.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import re
 import threading
+import weakref
 from typing import Any
 
 import duckdb
@@ -19,6 +22,32 @@ import polars as pl
 
 from forensics.core.errors import QueryError, QueryTimeoutError, UsageError
 from forensics.core.result import Result
+
+# Connections still open when the interpreter exits are closed first, while DuckDB's module
+# is intact: left to interpreter teardown, DuckDB's nanobind objects are reported as leaked
+# and destroying a connection then can abort the process.
+_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+
+
+def close_at_exit(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Register ``con`` to be closed when the interpreter exits (if still open).
+
+    >>> close_at_exit(duckdb.connect()) in _OPEN
+    True
+    """
+    _OPEN.add(con)
+    return con
+
+
+@atexit.register
+def _close_open_connections() -> None:
+    import gc
+
+    for con in list(_OPEN):
+        with contextlib.suppress(duckdb.Error):
+            con.close()
+    _OPEN.clear()
+    gc.collect()       # results and relations that pointed at them go before teardown
 
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str,
@@ -120,6 +149,21 @@ def quote_ident(name: str) -> str:
     if not isinstance(name, str) or not name or "\x00" in name:
         raise UsageError(f"not a table or column name: {name!r}")
     return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A string as an SQL string literal, for a condition that must stand alone as text
+    (an incident's pattern, shown to people and passed back to any stage or ``--pattern``).
+    Queries run by the stages bind their values instead.
+
+    >>> quote_literal("doc_qa")
+    "'doc_qa'"
+    >>> quote_literal("x' OR true --")
+    "'x'' OR true --'"
+    """
+    if not isinstance(value, str) or "\x00" in value:
+        raise UsageError(f"not a text value: {value!r}")
+    return "'" + value.replace("'", "''") + "'"
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
