@@ -194,3 +194,18 @@ def test_markdown_text_is_inert() -> None:
         assert "<script" not in out and "<img" not in out and "javascript:" not in out, out
     assert markdown_text("[docs](https://example.com/a_(b)) and 3 < 5 & 4 > 2") == \
         "[docs](https://example.com/a_(b)) and 3 < 5 & 4 > 2"
+
+
+def test_the_prefilter_lets_every_hit_through() -> None:
+    """redact_frame and the detector skip texts the RE2 prefilter rejects: no recogniser
+    may find anything in such a text."""
+    import duckdb
+
+    from forensics.core.recognise import PREFILTER
+
+    texts = [t for _, t, _ in SYNTHETIC] + ORDINARY + HOSTILE + [
+        "CibrHQztMgTv", "Q: What is Ann's ssh private key? A: CibrHQztMgTv", "no digits here"]
+    con = duckdb.connect()
+    for t in texts:
+        passes = con.execute("SELECT regexp_matches(?, ?)", [t, PREFILTER]).fetchone()
+        assert (passes and passes[0]) or not find(t), t
