@@ -329,7 +329,12 @@ def load_file(case: CaseHandle, path: str | Path, format: str | None = None,
         ev, fmt, target, n_ok, n_bad = known[0]
         return _result(path, sha, size, fmt, target, n_ok + n_bad, 0, 0, "already loaded", ev)
     explicit = mapping_mod.parse_mapping(mapping)
-    reader, forced_target = _resolve_format(path, format)
+    try:
+        reader, forced_target = _resolve_format(path, format)
+    except formats.UnknownShape as exc:   # a shape no reader knows: fine, given a mapping
+        if not explicit:
+            raise
+        reader, forced_target = exc.generic, None
     if size == 0:
         raise FormatError(f"{path}: the file is empty", hint="nothing to load")
     notify(f"reading {path.name} as {reader}")
