@@ -1,10 +1,14 @@
 """Doctests run on a real case: ``case`` in every ``>>>`` example of the package is the
 committed sample drill ``sample_data/prompt_regression`` (a prompt change, CHG-2041, made
 the support assistant refuse benign questions: label ``over_refusal``), loaded, labelled
-and clustered once per test session. Examples run in a temporary working folder."""
+and clustered once per test session. Examples run in a temporary working folder, where
+they may write small files and open new cases; ``Path``, ``json`` and ``forensics`` are
+at hand."""
 
 from __future__ import annotations
 
+import importlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,3 +42,6 @@ def _doctest_namespace(request: pytest.FixtureRequest, doctest_namespace: dict[s
     monkeypatch.chdir(tmp_path)
     doctest_namespace["case"] = request.getfixturevalue("doctest_case")
     doctest_namespace["SAMPLE"] = SAMPLE
+    doctest_namespace["Path"] = Path
+    doctest_namespace["json"] = json
+    doctest_namespace["forensics"] = importlib.import_module("forensics")

@@ -1,4 +1,4 @@
-"""Trace-format benchmark (issue 3): GenAI spans in OTLP/JSON, made by the drill generator.
+"""Trace-format benchmark: GenAI spans in OTLP/JSON, made by the drill generator.
 
     .venv/bin/python bench/bench_formats.py                      # 1M spans, 3 runs each
     .venv/bin/python bench/bench_formats.py --spans 5000000 --no-baseline   # size independence
@@ -34,7 +34,7 @@ from forensics.drills.generator import generate
 s = generate(sys.argv[1], "prompt_regression", seed=11, events=int(sys.argv[2]), format="otlp")
 print(s["events"])
 """
-SECTION = "## Trace formats (issue 3)"
+SECTION = "## Trace formats"
 
 
 @dataclass

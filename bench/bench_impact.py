@@ -1,4 +1,4 @@
-"""Impact and post-mortem benchmarks (issue 6): impact speed and approximate-distinct error
+"""Impact and post-mortem benchmarks: impact speed and approximate-distinct error
 on a large drill case, and the coverage of sampled-review intervals on drills.
 
     .venv/bin/python bench/bench_impact.py speed [--events 10000000] [--repeat 3]

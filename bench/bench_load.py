@@ -1,4 +1,4 @@
-"""Load and drill benchmarks (issue 2), each step in a fresh process so peak RSS is its own.
+"""Load and drill benchmarks, each step in a fresh process so peak RSS is its own.
 
     .venv/bin/python bench/bench_load.py                 # 1M load, 200k pandas, 10M drill
     .venv/bin/python bench/bench_load.py --quick         # 100k / 20k / 1M, for a smoke run

@@ -1,4 +1,4 @@
-"""Playbook analytics benchmarks (issue 8): onset, containment what-if and severity on
+"""Playbook analytics benchmarks: onset, containment what-if and severity on
 drills; speed of the alert backtest at 1M / 10M events.
 
     .venv/bin/python bench/bench_playbook.py accuracy [--events 120000] [--seeds 5]
@@ -42,7 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTION = "## Playbook analytics (issue 8)"
+SECTION = "## Playbook analytics"
 MIN_POINT_EVENTS = 50     # curve points scored: the key spares at least this many events
 SCENARIOS = ("prompt_regression", "retrieval_leak", "model_upgrade", "agent_tool")
 WORK = Path(os.environ.get("BENCH_DATA", "/work/bench-data/playbook"))

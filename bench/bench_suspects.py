@@ -1,4 +1,4 @@
-"""Root-cause benchmarks (issue 5): accuracy of ``suspects`` on drills, speed at 10M events.
+"""Root-cause benchmarks: accuracy of ``suspects`` on drills, speed at 10M events.
 
     .venv/bin/python bench/bench_suspects.py accuracy [--events 120000] [--seeds 5]
     .venv/bin/python bench/bench_suspects.py speed [--case PATH] [--events 10000000]
@@ -30,7 +30,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTION = "## Root cause (issue 5)"
+SECTION = "## Root cause"
 SCENARIOS = ("prompt_regression", "retrieval_leak", "model_upgrade", "agent_tool")
 PY = sys.executable
 

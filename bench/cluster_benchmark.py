@@ -1,4 +1,4 @@
-"""Detect and cluster (issue 4): quality on real labelled outputs, speed at 10k / 100k.
+"""Detect and cluster: quality on real labelled outputs, speed at 10k / 100k.
 
     .venv/bin/python bench/cluster_benchmark.py              # quality + scale, print tables
     .venv/bin/python bench/cluster_benchmark.py --write      # and update bench/RESULTS.md
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_suspects import _run  # noqa: E402  (one JSON line from a fresh interpreter)
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
-SECTION = "## Detect and cluster (issue 4)"
+SECTION = "## Detect and cluster"
 WORK = Path(os.environ.get("FORENSICS_BENCH_DATA", "/work/bench-data/detect"))
 PY = sys.executable
 

@@ -239,3 +239,27 @@ def test_sampled_review_interval_covers_the_answer_key(tmp_path: Path) -> None:
 
 def _fmt(value: float) -> str:
     return f"{value:,.1f}"
+
+
+def test_report_keeps_an_edited_draft(drills: Any, tmp_path: Path) -> None:
+    case_path, _ = drills["prompt_regression"]
+    out = tmp_path / "pm"
+    _report(case_path, out, "--no-evals")
+    notice = out / "notifications" / "affected_users.md"
+    status = out / "notifications" / "status_page.md"
+    written = notice.read_text(encoding="utf-8")
+    edited = written.replace("We are sorry.", "We are sorry. -- edited by the comms lead")
+    notice.write_text(edited, encoding="utf-8")
+    again = _report(case_path, out, "--no-evals")          # run again: the edit survives
+    assert notice.read_text(encoding="utf-8") == edited
+    beside = out / "notifications" / "affected_users.new.md"
+    assert beside.read_text(encoding="utf-8") == written
+    assert again["drafts_kept"] == [{"kept": str(notice), "new": str(beside)}]
+    assert not (out / "notifications" / "status_page.new.md").exists()   # unedited: rewritten
+    assert status.exists()
+    text = CliRunner().invoke(cli, ["report", str(case_path), "-o", str(out), "--no-evals"])
+    said = text.output.replace("\n", "")                    # the terminal wraps long paths
+    assert text.exit_code == 0 and "Kept" in said and "affected_users.new.md" in said
+    assert "--force" in said
+    _report(case_path, out, "--no-evals", "--force")       # --force overwrites
+    assert notice.read_text(encoding="utf-8") == written

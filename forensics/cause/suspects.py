@@ -31,6 +31,7 @@ from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.metrics import SEGMENTS, column
+from forensics.core.numbers import signed
 from forensics.core.result import Result
 from forensics.core.selection import Pattern, pattern_condition
 
@@ -413,8 +414,9 @@ def _explain(r: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, str]:
                                "data cannot speak for or against it.")
     rates = (f"pattern rate {_pct(r['rate_new'])} on the new version ({r['bad_new']}/"
              f"{r['n_new']}) vs {_pct(r['rate_old'])} on the old ({r['bad_old']}/"
-             f"{r['n_old']}) {where}, difference {100 * r['effect']:+.2f} points "
-             f"[{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}], q={r['q_value']:.2g}")
+             f"{r['n_old']}) {where}, difference {signed(100 * r['effect'])} points "
+             f"[{signed(100 * r['ci_low'])}, {signed(100 * r['ci_high'])}], "
+             f"q={r['q_value']:.2g}")
     if r["confounded_with"]:
         return "confounded", (f"{what}: {rates}; it reached the same traffic at the same time "
                               f"as {', '.join(r['confounded_with'])}, so the data cannot tell "
@@ -422,8 +424,7 @@ def _explain(r: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, str]:
     if _significant(r):
         extra = []
         if r["alignment_hours"] is not None:
-            extra.append(f"it landed {abs(r['alignment_hours']):.1f} h "
-                         f"{'before' if r['alignment_hours'] <= 0 else 'after'} the onset")
+            extra.append(f"it landed {_lag(r['alignment_hours'])}")
         if r["dose_response"] is not None and r["dose_response"] > 0.3:
             extra.append(f"the rate follows its rollout share (r={r['dose_response']:.2f})")
         if r["segment"]:
@@ -431,8 +432,38 @@ def _explain(r: dict[str, Any], ctx: dict[str, Any]) -> tuple[str, str]:
         tail = ("; " + "; ".join(extra)) if extra else ""
         return "likely cause", f"{what}: {rates}{tail}."
     small = " (small sample)" if min(r["n_new"], r["n_old"]) < ctx["min_n"] else ""
-    return "no contrast", (f"{what}: {rates}{small}: traffic on the new version is no worse, "
-                           "so this change is unlikely to be the cause.")
+    return "no contrast", f"{what}: {rates}{small}: {_no_contrast(r)}."
+
+
+def _lag(hours: float) -> str:
+    """When a change landed relative to the onset, in words a reader can say aloud.
+
+    >>> for h in (0.0, -0.4, -3.25, 50.0):
+    ...     print(_lag(h))
+    in the same hour as the onset
+    24 min before the onset
+    3.2 h before the onset
+    2.1 days after the onset
+    """
+    side = "before" if hours < 0 else "after"
+    size = abs(hours)
+    if size * 60 < 1:
+        return "in the same hour as the onset"
+    if size < 1:
+        return f"{size * 60:.0f} min {side} the onset"
+    return (f"{size:.1f} h {side} the onset" if size < 48
+            else f"{size / 24:.1f} days {side} the onset")
+
+
+def _no_contrast(r: dict[str, Any]) -> str:
+    """What a difference that is not a likely cause says, as far as its interval goes."""
+    if r["ci_high"] is not None and r["ci_high"] <= 0:
+        return "traffic on the new version is no worse, so this change is unlikely to be the cause"
+    if r["ci_low"] is not None and r["ci_low"] > 0:
+        return ("the new version's rate is higher, but not significantly so after correcting "
+                "for the number of changes tested")
+    return ("the interval includes no difference, so the data neither implicate nor clear "
+            "this change")
 
 
 def _suspect_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:

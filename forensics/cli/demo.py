@@ -9,6 +9,8 @@ True
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +39,44 @@ class DemoReport:
 
     def to_text(self) -> str:
         parts = [f"## {h}\n{t}" for h, t in self.steps]
-        parts.append(f"Case file: {self.case_path}\nOutput folder: {self.outdir}\n"
-                     f"Open it: python -c \"import forensics; "
-                     f"print(forensics.open('{self.case_path}', read_only=True).summary())\"")
+        parts.append("## Next steps\n" + "\n".join(next_steps(self.case_path, self.outdir)))
         return "\n\n".join(parts)
+
+
+def open_snippet(case_path: Path) -> str:
+    """A shell command that opens the case read-only and prints its summary, with this
+    interpreter (a venv's python need not be active).
+
+    >>> "read_only=True" in open_snippet(Path("incident.duckdb"))
+    True
+    """
+    code = (f"import forensics; c = forensics.open({str(case_path)!r}, read_only=True); "
+            "print(c.summary().to_markdown()); c.close()")
+    return f'{shlex.quote(sys.executable)} -c "{code}"' if '"' not in code and "$" not in code \
+        else f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+
+
+def next_steps(case_path: Path, outdir: Path) -> list[str]:
+    """What to do after the demo, as commands that work as printed."""
+    exe = Path(sys.executable)
+    cli = exe.with_name("forensics")
+    forensics_cmd = (shlex.quote(str(cli)) if cli.exists()
+                     else f"{shlex.quote(str(exe))} -m forensics")
+    case = shlex.quote(str(case_path))
+    html = (outdir / "postmortem" / "postmortem.html").resolve()
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    lines = [f"- Read the post-mortem: {html.as_uri()}",
+             f"- Case file: {case_path} (output folder {outdir})",
+             f"- Open it in Python: {open_snippet(case_path)}",
+             f"- Verbs to try: {forensics_cmd} summary {case}",
+             f"    {forensics_cmd} suspects {case}",
+             f"    {forensics_cmd} impact {case}",
+             f"    {forensics_cmd} query {case} --list",
+             f"    {forensics_cmd} --help   (the verbs in investigation order)"]
+    if notebooks.is_dir():
+        lines.append(f"- Notebooks: {shlex.quote(str(exe))} -m pip install 'jupyterlab>=4' "
+                     f"&& {shlex.quote(str(exe))} -m jupyter lab {shlex.quote(str(notebooks))}")
+    return lines
 
 
 def run_demo(outdir: Path, events: int = 60_000, seed: int = 7,

@@ -26,12 +26,13 @@ import duckdb
 from rich.console import Console
 
 from forensics import __version__
-from forensics.core.errors import ForensicsError, UsageError
-from forensics.core.result import Result, jsonable
+from forensics.core.errors import ForensicsError, UsageError, is_interrupt
+from forensics.core.redact import redact_frame
+from forensics.core.result import Result, cell_text, dumps, jsonable
 from forensics.drills.generator import SCENARIOS
+from forensics.drills.mix import MIXES
 
 err_console = Console(stderr=True)
-out_console = Console()
 
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,7 +68,7 @@ FORENSICS_DEBUG=1 shows the traceback', 'type': 'internal'}, 1)
         doc = {"error": exc.format_message(), "type": "usage",
                "hint": f"see `forensics {verb or ''} --help`".replace("  ", " ")}
         code = 2
-    elif isinstance(exc, KeyboardInterrupt):
+    elif is_interrupt(exc):
         doc, code = {"error": "interrupted", "type": "interrupted",
                      "hint": "nothing partial was kept; run the command again"}, 130
     elif isinstance(exc, duckdb.Error):
@@ -91,7 +92,7 @@ def _fail(error: dict[str, Any], code: int, as_json: bool,
     if exc is not None and os.environ.get("FORENSICS_DEBUG") and error["type"] == "internal":
         raise exc
     if as_json:
-        click.echo(json.dumps(jsonable(error)))
+        click.echo(dumps(error))
     else:
         err_console.print(f"[bold red]Error:[/] {error['error']}", highlight=False,
                           markup=True)
@@ -109,10 +110,10 @@ def _emit(payload: Any, as_json: bool, verb: str) -> None:
     else:
         data, human = payload
     if as_json:
-        click.echo(json.dumps(jsonable(success_document(data, verb))))
+        click.echo(dumps(success_document(data, verb)))
     else:
         text = human() if callable(human) else str(human)
-        out_console.print(text, highlight=False, markup=False)
+        click.echo(text)   # as it is: a console would re-wrap JSON, CSV and tables
 
 
 def success_document(data: dict[str, Any], verb: str) -> dict[str, Any]:
@@ -150,7 +151,7 @@ class ForensicsGroup(click.Group):
                 exc.show()
                 sys.exit(exc.exit_code)
             verb = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else None
-            click.echo(json.dumps(error_document(exc, verb)[0]))
+            click.echo(dumps(error_document(exc, verb)[0]))
             sys.exit(2)
         except click.exceptions.Abort:
             _fail(*error_document(KeyboardInterrupt(), None), "--json" in argv)
@@ -226,7 +227,8 @@ def pattern_option(default: str | None = None, help: str = PATTERN_HELP,
 def _open_case(path: str, read_only: bool = False) -> Any:
     from forensics.case import open as open_case
 
-    return open_case(path, read_only=read_only)
+    verb = click.get_current_context().info_name or "forensics"
+    return open_case(path, read_only=read_only, purpose=verb)
 
 
 @click.group(cls=ForensicsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -234,7 +236,9 @@ def _open_case(path: str, read_only: bool = False) -> Any:
 def cli() -> None:
     """forensics: investigate incidents in AI features from audit logs and traces.
 
-    A case is one DuckDB file holding the evidence and the findings.
+    A case is one DuckDB file holding the evidence and the findings. Several processes
+    share it: one writes at a time, and a command that finds it busy waits up to
+    FORENSICS_LOCK_WAIT seconds (default 60), then names the process holding it.
     """
 
 
@@ -242,19 +246,22 @@ def cli() -> None:
 @click.argument("case", type=click.Path(dir_okay=False))
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", default=None,
-              help="Override format detection: jsonl, json, csv, parquet, changes, feedback, "
-                   "or a vendor format (otlp, openinference, langfuse, ...).")
+              help="Override format detection: jsonl, json, csv, parquet; events, changes, "
+                   "feedback (what the file holds); or a vendor format (otlp, "
+                   "openinference, langfuse, ...).")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML file mapping canonical columns to source field paths.")
 @output_options
 def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None) -> Any:
-    """Load evidence FILES into CASE (created when missing). Same file twice adds nothing."""
-    from forensics.ingest.load import load_files
+    """Load evidence FILES into CASE (created when missing). The same file read the same
+    way twice adds nothing; a file that yields no rows makes the command fail."""
+    from forensics.ingest.load import load_files, require_rows
 
     c = _open_case(case)
     try:
         with progress_bar("loading") as update:
-            result = load_files(c, list(files), format=fmt, mapping=mapping, progress=update)
+            result = require_rows(load_files(c, list(files), format=fmt, mapping=mapping,
+                                             progress=update))
     finally:
         c.close()
     return {"files": result.rows(), "rejects": result.meta.get("first_rejects", [])}, \
@@ -262,11 +269,44 @@ def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None
 
 
 def _load_text(result: Result) -> str:
-    lines = [f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
-             f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
-             f"(sha256 {r['sha256'][:12]})" for r in result.rows()]
+    lines = []
+    for r in result.rows():
+        lines.append(f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
+                     f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
+                     f"(sha256 {r['sha256'][:12]})")
+        # the columns filled from a field of another name: the guesses worth a look
+        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items() if v != k}
+        if chosen:
+            lines.append("  mapped: " + ", ".join(f"{k} <- {v}" for k, v in chosen.items()))
     lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(dir_okay=False))
+@click.argument("source", required=False)
+@click.option("--mapping", default=None,
+              help="TOML file, or col=source,col=source: canonical events columns to the "
+                   "source's columns (dotted into structs).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Only report whether each attached source moved past its pinned snapshot.")
+@output_options
+def attach(case: str, source: str | None, mapping: str | None, check_only: bool) -> Any:
+    """Attach SOURCE to CASE as evidence read in place: a Parquet folder or glob, a Delta
+    table folder, an Iceberg metadata.json or iceberg:CATALOG/namespace.table. The
+    snapshot is pinned; --check names sources that changed since."""
+    from forensics.ingest.attach import attach as attach_fn
+    from forensics.ingest.attach import check_attached
+
+    if not check_only and not source:
+        raise UsageError("give a SOURCE to attach, or --check", hint="forensics attach --help")
+    c = _open_case(case)
+    try:
+        result = check_attached(c) if check_only else attach_fn(c, source or "",
+                                                                mapping=mapping)
+    finally:
+        c.close()
+    return result
 
 
 @cli.command()
@@ -291,11 +331,15 @@ def summary(case: str) -> Any:
               default="table", show_default=True)
 @click.option("--row-cap", type=int, default=None, help="At most this many rows.")
 @click.option("--time-limit", type=float, default=None, help="Seconds before the query stops.")
+@click.option("--no-redact", is_flag=True,
+              help="Keep personal data and secrets in text columns (for internal use only).")
 @output_options
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
-          row_cap: int | None, time_limit: float | None) -> Any:
-    """Run the saved query NAME on CASE (opened read-only), or --list them."""
-    from forensics.queries.runner import catalogue, run
+          row_cap: int | None, time_limit: float | None, no_redact: bool) -> Any:
+    """Run the saved query NAME on CASE (opened read-only), or --list them. A saved query
+    is one SELECT that reads the case and no other file. Text columns are redacted (ids
+    kept) unless --no-redact."""
+    from forensics.queries.runner import catalogue
 
     if list_:
         result = catalogue()
@@ -310,31 +354,56 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
         values[key.strip()] = value
     c = _open_case(case, read_only=True)
     try:
-        result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
+        result = c.query(name, row_cap=row_cap, time_limit=time_limit, **values)
     finally:
         c.close()
-    return result.to_dict(), lambda: _render(result, fmt)
+    if not no_redact:
+        result.df = redact_frame(result.df, keep=id_columns(result.df))
+    return result.to_dict(), lambda: render_result(result, fmt)
 
 
-def _render(result: Result, fmt: str) -> str:
+def id_columns(df: Any) -> tuple[str, ...]:
+    """Columns that hold ids and digests (kept by redaction: they are what an analyst joins
+    on, and pseudonymous already).
+
+    >>> import polars as pl
+    >>> id_columns(pl.DataFrame({"event_id": ["e1"], "output_text": ["x"], "sha256": ["ab"]}))
+    ('event_id', 'sha256')
+    """
+    return tuple(c for c in df.columns
+                 if c == "id" or c.endswith("_id") or c in ("sha256", "trace_id", "span_id"))
+
+
+def render_result(result: Result, fmt: str) -> str:
+    """A saved query's rows as ``--format`` asks; every cell through the one conversion
+    (``jsonable`` for JSON and CSV, ``cell_text`` for the tables)."""
     if fmt == "csv":
-        return result.df.write_csv()
+        return result.to_csv().removesuffix("\n")     # echo ends the last line
     if fmt == "json":
-        return json.dumps(result.rows())
+        return dumps(result.rows())
     if fmt == "markdown":
         return result.to_markdown(max_rows=result.df.height)
-    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
     from rich.table import Table
+    from rich.text import Text
 
+    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
     table = Table(title=result.title + with_truncation)
     for column in result.df.columns:
-        table.add_column(column)
-    for row in result.df.head(200).iter_rows():
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_column(Text(column))
+    for row in result.df.head(TABLE_ROWS).iter_rows():
+        table.add_row(*[Text(cell_text(v)) for v in row])   # Text: cells are never markup
     console = Console(width=200, record=True)
     with console.capture() as capture:
         console.print(table)
+        if result.df.height > TABLE_ROWS:
+            console.print(Text(f"{result.df.height - TABLE_ROWS} more rows not shown; "
+                               "--format csv or json gives them all"))
+        if result.meta.get("note"):
+            console.print(Text(str(result.meta["note"])))
     return capture.get()
+
+
+TABLE_ROWS = 200
 
 
 @cli.command()
@@ -352,15 +421,13 @@ def _render(result: Result, fmt: str) -> str:
 def impact(case: str, pattern: str | None, change: str | None,
            start: str | None, end: str | None, by: tuple[str, ...], approx: bool,
            suppress_below: int) -> Any:
-    """Affected users, sessions and events in CASE for a pattern (default: any bad signal)."""
-    from forensics.impact.exact import impact as impact_fn
-
+    """Affected users, sessions and events in CASE for a pattern or an incident id
+    (default: every incident found, else any bad signal)."""
     window = (start, end) if start or end else None
     c = _open_case(case, read_only=True)
     try:
-        result = impact_fn(c, pattern, change=change,
-                           window=window, by=list(by), approx=approx,
-                           suppress_below=suppress_below)
+        result = c.impact(pattern, change=change, window=window, by=list(by),
+                          approx=approx, suppress_below=suppress_below)
     finally:
         c.close()
     meta = result.meta
@@ -426,9 +493,12 @@ def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | Non
 @click.option("--skip", multiple=True, help="Do not run this detector; repeatable.")
 @click.option("--set", "settings", multiple=True, metavar="RULE.OPTION=VALUE",
               help="Change a detector option (value as JSON); repeatable.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True,
+              help="Where the detectors' SQL runs; spark: SPARK_REMOTE or a local master.")
 @output_options
 def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
-           settings: tuple[str, ...]) -> Any:
+           settings: tuple[str, ...], engine: str) -> Any:
     """Run the failure detectors on CASE and write labels (replacing earlier rule labels)."""
     from forensics.detect.detectors import detect as detect_fn
 
@@ -436,7 +506,7 @@ def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
     c = _open_case(case)
     try:
         with progress_bar("running detectors"):
-            result = detect_fn(c, rules=spec)
+            result = detect_fn(c, rules=spec, engine=engine)
     finally:
         c.close()
     return {"labels": result.rows(), "meta": jsonable(result.meta), "sql": result.sql,
@@ -455,8 +525,10 @@ def findings(case: str, check_id: str | None) -> Any:
     try:
         if check_id:
             result = check(c, check_id)
-            return result, lambda: json.dumps(jsonable(result), indent=2)
-        return list_findings(c)
+            return result, lambda: dumps(result, indent=2)
+        found = list_findings(c)
+        found.df = redact_frame(found.df, keep=id_columns(found.df))
+        return found
     finally:
         c.close()
 
@@ -517,9 +589,12 @@ def import_labels(case: str, file: str, event_id: str, label: str, source: str) 
               help="Show cohort cells of fewer users as <k (0: off).")
 @click.option("--no-evals", is_flag=True, help="Do not write the eval pack.")
 @click.option("--evals-per-cluster", default=5, show_default=True, type=int)
+@click.option("--force", is_flag=True,
+              help="Overwrite notification drafts a person edited (default: keep them and "
+                   "write the new draft beside, as *.new.md).")
 @output_options
 def report(case: str, outdir: str, pattern: str | None, change: str | None, no_redact: bool,
-           min_cell: int, no_evals: bool, evals_per_cluster: int) -> Any:
+           min_cell: int, no_evals: bool, evals_per_cluster: int, force: bool) -> Any:
     """Write the post-mortem of CASE to OUTDIR (Markdown, HTML, charts, drafts, eval pack).
 
     Findings are recorded in CASE, so it is opened for writing."""
@@ -530,7 +605,7 @@ def report(case: str, outdir: str, pattern: str | None, change: str | None, no_r
         with progress_bar("writing the post-mortem"):
             result = postmortem(c, outdir, pattern=pattern, change=change,
                                 redact=not no_redact, min_cell=min_cell, evals=not no_evals,
-                                evals_per_cluster=evals_per_cluster)
+                                evals_per_cluster=evals_per_cluster, force=force)
     finally:
         c.close()
     data = {**result.meta, "files": result.rows()}
@@ -562,6 +637,8 @@ def _report_text(result: Result) -> str:
     lines = [f"Post-mortem written to {m['outdir']}: {m['users']} users, {m['sessions']} "
              f"sessions, {m['events']} events affected; root cause {m['root_cause']}."]
     lines += [f"  {r['path']} ({r['bytes']:,} bytes)" for r in result.rows()]
+    lines += [f"Kept {d['kept']}: it was edited since it was written; the new draft is "
+              f"{d['new']} (--force overwrites)." for d in m.get("drafts_kept") or []]
     return "\n".join(lines)
 
 
@@ -647,12 +724,11 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
               help="Traffic either side of each change used as evidence.")
 @output_options
 def suspects(case: str, pattern: str | None, bucket: str, window: str) -> Any:
-    """Ranked candidate root causes in CASE for a pattern (default: any bad signal)."""
-    from forensics.cause.suspects import suspects as suspects_fn
-
-    result = _with_case(case, lambda c: suspects_fn(c, pattern, bucket=bucket,
-                                                    window=window))
-    keep = ["rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
+    """Ranked candidate root causes in CASE for a pattern or an incident id (default:
+    every incident found, else any bad signal)."""
+    result = _with_case(case, lambda c: c.suspects(pattern, bucket=bucket, window=window))
+    keep = (["incident_id"] if "incident_id" in result.df.columns else []) + [
+            "rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
             "ts", "source", "score", "effect", "ci_low", "ci_high", "q_value", "method",
             "confounded_with", "verdict", "explanation"]
     data = {"suspects": [{k: r[k] for k in keep} for r in result.rows()],
@@ -802,16 +878,31 @@ def incident(case: str, pattern: str | None, bucket: str, plot_path: str | None)
 @output_options
 def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> Any:
     """The playbook's answers for CASE: severity, time to detect, the alert that would have
-    caught it, and what a faster rollback would have spared."""
-    from forensics.playbook.answers import playbook as playbook_fn
+    caught it, and what a faster rollback would have spared (default: for every incident
+    found; or one pattern or incident id)."""
+    return _with_case(case, lambda c: c.playbook(pattern, bucket=bucket, rules=rules))
 
-    return _with_case(case, lambda c: playbook_fn(
-        c, pattern, bucket=bucket, rules=rules))
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bucket", default="1h", show_default=True)
+@click.option("--min-events", default=5, show_default=True, type=int,
+              help="Bad requests a (family, feature) series needs to be judged.")
+@output_options
+def incidents(case: str, bucket: str, min_events: int) -> Any:
+    """Every distinct incident in CASE (failure family x feature(s) x onset) with its top
+    suspects, affected users and severity, most severe first; then the baselines
+    (detectors firing at a steady rate through the history)."""
+    result = _with_case(case, lambda c: c.incidents(bucket=bucket, min_events=min_events))
+    data = {"incidents": [r for r in result.rows() if r["kind"] == "incident"],
+            "baselines": [r for r in result.rows() if r["kind"] == "baseline"],
+            "meta": result.meta, "sql": result.sql, "params": result.params}
+    return data, result.to_markdown
 
 
 @cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
-@click.option("--scenario", required=True,
+@click.option("--scenario", default=None,
               type=click.Choice(list(SCENARIOS)),
               help="The planted incident.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -824,17 +915,40 @@ def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> 
                    "conventions), Phoenix / OpenInference span JSON, or Langfuse exports.")
 @click.option("--gzip", "compress", is_flag=True,
               help="Write events and feedback as .jsonl.gz (reproducible bytes).")
+@click.option("--mix", default=None, type=click.Choice(list(MIXES)),
+              help="Two or three concurrent incidents in different features (ground truth "
+                   "in manifest.json).")
+@click.option("--texts", type=click.Path(exists=True), default=None,
+              help="Labelled real outputs to draw prompts and outputs from: a corpus folder "
+                   "(texts/<source>/...) or JSONL/CSV with input, output, category (implies "
+                   "a --mix, refusal+leak by default).")
+@click.option("--sources", default=None,
+              help="Only these sources of a --texts corpus folder (comma-separated).")
 @output_options
-def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: str,
-          compress: bool) -> Any:
-    """Generate a practice incident in OUTDIR, with its answer key."""
+def drill(outdir: str, scenario: str | None, seed: int, n_events: int, days: int, fmt: str,
+          compress: bool, mix: str | None, texts: str | None, sources: str | None) -> Any:
+    """Generate a practice incident in OUTDIR, with its answer key; or (--mix, --texts)
+    several concurrent incidents, with their manifest."""
     from forensics.drills.generator import generate
+    from forensics.drills.mix import generate_mix
+
+    if scenario and (mix or texts):
+        raise UsageError("--scenario plants one incident; --mix and --texts make a "
+                         "multi-incident drill", hint="give one of them")
+    if mix or texts:
+        manifest = generate_mix(outdir, mix or "refusal+leak", seed=seed, events=n_events,
+                                days=days, texts=texts,
+                                sources=tuple(sources.split(",")) if sources else None)
+        return manifest, lambda: json.dumps(jsonable(manifest), indent=2)
+    if scenario is None:
+        raise UsageError("name a --scenario (one incident) or a --mix (several)",
+                         hint=f"scenarios: {', '.join(SCENARIOS)}; mixes: {', '.join(MIXES)}")
 
     with progress_bar(f"drill {scenario}", total=n_events) as update:
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
                             progress=lambda done, total: update(done, total),
                             format=fmt, compress=compress)
-    return summary_, lambda: json.dumps(jsonable(summary_), indent=2)
+    return summary_, lambda: dumps(summary_, indent=2)
 
 
 @cli.command()

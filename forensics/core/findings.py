@@ -19,12 +19,12 @@ import polars as pl
 from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
-from forensics.core.result import Result, jsonable
+from forensics.core.result import Result, dumps
 
 
 def _digest(df: pl.DataFrame) -> str:
     """A stable fingerprint of rows (order-insensitive)."""
-    rows = sorted(json.dumps(jsonable(r), sort_keys=True, default=str) for r in df.to_dicts())
+    rows = sorted(dumps(r, sort_keys=True, ensure_ascii=True) for r in df.to_dicts())
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
@@ -32,6 +32,21 @@ def _sql_rows(case: CaseHandle, result: Result) -> pl.DataFrame:
     if not result.sql:
         return pl.DataFrame()
     return frame(case.con, result.sql, result.params or None)
+
+
+def attached_snapshots(case: CaseHandle) -> list[dict[str, Any]]:
+    """The snapshot of each evidence source read in place (Parquet files' digest,
+    Iceberg snapshot id, Delta version) at the time of a finding; empty without any."""
+    has = case.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = "
+                           "'attachments' AND database_name = current_database()").fetchall()
+    if not has[0][0]:
+        return []
+    rows = case.con.execute("""
+        SELECT evidence_id, kind, source, snapshot FROM attachments
+        QUALIFY row_number() OVER (PARTITION BY table_id ORDER BY evidence_id DESC) = 1
+        ORDER BY evidence_id""").fetchall()
+    return [dict(zip(("evidence_id", "kind", "source", "snapshot"), r, strict=True))
+            for r in rows]
 
 
 def record(case: CaseHandle, result: Result, title: str, note: str = "") -> str:
@@ -44,10 +59,11 @@ def record(case: CaseHandle, result: Result, title: str, note: str = "") -> str:
     finding_id = f"F{n + 1:03d}"
     stored = result.to_dict()
     stored["sql_digest"] = _digest(_sql_rows(case, result)) if result.sql else None
+    stored["snapshots"] = attached_snapshots(case)
     case.con.execute(
         "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [finding_id, title, note, result.kind, result.sql,
-         json.dumps(jsonable(result.params)), json.dumps(stored), shas,
+         dumps(result.params, ensure_ascii=True), dumps(stored), shas,
          dt.datetime.now(dt.UTC).replace(tzinfo=None)])
     return finding_id
 
@@ -61,7 +77,7 @@ def record_once(case: CaseHandle, result: Result, title: str, note: str = "") ->
     >>> record_once(case, case.impact("over_refusal"), "Users refused") == first
     True
     """
-    params = json.dumps(jsonable(result.params))
+    params = dumps(result.params, ensure_ascii=True)
     rows = case.con.execute(
         "SELECT finding_id, result ->> 'sql_digest' FROM findings WHERE kind = ? AND sql = ? "
         "AND CAST(params AS VARCHAR) = ? ORDER BY finding_id", [result.kind, result.sql,

@@ -45,7 +45,7 @@ from forensics.core.db import frame, scalar
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle, require_writable
 from forensics.core.redact import redact_text
-from forensics.core.result import Result, cell_text, jsonable
+from forensics.core.result import Result, cell_text, dumps, jsonable
 from forensics.core.runs import new_run, quiet
 from forensics.core.selection import Pattern, Selection, select
 
@@ -187,7 +187,7 @@ FROM event_facts f WHERE {cond}""", {"head": s.head_chars, "tail": s.tail_chars}
     case.con.execute("""
 CREATE OR REPLACE TEMP TABLE _cl_texts AS
 SELECT row_number() OVER (ORDER BY th) - 1 AS u, th, text
-FROM (SELECT hash(text) AS th, any_value(text) AS text FROM _cl_docs GROUP BY 1)""")
+FROM (SELECT hash(text) AS th, min(text) AS text FROM _cl_docs GROUP BY 1)""")
     return int(scalar(case.con, "SELECT count(*) FROM _cl_docs") or 0)
 
 
@@ -217,8 +217,8 @@ g AS (SELECT u, unnest(list_concat(list_transform(w, lambda x: x),
                                 list_transform(range(1, len(w)),
                                                lambda i: hash(w[i], w[i + 1])))) AS h
       FROM w)
-SELECT any_value(term) AS term, h,
-       CAST(row_number() OVER (ORDER BY count(DISTINCT u) DESC, any_value(term)) - 1 AS INTEGER)
+SELECT min(term) AS term, h,
+       CAST(row_number() OVER (ORDER BY count(DISTINCT u) DESC, min(term), h) - 1 AS INTEGER)
            AS j,
        ln((1 + $n) / (1 + count(DISTINCT u))) + 1 AS idf
 FROM g GROUP BY h
@@ -234,11 +234,13 @@ g AS (SELECT u, unnest(list_concat(list_transform(w, lambda x: hash(x)),
                                                   lambda i: hash(w[i], w[i + 1])))) AS h
       FROM w)
 SELECT g.u, v.j, (1 + ln(count(*))) * any_value(v.idf) AS w
-FROM g JOIN _cl_vocab v USING (h) GROUP BY g.u, v.j""", {"tok": TOKEN}).fetchnumpy()
+FROM g JOIN _cl_vocab v USING (h) GROUP BY g.u, v.j ORDER BY g.u, v.j""",
+                           {"tok": TOKEN}).fetchnumpy()
     terms = [r[0] for r in case.con.execute("SELECT term FROM _cl_vocab ORDER BY j").fetchall()]
     matrix = sp.csr_matrix((np.asarray(arr["w"], dtype=np.float32),
                             (np.asarray(arr["u"]), np.asarray(arr["j"]))),
                            shape=(n_texts, max(len(terms), 1)))
+    matrix.sum_duplicates()
     doc_u = case.con.execute("SELECT t.u FROM _cl_docs d JOIN _cl_texts t ON t.th = hash(d.text) "
                              "ORDER BY d.doc").fetchnumpy()["u"]
     return normalize(matrix), terms, np.asarray(doc_u, dtype=np.int64)
@@ -286,7 +288,12 @@ def meta_matrices(case: CaseHandle, n_docs: int) -> dict[str, tuple[sp.csr_matri
     feedback only). The meta and version blocks are one-hot, rows L2-normalised."""
     from sklearn.preprocessing import normalize
 
-    df = frame(case.con, META_SQL)
+    # A null in any metadata column (a moderation category, a version) is no token: a
+    # concatenation with NULL would give a NULL token, which neither sorts nor means anything.
+    # In a fixed order: the sparse sums (and so every float after them) do not depend on
+    # how DuckDB's threads happened to return the rows.
+    df = frame(case.con, f"SELECT * FROM ({META_SQL}) WHERE token IS NOT NULL AND w IS NOT NULL "
+                         "ORDER BY block, doc, token, w")
     out = {}
     for block in BLOCKS:
         part = df.filter(pl.col("block") == block)
@@ -295,6 +302,7 @@ def meta_matrices(case: CaseHandle, n_docs: int) -> dict[str, tuple[sp.csr_matri
         cols = np.array([index[t] for t in part["token"].to_list()], dtype=np.int64)
         m = sp.csr_matrix((part["w"].to_numpy().astype(np.float32),
                            (part["doc"].to_numpy(), cols)), shape=(n_docs, max(len(tokens), 1)))
+        m.sum_duplicates()
         out[block] = (m if block in UNSCALED else normalize(m), tokens)
     return out
 
@@ -381,9 +389,9 @@ WITH fam AS (
            min(list_position($severity, v.category)) AS severity
     FROM _cl_docs d JOIN labels l USING (event_id) JOIN label_vocabulary v ON v.label = l.label
     WHERE v.bad AND v.family IS NOT NULL AND l.confidence >= $min_conf GROUP BY ALL
-), top AS (
-    SELECT doc, arg_max(family, conf * 100 - coalesce(severity, 9)) AS family FROM fam
-    GROUP BY doc
+), top AS (   -- ties go to the family name, so the choice never depends on row order
+    SELECT doc, family FROM fam QUALIFY row_number() OVER (
+        PARTITION BY doc ORDER BY conf * 100 - coalesce(severity, 9) DESC, family) = 1
 )
 SELECT d.doc, coalesce(t.family, 'none') AS family FROM _cl_docs d LEFT JOIN top t USING (doc)
 ORDER BY d.doc""", {"severity": list(SEVERITY), "min_conf": s.family_min_confidence})
@@ -760,7 +768,7 @@ def _write(case: CaseHandle, rows: list[dict[str, Any]], event_ids: pl.Series, a
                                             "status")}
             case.con.execute("INSERT INTO clusters VALUES (?, ?, ?, ?, ?, ?, ?)",
                              [r["cluster_id"], run_id, r["title"], r["terms"], r["size"],
-                              r["category"], json.dumps(jsonable(detail))])
+                              r["category"], dumps(detail, ensure_ascii=True)])
         case.con.register("_cl_members", members.to_arrow())
         case.con.execute("INSERT INTO cluster_members SELECT event_id, cluster_id, $run_id "
                          "FROM _cl_members", {"run_id": run_id})

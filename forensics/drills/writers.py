@@ -19,7 +19,14 @@ events (the drill's ``EVENT_ORDER`` columns, ``ts`` as ISO text, nested ``retrie
 Each chunk is built with Polars expressions (no loop over rows) and loads back through
 the matching reader into the same canonical events.
 
->>> write_chunk(frame, fh, "otlp")   # doctest: +SKIP
+:func:`forensics.drills.generator.generate` calls :func:`write_chunk` per chunk:
+
+>>> from forensics.drills.generator import generate
+>>> drill = generate("otlp_drill", "prompt_regression", events=1_000, days=3, format="otlp")
+>>> with forensics.open("new.duckdb") as new:
+...     loaded = new.load(Path("otlp_drill") / "events.otlp.jsonl")
+>>> drill["events"], loaded.df.select("format", "rows_loaded", "rows_rejected").row(0)
+(1215, ('otlp', 1215, 0))
 """
 
 from __future__ import annotations

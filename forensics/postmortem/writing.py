@@ -23,6 +23,7 @@ example severity triage or the detection gap of a later stage), edit :data:`SECT
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -37,10 +38,12 @@ from forensics.core import stats
 from forensics.core.db import count_rows, frame
 from forensics.core.errors import ReadOnlyCaseError, UsageError
 from forensics.core.handle import CaseHandle
+from forensics.core.numbers import estimate, percent, signed, whole
 from forensics.core.redact import case_key, pseudonym, redact_text
-from forensics.core.result import Result, jsonable
+from forensics.core.result import Result, dumps
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult, suppress
+from forensics.playbook.incidents import incidents
 from forensics.postmortem.document import Document
 from forensics.postmortem.evalpack import expectation, export_evals
 from forensics.postmortem.facts import PostmortemFacts, gather
@@ -62,8 +65,8 @@ class Writer:
     def user(self, value: str | None) -> str:
         return (pseudonym(value, self.key) or "") if self.redact else (value or "")
 
-    def text(self, value: str | None, limit: int = 400) -> str:
-        text = (redact_text(value) if self.redact else value) or ""
+    def text(self, value: str | None, limit: int = 400, request: str | None = None) -> str:
+        text = (redact_text(value, request) if self.redact else value) or ""
         text = " ".join(text.split())
         return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -84,6 +87,8 @@ def _span(a: Any, b: Any) -> str:
     if not isinstance(a, dt.datetime) or not isinstance(b, dt.datetime):
         return "unknown"
     hours = (b - a).total_seconds() / 3600
+    if abs(hours) < 1:
+        return f"{abs(hours) * 60:.0f} minutes" if abs(hours) * 60 >= 1 else "under a minute"
     return f"{hours / 24:.1f} days" if abs(hours) >= 48 else f"{hours:.1f} hours"
 
 
@@ -155,30 +160,27 @@ def _share(part: Any, whole: Any) -> str:
 
 
 def section_timeline(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
-    doc.heading("Timeline (UTC)")
     if inc.playbook is not None:
+        doc.heading(f"Timeline (UTC){inc.cite('incident_timeline')}")
         tl = inc.playbook.timeline
-        cite = inc.findings.get("incident_timeline", "")
         doc.table(["time", "what happened", "detail", "source"],
                   [[_when(r["ts"]), w.text(r["event"], 160), w.text(r["detail"], 200),
-                    f"{r['source']} {cite}".strip()] for r in tl.df.iter_rows(named=True)])
+                    r["source"]] for r in tl.df.iter_rows(named=True)])
         durations = tl.meta.get("durations", {})
         doc.bullets([f"{name.replace('_', ' ').capitalize()}: {d['text']} ({d['from']} -> "
                      f"{d['to']}){inc.cite('incident_timeline')}"
                      for name, d in durations.items() if d.get("hours") is not None])
     else:
+        doc.heading("Timeline (UTC)")
         rows = [[_when(ts), what, source] for ts, what, source in timeline_rows(inc)]
         doc.table(["time", "what happened", "source"], rows)
     first = inc.milestone("first affected event")
-    signals = [(n, inc.milestone(n)) for n in ("first moderation flag",
-                                                "first negative feedback", "first complaint")]
-    signals = [(n, t) for n, t in signals if t is not None]
+    signals = first_signals(inc)
     lines = []
     if signals:
-        name, ts = min(signals, key=lambda s: s[1])
+        name, ts, cite = min(signals, key=lambda s: s[1])
         lines.append(f"Detection: the first signal was the {name} at {_when(ts)}, "
-                     f"{_span(first, ts)} after the first affected event"
-                     f"{inc.cite('milestones')}.")
+                     f"{_span(first, ts)} after the first affected event{cite}.")
     if inc.change and inc.change["window"][1] is not None:
         lines.append(f"Containment: the change stopped serving at "
                      f"{_when(inc.change['window'][1])}, {_span(first, inc.change['window'][1])} "
@@ -191,13 +193,34 @@ def section_timeline(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     elif c:
         lines.append("Fix: no later change of this version is in the evidence; the version "
                      f"was last served at {_when(c['window'][1])}.")
-    recorded = sorted(r["created_at"] for r in inc.recorded)
-    if recorded:
-        lines.append(f"Investigation: {len(inc.findings)} findings recorded in the case, from "
-                     f"{_when(recorded[0])} to {_when(recorded[-1])}.")
+    if inc.recorded:
+        # when the findings were recorded is kept in the case, not here: the same evidence
+        # and parameters give the same post-mortem, byte for byte
+        lines.append(f"Investigation: {len(inc.recorded)} findings recorded in the case, each "
+                     "with its SQL and parameters in the evidence appendix.")
     doc.bullets(lines)
     if "timeline" in w.charts:
         doc.image(w.charts["timeline"], "pattern rate over time with change markers")
+
+
+SIGNALS = (("first_flag", "first guardrail flag"),
+           ("first_negative_feedback", "first negative feedback"),
+           ("first_complaint", "first complaint"))
+MILESTONE_SIGNALS = ("first moderation flag on an affected event",
+                     "first negative feedback on an affected event",
+                     "first complaint on an affected event")
+
+
+def first_signals(inc: PostmortemFacts) -> list[tuple[str, Any, str]]:
+    """(name, time, citation) of the first detection signals, under the one name and
+    definition the timeline table uses: the playbook's (on any pattern event since the
+    onset) when it ran, else the affected events' milestones."""
+    if inc.playbook is not None:
+        m = inc.playbook.detection.meta
+        cite = inc.cite("incident_timeline")
+        return [(name, m[key], cite) for key, name in SIGNALS if m.get(key) is not None]
+    return [(n, t, inc.cite("milestones")) for n in MILESTONE_SIGNALS
+            if (t := inc.milestone(n)) is not None]
 
 
 def timeline_rows(inc: PostmortemFacts) -> list[tuple[Any, str, str]]:
@@ -272,12 +295,11 @@ def _estimate_block(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
         return
     e = inc.estimate.meta
     doc.heading(f"Estimated from the sampled review{inc.cite('estimate')}", level=3)
-    doc.para(f"Reviewers judged {_n(e['reviewed_events'])} of {_n(e['flagged_events'])} "
-             f"flagged events and confirmed {_n(e['confirmed_in_review'])}. Truly affected: "
-             f"about {_n(e['events_estimate'])} events ({_n(e['events_low'])} to "
-             f"{_n(e['events_high'])}) and {_n(e['users_estimate'])} users "
-             f"({_n(e['users_low'])} to {_n(e['users_high'])}), {e['level']:.0%} intervals. "
-             f"Method: {e['method']}."
+    doc.para(f"Reviewers judged {whole(e['reviewed_events'])} of {whole(e['flagged_events'])} "
+             f"flagged events and confirmed {whole(e['confirmed_in_review'])}. Truly affected: "
+             f"about {estimate(e['events_estimate'], e['events_low'], e['events_high'])} "
+             f"events and {estimate(e['users_estimate'], e['users_low'], e['users_high'])} "
+             f"users, {e['level']:.0%} intervals (method in the appendix)."
              + (" Some strata had fewer than 30 reviewed events: treat with care."
                 if e.get("small_sample") else ""))
 
@@ -292,7 +314,8 @@ def _examples_block(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.para(f"{df.height} affected events chosen at random (by a hash of the event id).{note}")
     doc.table(["time", "user", "request", "response"],
               [[_when(r["ts"]), w.user(r["user_id"]), w.text(r["input_text"], 160),
-                w.text(r["output_text"], 240)] for r in df.iter_rows(named=True)])
+                w.text(r["output_text"], 240, request=r["input_text"])]
+               for r in df.iter_rows(named=True)])
 
 
 def section_root_cause(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
@@ -309,7 +332,7 @@ def section_root_cause(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
                     f"{r['from_version'] or '?'} -> {r['to_version']}", _when(r["ts"]),
                     _effect(r), "" if r["q_value"] is None else f"{r['q_value']:.2g}",
                     r["verdict"]] for r in s.df.head(6).iter_rows(named=True)])
-        doc.para(f"Method: {s.meta.get('scoring', '')}.")
+        doc.para("How suspects are scored and tested: see Methods in the appendix.")
     _clusters_block(doc, inc, w)
     _trends_block(doc, inc, w)
 
@@ -317,8 +340,8 @@ def section_root_cause(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
 def _effect(r: dict[str, Any]) -> str:
     if r["effect"] is None:
         return ""
-    return (f"{100 * r['effect']:+.2f} [{100 * r['ci_low']:+.2f}, "
-            f"{100 * r['ci_high']:+.2f}]")
+    return (f"{signed(100 * r['effect'])} [{signed(100 * r['ci_low'])}, "
+            f"{signed(100 * r['ci_high'])}]")
 
 
 def _clusters_block(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
@@ -358,12 +381,13 @@ def section_why_not_caught(doc: Document, inc: PostmortemFacts, w: Writer) -> No
         ci = stats.wilson(neg, affected)
         complaints = f.get("complaints") or 0
         before = (f"{_count(w, f.get('users_before_first_complaint') or 0)} users were "
-                  "affected before the first one" if complaints else "no one complained")
+                  "affected before the first complaint on an affected event" if complaints
+                  else "no one complained")
         points.append(f"User signals: {_n(neg)} of {_n(affected)} affected events got "
                       f"negative feedback in their conversation ({100 * ci.estimate:.1f}%, 95% "
                       f"CI {100 * ci.low:.1f}-{100 * ci.high:.1f}%); {_n(complaints)} "
                       f"complaints, {before}.")
-    complaint = inc.milestone("first complaint")
+    complaint = next((t for n, t, _ in first_signals(inc) if "complaint" in n), None)
     if complaint is not None:
         points.append(f"The first complaint came {_span(first, complaint)} after the first "
                       "affected event.")
@@ -391,8 +415,8 @@ def _alert_points(inc: PostmortemFacts, w: Writer) -> list[str]:
         return ["Monitoring: no simple alert rule (rate threshold or CUSUM) would have fired "
                 f"without false alarms in the history before the onset{inc.cite('detection')}."]
     points = [f"Monitoring: an alert `{m['alert_rule']}` would have fired at "
-              f"{_when(m.get('alert_fired_at'))}, {_n(m.get('alert_delay_hours'))} h after the "
-              f"onset, with {_n(m.get('alert_false_alarms'))} false alarm(s) in the "
+              f"{_when(m.get('alert_fired_at'))}, {_after_onset(m.get('alert_delay_hours'))}, with "
+              f"{_n(m.get('alert_false_alarms'))} false alarm(s) in the "
               f"{_n(m.get('alert_history_weeks'))} weeks before{inc.cite('detection')}; it is "
               f"written as a saved query in `alerts/{m.get('alert_query')}.sql`."]
     spared = m.get("users_spared_if_alert")
@@ -400,8 +424,8 @@ def _alert_points(inc: PostmortemFacts, w: Writer) -> list[str]:
         low, high = m.get("users_spared_if_alert_interval") or (None, None)
         events = m.get("events_spared_if_alert")
         points.append(f"Had the change been rolled back when that alert fired, about "
-                      f"{_n(round(spared))} users (95% interval {_n(low)}-{_n(high)}) and "
-                      f"{_n(round(events)) if events is not None else 'unknown'} bad outputs "
+                      f"{estimate(spared, low, high)} users (95% interval) and "
+                      f"{whole(events)} bad outputs "
                       f"would have been spared{inc.cite('containment')}.")
     return points
 
@@ -423,7 +447,7 @@ def section_whats_changing(doc: Document, inc: PostmortemFacts, w: Writer) -> No
     if pb.get("alert_rule"):
         items.append(f"Monitoring: adopt the alert in alerts/{pb['alert_query']}.sql "
                      f"({pb['alert_rule']}): backtested on this case it would have fired "
-                     f"{_n(pb.get('alert_delay_hours'))} h after the onset with "
+                     f"{_after_onset(pb.get('alert_delay_hours'))} with "
                      f"{_n(pb.get('alert_false_alarms'))} false alarm(s) before"
                      f"{inc.cite('detection')}.")
     elif s is not None and s.meta.get("onset_rate_before") is not None:
@@ -432,13 +456,50 @@ def section_whats_changing(doc: Document, inc: PostmortemFacts, w: Writer) -> No
                      f"from {100 * before:.2f}% to {100 * after:.2f}% at the onset; a "
                      "threshold between the two catches a repeat within the first hours.")
     f = inc.milestones.meta
-    if f.get("affected_events") and (f.get("flagged_by_moderation") or 0) < \
-            0.5 * f["affected_events"]:
-        items.append("Guardrails: add a check for this pattern to the output moderation "
-                     "rules (they flagged fewer than half of the affected events).")
+    guard = guardrail_action(f.get("flagged_by_moderation") or 0, f.get("affected_events") or 0)
+    if guard:
+        items.append(guard + inc.cite("milestones"))
     items.append("Keep staged rollouts, with the pattern rate of the new version compared "
                  "with the old one at each stage before widening.")
     doc.bullets(items)
+
+
+def guardrail_action(flagged: int, affected: int) -> str | None:
+    """The guardrail action, worded from the share moderation flagged; None when it
+    caught most of them (no action is owed).
+
+    >>> print(guardrail_action(5, 618))  # doctest: +NORMALIZE_WHITESPACE
+    Guardrails: add a check for this pattern to the output moderation rules: they flagged 5 of
+    618 affected events (0.8%).
+    >>> guardrail_action(600, 618) is None
+    True
+    """
+    if not affected or flagged >= 0.5 * affected:
+        return None
+    return ("Guardrails: add a check for this pattern to the output moderation rules: they "
+            f"flagged {whole(flagged)} of {whole(affected)} affected events "
+            f"({percent(flagged, affected)}).")
+
+
+def _after_onset(hours: Any) -> str:
+    """A delay after the onset in words: minutes below an hour, never "0.0 h".
+
+    >>> for h in (0.0, 0.5, 3.0, None):
+    ...     print(_after_onset(h))
+    in the same hour as the onset
+    30 min after the onset
+    3 h after the onset
+    at an unknown time
+    """
+    if hours is None:
+        return "at an unknown time"
+    if abs(hours) * 60 < 1:
+        return "in the same hour as the onset"
+    side = "after" if hours > 0 else "before"
+    size = abs(float(hours))
+    if size < 1:
+        return f"{size * 60:.0f} min {side} the onset"
+    return f"{size:g} h {side} the onset" if size.is_integer() else f"{size:.1f} h {side} the onset"
 
 
 def _fix_for(c: dict[str, Any]) -> str:
@@ -516,14 +577,32 @@ def section_appendix(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
               [[r["evidence_id"], Path(str(r["path"])).name, r["sha256"], r["format"],
                 r["rows_loaded"], r["rows_rejected"]]
                for r in inc.evidence.df.iter_rows(named=True)])
+    methods = _methods(inc)
+    if methods:
+        doc.heading("Methods", level=3)
+        doc.bullets(methods)
     doc.para("Findings cited above; each can be re-run with `case.rerun_finding(id)` and "
              "checked with `case.check_finding(id)`:")
     for row in _findings(inc, w):
-        doc.heading(f"{row['finding_id']}: {w.text(row['title'], 200)}", level=3)
+        doc.heading(f"{row['finding_id']}: {w.text(row['title'], 200)}", level=3,
+                    anchor=row["finding_id"])
         if row["note"]:
             doc.para(w.text(row["note"], 1000))
-        doc.code(row["sql"] or "-- no SQL", "sql")
-        doc.code(row["params"], "json")
+        fold = f"SQL and parameters of {row['finding_id']}"
+        doc.code(row["sql"] or "-- no SQL", "sql", fold=fold)
+        if row["params"] != "{}":
+            doc.code(row["params"], "json", fold=fold)
+
+
+def _methods(inc: PostmortemFacts) -> list[str]:
+    """How the scored and estimated figures were computed (kept out of the body)."""
+    out = []
+    if inc.suspects is not None and inc.suspects.meta.get("scoring"):
+        out.append(f"Suspect ranking{inc.cite('suspects')}: {inc.suspects.meta['scoring']}.")
+    if inc.estimate is not None and inc.estimate.meta.get("method"):
+        out.append(f"Sampled-review estimate{inc.cite('estimate')}: "
+                   f"{inc.estimate.meta['method']}.")
+    return out
 
 
 def _findings(inc: PostmortemFacts, w: Writer) -> list[dict[str, Any]]:
@@ -533,7 +612,7 @@ def _findings(inc: PostmortemFacts, w: Writer) -> list[dict[str, Any]]:
         params = json.loads(r["params"] or "{}")
         if w.redact:
             params = _redact_params(params, w)
-        r["params"] = json.dumps(jsonable(params), sort_keys=True, indent=1)
+        r["params"] = dumps(params, sort_keys=True, indent=1, ensure_ascii=True)
         r["sql"] = (redact_text(r["sql"]) if w.redact else r["sql"]) or ""
         out.append(r)
     return out
@@ -559,91 +638,49 @@ SECTIONS: list[Callable[[Document, PostmortemFacts, Writer], None]] = [
 # =======================================================================================
 # charts
 
-def _figure(w: Writer, name: str, draw: Callable[[Any], None], size: tuple[float, float]
-            ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context({"figure.dpi": 100, "font.size": 9, "svg.hashsalt": "forensics"}):
-        fig, ax = plt.subplots(figsize=size)
-        try:
-            draw(ax)
-            path = w.out / "charts" / f"{name}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-            w.charts[name] = path
-        finally:
-            plt.close(fig)
-
-
 def draw_charts(inc: PostmortemFacts, w: Writer) -> None:
     """timeline.png (pattern rate with change markers and the exposure window),
-    impact.png (affected users by cohort), clusters.png (cluster trends)."""
+    impact.png (affected users, a panel per cohort dimension), clusters.png (cluster
+    trends); drawn by :mod:`forensics.postmortem.charts`."""
+    from forensics.postmortem import charts
+
+    figures = {}
     if inc.series is not None and inc.series.df.height:
-        _figure(w, "timeline", lambda ax: _timeline_chart(ax, inc), (10, 3.8))
+        figures["timeline"] = charts.timeline_figure(inc)
     if inc.cohorts:
-        _figure(w, "impact", lambda ax: _impact_chart(ax, inc, w), (9, 3.6))
+        figures["impact"] = charts.impact_figure(inc, w.cells)
     if inc.clusters is not None:
-        _figure(w, "clusters", lambda ax: _cluster_chart(ax, inc, w), (10, 3.6))
+        figures["clusters"] = charts.clusters_figure(inc, lambda t: w.text(str(t), 70))
     elif inc.trends is not None and inc.trends.df.height:
-        _figure(w, "clusters", lambda ax: _trend_chart(ax, inc), (10, 3.6))
+        figures["clusters"] = _trend_figure(inc)
+    with _chart_style():
+        for name, fig in figures.items():
+            w.charts[name] = charts.save(fig, w.out / "charts" / f"{name}.png")
 
 
-def _timeline_chart(ax: Any, inc: PostmortemFacts) -> None:
-    assert inc.series is not None
-    inc.series.plot(ax=ax)
-    if inc.change and inc.change["window"][1] is not None:
-        ax.axvspan(inc.change["window"][0], inc.change["window"][1], color="#f5b7b1",
-                   alpha=0.3, lw=0, label="exposure window")
-    ax.set_ylabel("share of events showing the pattern")
+def _chart_style() -> Any:
+    import matplotlib
+
+    return matplotlib.rc_context({"font.size": 9, "svg.hashsalt": "forensics"})
 
 
-def _impact_chart(ax: Any, inc: PostmortemFacts, w: Writer) -> None:
-    labels, values, notes = [], [], []
-    for b, result in inc.cohorts.items():
-        df = w.cells(result).filter(pl.col("cohort") != "all").head(6)
-        for r in df.iter_rows(named=True):
-            labels.append(f"{b}: {r['cohort']}")
-            raw = r["users"]
-            values.append(float(raw) if not isinstance(raw, str) or raw.isdigit() else 0.0)
-            notes.append(raw if isinstance(raw, str) and not raw.isdigit() else "")
-    y = list(range(len(labels)))[::-1]
-    ax.barh(y, values, color="#c0392b")
-    ax.set_yticks(y, labels, fontsize=7)
-    for yy, note in zip(y, notes, strict=True):
-        if note:
-            ax.annotate(note, (0, yy), va="center", fontsize=7)
-    ax.set_xlabel("affected users")
-    ax.set_title("affected users by cohort")
+def _trend_figure(inc: PostmortemFacts) -> Any:
+    from matplotlib.figure import Figure
 
-
-def _trend_chart(ax: Any, inc: PostmortemFacts) -> None:
     assert inc.trends is not None
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax = fig.add_subplot()
     df = inc.trends.df
     for (label,), part in df.group_by("label", maintain_order=True):
         ax.plot(part["day"].to_list(), part["events"].to_list(), marker="o", ms=3, lw=1.2,
                 label=str(label) + (" (the pattern)" if label in inc.labels else ""))
     ax.set_ylabel("labelled events per day")
-    ax.set_title("failure patterns over time (labels; no clustering run in the case)")
-    ax.legend(fontsize=7, loc="upper left")
-
-
-def _cluster_chart(ax: Any, inc: PostmortemFacts, w: Writer) -> None:
-    assert inc.clusters is not None
-    df = inc.clusters.df
-    top = (df.group_by("cluster_id", "size").agg().sort(["size", "cluster_id"],
-                                                         descending=[True, False])
-           .head(6)["cluster_id"].to_list())
-    for cid in top:
-        part = df.filter(pl.col("cluster_id") == cid).sort("day")
-        title = w.text(str(part["title"][0]), 40)
-        ax.plot(part["day"].to_list(), part["events"].to_list(), marker="o", ms=3, lw=1.2,
-                label=f"{cid}: {title}")
-    ax.set_ylabel("events per day")
-    ax.set_title("failure clusters over time")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_ylim(bottom=0)
+    ax.set_title("failure patterns over time (labels; no clustering run in the case)",
+                 loc="left", fontsize=10)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2,
+              frameon=False)
+    return fig
 
 
 # =======================================================================================
@@ -656,7 +693,7 @@ class ReportResult(Result):
 def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
                change: str | None = None, redact: bool = True, min_cell: int = 5,
                evals: bool = True, evals_per_cluster: int = 5,
-               title: str | None = None) -> ReportResult:
+               title: str | None = None, force: bool = False) -> ReportResult:
     """Write the post-mortem to directory ``path``: ``postmortem.md`` and its HTML twin
     ``postmortem.html`` (images embedded), ``charts/*.png``,
     ``notifications/affected_users.md`` and ``notifications/status_page.md``, and the
@@ -666,6 +703,10 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
     ``pattern`` / ``change`` override the pattern and root cause (see :func:`gather`);
     ``redact=False`` keeps raw user ids and unredacted quotes; ``min_cell`` suppresses
     cohort cells of fewer users (0: none).
+
+    A notification draft a person edited since the last run is kept: the new draft is
+    written beside it (``affected_users.new.md``) and listed in ``meta["drafts_kept"]``,
+    unless ``force=True`` (:func:`write_drafts`).
 
     >>> case.postmortem("out/", pattern="over_refusal", evals=False).meta["users"]
     258
@@ -678,21 +719,37 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
                          hint="load evidence first: case.load(...) / forensics load")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    inc = gather(case, pattern=pattern, change=change)
-    _attach_findings(case, inc)
+    triage = incidents(case, baselines=False).incidents() \
+        if pattern is None and change is None else []
+    first = triage[0] if triage else None
+    inc = _gather_incident(case, first) if first else gather(case, pattern=pattern,
+                                                              change=change)
+    others = [(row, _gather_incident(case, row)) for row in triage[1:]]
+    for facts in [inc, *(f for _, f in others)]:
+        _attach_findings(case, facts)
     w = Writer(out=out, redact=redact, min_cell=min_cell, key=case_key(case.con),
-               user_ids=_param_user_ids(case, inc))
+               user_ids=set().union(*(_param_user_ids(case, f)
+                                      for f in [inc, *(f for _, f in others)])))
     draw_charts(inc, w)
+    if title is None and triage:
+        title = "Post-mortem: " + "; ".join(
+            f"{_families(r)}{' after ' + str(_likely(r)) if _likely(r) else ''}" for r in triage)
     doc = Document(title or _title(inc))
+    if len(triage) > 1:
+        section_incidents(doc, triage, w)
+        doc.heading(f"Incident {triage[0]['incident_id']} (most severe)", 2)
     for section in SECTIONS:
         section(doc, inc, w)
+    for row, facts in others:
+        section_incident(doc, row, facts, w)
     files = [_write(out / "postmortem.md", doc.markdown(base=out)),
              _write(out / "postmortem.html", doc.html())]
-    files += [_write(out / "notifications" / "affected_users.md",
-                     "# Notice to affected users (draft)\n\n" + affected_user_notice(inc, w)
-                     + "\n"),
-              _write(out / "notifications" / "status_page.md",
-                     "# Status page update (draft)\n\n" + status_page_text(inc, w) + "\n")]
+    drafts = write_drafts(out / "notifications", {
+        "affected_users.md": "# Notice to affected users (draft)\n\n"
+                             + affected_user_notice(inc, w) + "\n",
+        "status_page.md": "# Status page update (draft)\n\n" + status_page_text(inc, w)
+                          + "\n"}, force=force)
+    files += [d.path for d in drafts]
     files += sorted(w.charts.values())
     alert_sql = getattr(inc.playbook.detection, "alert_sql", None) if inc.playbook else None
     if alert_sql and inc.playbook.meta.get("alert_query"):
@@ -710,13 +767,65 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
                        "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]})
     m = inc.impact.meta
     meta = {"outdir": str(out), "pattern": inc.pattern_desc,
+            "incidents": [{"incident_id": r["incident_id"], "severity": r["severity"],
+                           "cause": _likely(r), "users": f.impact.meta["users"]}
+                          for r, f in ([(first, inc)] if first else []) + others],
+            "overall_severity": first["severity"] if first else None,
             "root_cause": inc.change["change_id"] if inc.change else None,
             "users": m["users"], "sessions": m["sessions"], "events": m["events"],
             "window": m.get("window"), "first_exposure": m["first_exposure"],
             "last_exposure": m["last_exposure"], "findings": sorted(set(inc.findings.values())),
             "redacted": redact, "min_cell": min_cell,
-            "suspects": _top_suspects(inc), "playbook": _playbook_meta(inc)}
+            "suspects": _top_suspects(inc), "playbook": _playbook_meta(inc),
+            "drafts_kept": [{"kept": str(d.kept), "new": str(d.path)}
+                            for d in drafts if d.kept is not None]}
     return ReportResult(df.sort("path"), title="post-mortem", meta=meta)
+
+
+def _gather_incident(case: CaseHandle, row: dict[str, Any]) -> PostmortemFacts:
+    """The facts of one incident of :func:`forensics.playbook.incidents.incidents`, its
+    pattern named by its failure families (not by its SQL)."""
+    facts = gather(case, pattern=row["pattern"], change=_likely(row))
+    facts.pattern_desc = f"the {', '.join(row['families'])} failure family"
+    return facts
+
+
+def _likely(row: dict[str, Any]) -> str | None:
+    """An incident's top suspect when it is a likely cause (else no root cause)."""
+    return row["top_suspect"] if row.get("suspect_verdict") == "likely cause" else None
+
+
+def _families(row: dict[str, Any]) -> str:
+    return f"{', '.join(row['families'])} in {', '.join(row['features'])}"
+
+
+def section_incidents(doc: Document, triage: list[dict[str, Any]], w: Writer) -> None:
+    """Every incident of the case, most severe first; the overall severity is the highest
+    of them (each incident has its own section with its cause, impact and timeline)."""
+    doc.heading("Incidents in this case")
+    doc.para(f"The case holds {len(triage)} distinct incidents (failure family x "
+             f"feature x onset). Overall severity: **{triage[0]['severity']}**, the highest "
+             "of them. Each is investigated on its own below.")
+    doc.table(["incident", "pattern", "severity", "onset", "likely cause"],
+              [[r["incident_id"], _families(r), r["severity"], _when(r["onset"]),
+                _likely(r) or "not established"] for r in triage])
+
+
+EACH_INCIDENT: list[Callable[[Document, PostmortemFacts, Writer], None]] = [
+    section_summary, section_severity, section_timeline, section_impact, section_root_cause]
+
+
+def section_incident(doc: Document, row: dict[str, Any], facts: PostmortemFacts,
+                     w: Writer) -> None:
+    """One further incident: its own summary, severity, timeline, impact and root cause,
+    one heading level down (no charts: those show the most severe incident)."""
+    sub = Document("")
+    own = dataclasses.replace(w, charts={})
+    for section in EACH_INCIDENT:
+        section(sub, facts, own)
+    doc.heading(f"Incident {row['incident_id']}: {_families(row)}", 2)
+    for kind, value in sub.blocks:
+        doc.blocks.append((kind, (value[0] + 1, value[1]) if kind == "heading" else value))
 
 
 def _top_suspects(inc: PostmortemFacts, n: int = 3) -> list[dict[str, Any]]:
@@ -743,6 +852,53 @@ def _pattern_words(inc: PostmortemFacts) -> str:
     if inc.labels:
         return f"the failure pattern {inc.pattern_desc}"
     return inc.pattern_desc
+
+
+@dataclass
+class Draft:
+    path: Path                  # where this run's draft is
+    kept: Path | None = None    # the edited draft left in place, if any
+
+
+DRAFT_HASHES = ".written.json"
+
+
+def write_drafts(folder: Path, drafts: dict[str, str], force: bool = False) -> list[Draft]:
+    """Write each draft ``name -> text`` into ``folder`` unless a person edited it.
+
+    What was written is remembered by its sha256 in ``folder/.written.json``. A file that
+    no longer matches what was written (or that this function did not write) has been
+    edited: it is kept, and the new text goes beside it as ``<stem>.new<suffix>``.
+    ``force=True`` overwrites.
+
+    >>> d = Path("drafts")
+    >>> write_drafts(d, {"notice.md": "v1"})[0].kept is None
+    True
+    >>> _ = (d / "notice.md").write_text("v1, edited by a person")
+    >>> [x.path.name for x in write_drafts(d, {"notice.md": "v2"})]
+    ['notice.new.md']
+    >>> (d / "notice.md").read_text()
+    'v1, edited by a person'
+    """
+    index = folder / DRAFT_HASHES
+    written: dict[str, str] = (json.loads(index.read_text(encoding="utf-8"))
+                               if index.exists() else {})
+    out = []
+    for name, text in drafts.items():
+        path = folder / name
+        new = text.encode("utf-8")
+        current = path.read_bytes() if path.exists() else None
+        edited = (current is not None and current != new
+                  and hashlib.sha256(current).hexdigest() != written.get(name))
+        if edited and not force:
+            beside = path.with_name(f"{path.stem}.new{path.suffix}")
+            out.append(Draft(_write(beside, text), kept=path))
+            continue
+        _write(path, text)
+        written[name] = hashlib.sha256(new).hexdigest()
+        out.append(Draft(path))
+    _write(index, json.dumps(dict(sorted(written.items())), indent=1) + "\n")
+    return out
 
 
 def _write(path: Path, text: str) -> Path:
@@ -781,4 +937,4 @@ def _strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-__all__ = ["SECTIONS", "Writer", "postmortem"]
+__all__ = ["SECTIONS", "Draft", "Writer", "postmortem", "write_drafts"]

@@ -16,7 +16,12 @@ A vendor reader turns one file of its shape into the staging tables that
 
 Records in = rows of ``_stage_events`` + ``_stage_feedback`` + ``_stage_rejects``.
 
->>> detect_format(Path("spans.jsonl"))   # doctest: +SKIP
+>>> detect_format(SAMPLE / "events.jsonl.gz")
+'jsonl'
+>>> span = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab", "spanId": "cd",
+...     "name": "chat gpt-4o", "startTimeUnixNano": "1772445600000000000"}]}]}]}
+>>> _ = Path("spans.jsonl").write_text(json.dumps(span))
+>>> detect_format(Path("spans.jsonl"))
 'otlp'
 """
 

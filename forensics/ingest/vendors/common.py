@@ -1,9 +1,14 @@
-"""What the vendor readers share: the SQL macros, choosing a container reader, and the
+r"""What the vendor readers share: the SQL macros, choosing a container reader, and the
 last step that hands ``_stage_*`` tables to :func:`forensics.ingest.load.commit_stage`.
 
->>> install(con)                      # doctest: +SKIP
->>> records(con, Path("spans.jsonl"))  # doctest: +SKIP
+>>> import duckdb
+>>> con = duckdb.connect()
+>>> install(con)
+>>> _ = Path("calls.jsonl").write_text('{"model": "gpt-4o"}\n{"model": "o3"}\n')
+>>> records(con, Path("calls.jsonl"))
 'jsonl'
+>>> con.sql("SELECT _ord, locator, j->>'model' FROM _stage_records ORDER BY _ord").fetchall()
+[(1, 'line 1', 'gpt-4o'), (2, 'line 2', 'o3')]
 """
 
 from __future__ import annotations

@@ -9,7 +9,17 @@ attributes in ``metadata.attributes``: those are read with the same conventions 
 A trace with no observations in the file is an event of kind ``trace``. Scores become
 ``feedback`` (by observation id, else trace id).
 
->>> case.load("langfuse-trace.json")   # doctest: +SKIP
+>>> trace = {"trace": {"id": "t1", "name": "support_chat", "timestamp": "2026-03-02T12:00:00Z"},
+...          "observations": [{"id": "g1", "traceId": "t1", "type": "GENERATION",
+...              "startTime": "2026-03-02T12:00:00.1Z", "endTime": "2026-03-02T12:00:01.1Z",
+...              "model": "gpt-4o", "output": {"role": "assistant", "content": "Done."},
+...              "usageDetails": {"input": 50, "output": 9}}]}
+>>> _ = Path("langfuse-trace.json").write_text(json.dumps(trace))
+>>> with forensics.open("new.duckdb") as new:
+...     fmt = new.load("langfuse-trace.json").df["format"][0]
+...     row = new.sql("SELECT kind, model, output_text, output_tokens FROM events").df.row(0)
+>>> fmt, row
+('langfuse', ('llm', 'gpt-4o', 'Done.', 9))
 """
 
 from __future__ import annotations

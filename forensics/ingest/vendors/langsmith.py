@@ -11,7 +11,18 @@ hold them whole; ``extra.metadata`` keys (``ls_provider``, ``ls_model_name``,
 ``thread_id``, ...) become ``langsmith.metadata.*`` attributes. Feedback (``key``,
 ``score``, ``value``, ``comment``, ``run_id``) becomes ``feedback``.
 
->>> case.load("runs.jsonl")   # doctest: +SKIP
+>>> run = {"id": "00000000-0000-0000-0000-000000000002", "run_type": "llm",
+...        "trace_id": "00000000-0000-0000-0000-000000000002", "name": "ChatAnthropic",
+...        "start_time": "2026-03-02T14:00:00.5", "end_time": "2026-03-02T14:00:01.5",
+...        "inputs": {"question": "What is Lumen?"}, "outputs": {"output": "A notes app."},
+...        "prompt_tokens": 21, "completion_tokens": 4,
+...        "extra": {"metadata": {"ls_model_name": "claude-3-5-sonnet"}}}
+>>> _ = Path("runs.jsonl").write_text(json.dumps(run))
+>>> with forensics.open("new.duckdb") as new:
+...     fmt = new.load("runs.jsonl").df["format"][0]
+...     row = new.sql("SELECT kind, model, output_text, input_tokens FROM events").df.row(0)
+>>> fmt, row
+('langsmith', ('llm', 'claude-3-5-sonnet', 'A notes app.', 21))
 """
 
 from __future__ import annotations

@@ -8,7 +8,18 @@ stays visible. ``end_user`` is the user; guardrail results (``guardrail_informat
 become ``moderations`` rows. ``messages`` / ``response`` stay in ``attributes`` as
 ``litellm.messages`` / ``litellm.response`` unless the canonical columns hold them whole.
 
->>> case.load("spend_logs.jsonl")   # doctest: +SKIP
+>>> row = {"request_id": "ll-2", "call_type": "completion", "status": "success",
+...        "startTime": "2026-03-02 16:10:00", "endTime": "2026-03-02 16:10:01.5",
+...        "model": "claude-3-5-haiku", "end_user": "end-3", "spend": 0.002,
+...        "custom_llm_provider": "anthropic",
+...        "messages": [{"role": "user", "content": "status?"}],
+...        "response": {"choices": [{"index": 0, "message": {"content": "All good."}}]}}
+>>> _ = Path("spend_logs.jsonl").write_text(json.dumps(row))
+>>> with forensics.open("new.duckdb") as new:
+...     fmt = new.load("spend_logs.jsonl").df["format"][0]
+...     got = new.sql("SELECT user_id, model, output_text, cost_usd FROM events").df.row(0)
+>>> fmt, got
+('litellm', ('end-3', 'claude-3-5-haiku', 'All good.', 0.002))
 """
 
 from __future__ import annotations

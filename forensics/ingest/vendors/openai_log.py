@@ -10,7 +10,19 @@ stored-completion lists). The request and response bodies are read like any payl
 ``openai.response``; the served model (``response.model``) is kept apart from the requested
 one. Moderation results become ``moderations`` rows, one per category.
 
->>> case.load("cassette.yaml")   # doctest: +SKIP
+>>> call = {"request": {"url": "https://api.openai.com/v1/chat/completions",
+...                     "body": {"model": "gpt-4o", "messages": [
+...                         {"role": "user", "content": "Name a color"}]}},
+...         "response": {"status_code": 200, "body": {
+...             "object": "chat.completion", "created": 1772460000, "model": "gpt-4o-2024-11-20",
+...             "choices": [{"index": 0, "finish_reason": "stop",
+...                          "message": {"role": "assistant", "content": "Blue"}}]}}}
+>>> _ = Path("openai_log.jsonl").write_text(json.dumps(call))
+>>> with forensics.open("new.duckdb") as new:
+...     fmt = new.load("openai_log.jsonl").df["format"][0]
+...     row = new.sql("SELECT model, response_model, output_text FROM events").df.row(0)
+>>> fmt, row
+('openai', ('gpt-4o', 'gpt-4o-2024-11-20', 'Blue'))
 """
 
 from __future__ import annotations

@@ -12,7 +12,21 @@ A record is a span (with the log records of its events), a group of log records 
 span id that has no span in the file, a log record without a span id, or a line that
 holds no TracesData / LogsData at all (rejected).
 
->>> case.load("otel-traces.jsonl")   # doctest: +SKIP
+>>> def attr(key, value):
+...     return {"key": key, "value": {"stringValue": value}}
+>>> span = {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "051581bf3cb55c13",
+...         "name": "chat gpt-4o", "startTimeUnixNano": "1772445600000000000",
+...         "endTimeUnixNano": "1772445601000000000",
+...         "attributes": [attr("gen_ai.operation.name", "chat"),
+...                        attr("gen_ai.request.model", "gpt-4o"),
+...                        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}}]}
+>>> doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+>>> _ = Path("otel-traces.jsonl").write_text(json.dumps(doc))
+>>> with forensics.open("new.duckdb") as new:
+...     fmt = new.load("otel-traces.jsonl").df["format"][0]
+...     row = new.sql("SELECT kind, model, input_tokens, duration_ms FROM events").df.row(0)
+>>> fmt, row
+('otlp', ('llm', 'gpt-4o', 12, 1000.0))
 """
 
 from __future__ import annotations

@@ -24,7 +24,24 @@ events, ``gen_ai.system`` and ``gen_ai.provider.name``, ``prompt_tokens`` and
 attributes. An attribute lands in a canonical column, or stays in ``attributes``: it is
 dropped from ``attributes`` only when the column holds exactly its value.
 
->>> stage_spans(con)   # doctest: +SKIP
+An OTLP span in the older convention (``gen_ai.system``, ``gen_ai.usage.prompt_tokens``,
+the prompt as a ``gen_ai.content.prompt`` span event) lands in the same columns:
+
+>>> def kv(key, value):
+...     return {"key": key, "value": {"stringValue": value}}
+>>> span = {"traceId": "aa", "spanId": "bb", "name": "chat",
+...         "startTimeUnixNano": "1772445600000000000",
+...         "endTimeUnixNano": "1772445600500000000",
+...         "attributes": [kv("gen_ai.system", "openai"), kv("gen_ai.request.model", "gpt-4"),
+...                        {"key": "gen_ai.usage.prompt_tokens", "value": {"intValue": "7"}}],
+...         "events": [{"name": "gen_ai.content.prompt", "timeUnixNano": "1772445600000000000",
+...                     "attributes": [kv("gen_ai.prompt", "Say hi")]}]}
+>>> doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+>>> _ = Path("old.jsonl").write_text(json.dumps(doc))
+>>> with forensics.open("new.duckdb") as new:
+...     _ = new.load("old.jsonl")
+...     new.sql("SELECT provider, model, input_tokens, input_text FROM events").df.row(0)
+('openai', 'gpt-4', 7, 'Say hi')
 """
 
 from __future__ import annotations
@@ -537,7 +554,10 @@ def flatten_statement(*, source: str = "", append: bool = False, keep_raw: bool 
     """The statement :func:`flatten_spans` runs, for a reader that runs it itself (on a
     relation, say).
 
-    >>> con.from_arrow(spans).query("_otlp_parsed", flatten_statement(source=...))  # doctest: +SKIP
+    >>> flatten_statement(source="_spans").split(" AS ")[0]
+    'CREATE OR REPLACE TEMP TABLE _sx'
+    >>> flatten_statement(source="_spans", append=True).split(" ")[:3]
+    ['INSERT', 'INTO', '_sx']
     """
     verb = "INSERT INTO _sx" if append else "CREATE OR REPLACE TEMP TABLE _sx AS"
     return f"{verb} {_flatten_query(source, keep_raw)}"

@@ -8,7 +8,17 @@ GenAI / Vercel AI SDK attribute maps). A bare attribute map has no time of its o
 event takes the file's modification time, and says so in ``attributes``
 (``forensics.ts_source``).
 
->>> case.load("phoenix_spans.parquet")   # doctest: +SKIP
+>>> span = {"name": "ChatCompletion", "span_kind": "LLM",
+...         "context": {"trace_id": "t-1", "span_id": "s-1"},
+...         "start_time": "2026-03-02T10:00:00+00:00", "end_time": "2026-03-02T10:00:02+00:00",
+...         "attributes": {"llm.model_name": "gpt-4o-mini", "output.value": "Paris",
+...                        "llm.token_count.prompt": 9}}
+>>> _ = Path("phoenix_spans.jsonl").write_text(json.dumps(span))
+>>> with forensics.open("new.duckdb") as new:
+...     fmt = new.load("phoenix_spans.jsonl").df["format"][0]
+...     row = new.sql("SELECT kind, model, output_text, input_tokens FROM events").df.row(0)
+>>> fmt, row
+('openinference', ('llm', 'gpt-4o-mini', 'Paris', 9))
 """
 
 from __future__ import annotations
