@@ -257,3 +257,29 @@ def test_unknown_shapes_are_refused_with_what_was_seen(case: Any, tmp_path: Path
         case.load(path)
     assert seen in str(err.value) and "recording" in str(err.value)
     assert case.count("evidence") == 0
+
+
+def test_request_response_pairs_to_other_providers(case: Any, tmp_path: Path) -> None:
+    """A proxy's JSON Lines of exchanges with Anthropic: read as recordings, not as OpenAI
+    logs; a failed call keeps the provider's error."""
+    def pair(ts: str, text: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
+        return {"timestamp": ts, "request": {
+            "url": "https://api.anthropic.com/v1/messages", "method": "POST",
+            "body": {"model": "claude-x", "messages": [{"role": "user", "content": text}]}},
+            "response": {"status_code": status, "headers": {}, "body": body}}
+
+    ok = {"id": "m1", "type": "message", "model": "claude-x-1", "stop_reason": "end_turn",
+          "content": [{"type": "text", "text": "hello"}],
+          "usage": {"input_tokens": 1, "output_tokens": 1}}
+    failed = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    path = tmp_path / "proxy.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in [
+        pair("2026-03-02T10:00:00Z", "hi", 200, ok),
+        pair("2026-03-02T10:00:05Z", "again", 529, failed)]), encoding="utf-8")
+    row = case.load(path).rows()[0]
+    assert (row["format"], row["rows_loaded"], row["rows_rejected"]) == ("recording", 2, 0)
+    first, second = rows(case)
+    assert (first["output_text"], first["finish_reason"], first["ts"]) == (
+        "hello", "stop", "2026-03-02T10:00:00")
+    assert (second["status"], second["error"], second["input_text"]) == (
+        "error", "Overloaded", "again")
