@@ -422,7 +422,12 @@ def _load_snapshot(case: CaseHandle, snap: source_mod.Snapshot, format: str | No
                    explicit: dict[str, str], notify: Callable[[str], None],
                    work: Path) -> LoadResult:
     con, path = case.con, snap.staged
-    reader, forced_target = _resolve_format(path, format)
+    try:
+        reader, forced_target = _resolve_format(path, format)
+    except formats.UnknownShape as exc:   # a shape no reader knows: fine, given a mapping
+        if not explicit:
+            raise
+        reader, forced_target = exc.generic, None
     read_as = _read_as(reader, forced_target, explicit)
     known = _earlier(con, snap.sha256, read_as)
     if known is not None:
