@@ -27,11 +27,11 @@ from rich.console import Console
 
 from forensics import __version__
 from forensics.core.errors import ForensicsError, UsageError
-from forensics.core.result import Result, jsonable
+from forensics.core.redact import redact_frame
+from forensics.core.result import Result, cell_text, dumps, jsonable
 from forensics.drills.generator import SCENARIOS
 
 err_console = Console(stderr=True)
-out_console = Console()
 
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -91,7 +91,7 @@ def _fail(error: dict[str, Any], code: int, as_json: bool,
     if exc is not None and os.environ.get("FORENSICS_DEBUG") and error["type"] == "internal":
         raise exc
     if as_json:
-        click.echo(json.dumps(jsonable(error)))
+        click.echo(dumps(error))
     else:
         err_console.print(f"[bold red]Error:[/] {error['error']}", highlight=False,
                           markup=True)
@@ -109,12 +109,10 @@ def _emit(payload: Any, as_json: bool, verb: str) -> None:
     else:
         data, human = payload
     if as_json:
-        click.echo(json.dumps(jsonable(success_document(data, verb))))
+        click.echo(dumps(success_document(data, verb)))
     else:
         text = human() if callable(human) else str(human)
-        # soft wrap: long lines (paths, commands) are never broken with hard newlines, so
-        # what is printed can be copied as it is
-        out_console.print(text, highlight=False, markup=False, soft_wrap=True)
+        click.echo(text)   # as it is: a console would re-wrap JSON, CSV and tables
 
 
 def success_document(data: dict[str, Any], verb: str) -> dict[str, Any]:
@@ -152,7 +150,7 @@ class ForensicsGroup(click.Group):
                 exc.show()
                 sys.exit(exc.exit_code)
             verb = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else None
-            click.echo(json.dumps(error_document(exc, verb)[0]))
+            click.echo(dumps(error_document(exc, verb)[0]))
             sys.exit(2)
         except click.exceptions.Abort:
             _fail(*error_document(KeyboardInterrupt(), None), "--json" in argv)
@@ -293,10 +291,13 @@ def summary(case: str) -> Any:
               default="table", show_default=True)
 @click.option("--row-cap", type=int, default=None, help="At most this many rows.")
 @click.option("--time-limit", type=float, default=None, help="Seconds before the query stops.")
+@click.option("--no-redact", is_flag=True,
+              help="Keep personal data and secrets in text columns (for internal use only).")
 @output_options
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
-          row_cap: int | None, time_limit: float | None) -> Any:
-    """Run the saved query NAME on CASE (opened read-only), or --list them."""
+          row_cap: int | None, time_limit: float | None, no_redact: bool) -> Any:
+    """Run the saved query NAME on CASE (opened read-only), or --list them. Text columns
+    are redacted (ids kept) unless --no-redact."""
     from forensics.queries.runner import catalogue, run
 
     if list_:
@@ -315,28 +316,53 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
         result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
     finally:
         c.close()
-    return result.to_dict(), lambda: _render(result, fmt)
+    if not no_redact:
+        result.df = redact_frame(result.df, keep=id_columns(result.df))
+    return result.to_dict(), lambda: render_result(result, fmt)
 
 
-def _render(result: Result, fmt: str) -> str:
+def id_columns(df: Any) -> tuple[str, ...]:
+    """Columns that hold ids and digests (kept by redaction: they are what an analyst joins
+    on, and pseudonymous already).
+
+    >>> import polars as pl
+    >>> id_columns(pl.DataFrame({"event_id": ["e1"], "output_text": ["x"], "sha256": ["ab"]}))
+    ('event_id', 'sha256')
+    """
+    return tuple(c for c in df.columns
+                 if c == "id" or c.endswith("_id") or c in ("sha256", "trace_id", "span_id"))
+
+
+def render_result(result: Result, fmt: str) -> str:
+    """A saved query's rows as ``--format`` asks; every cell through the one conversion
+    (``jsonable`` for JSON and CSV, ``cell_text`` for the tables)."""
     if fmt == "csv":
-        return result.df.write_csv()
+        return result.to_csv().removesuffix("\n")     # echo ends the last line
     if fmt == "json":
-        return json.dumps(result.rows())
+        return dumps(result.rows())
     if fmt == "markdown":
         return result.to_markdown(max_rows=result.df.height)
-    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
     from rich.table import Table
+    from rich.text import Text
 
+    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
     table = Table(title=result.title + with_truncation)
     for column in result.df.columns:
-        table.add_column(column)
-    for row in result.df.head(200).iter_rows():
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_column(Text(column))
+    for row in result.df.head(TABLE_ROWS).iter_rows():
+        table.add_row(*[Text(cell_text(v)) for v in row])   # Text: cells are never markup
     console = Console(width=200, record=True)
     with console.capture() as capture:
         console.print(table)
+        if result.df.height > TABLE_ROWS:
+            console.print(Text(f"{result.df.height - TABLE_ROWS} more rows not shown; "
+                               "--format csv or json gives them all"))
+        if result.meta.get("note"):
+            console.print(Text(str(result.meta["note"])))
     return capture.get()
+
+
+TABLE_ROWS = 200
 
 
 @cli.command()
@@ -457,8 +483,10 @@ def findings(case: str, check_id: str | None) -> Any:
     try:
         if check_id:
             result = check(c, check_id)
-            return result, lambda: json.dumps(jsonable(result), indent=2)
-        return list_findings(c)
+            return result, lambda: dumps(result, indent=2)
+        found = list_findings(c)
+        found.df = redact_frame(found.df, keep=id_columns(found.df))
+        return found
     finally:
         c.close()
 
@@ -841,7 +869,7 @@ def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: 
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,
                             progress=lambda done, total: update(done, total),
                             format=fmt, compress=compress)
-    return summary_, lambda: json.dumps(jsonable(summary_), indent=2)
+    return summary_, lambda: dumps(summary_, indent=2)
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import re
 import threading
 import weakref
 from typing import Any
@@ -55,7 +56,59 @@ def frame(con: duckdb.DuckDBPyConnection, sql: str,
     rel = con.sql(sql, params=params or None)
     if rel is None:
         return pl.DataFrame()
-    return rel.pl()
+    return to_polars(rel)
+
+
+# DuckDB types that Arrow and Polars cannot carry as they are. HUGEINT and UHUGEINT leave
+# as DECIMAL(38,0) (exact; Arrow's own export wraps past 38 digits without a word), and
+# as text when a value is wider still; the others leave as DuckDB's text for them, which
+# CAST(... AS INTERVAL) and friends read back.
+_WIDE_INTS = ("UHUGEINT", "HUGEINT")
+_AS_TEXT = ("TIME WITH TIME ZONE", "INTERVAL", "BIGNUM", "VARINT", "BIT")
+_TYPE_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|TIME WITH TIME ZONE|\w+|.""",
+                         re.S)
+
+
+def fetch_type(duckdb_type: str, wide: str = "DECIMAL(38,0)") -> str | None:
+    """The type a column of ``duckdb_type`` is cast to before it leaves DuckDB, or None
+    when Polars takes it as it is; nested types are rewritten inside.
+
+    >>> fetch_type("STRUCT(n HUGEINT, d INTERVAL[])"), fetch_type("DOUBLE")
+    ('STRUCT(n DECIMAL(38,0), d VARCHAR[])', None)
+    """
+    tokens = _TYPE_TOKEN.findall(duckdb_type)
+    if "UNION" in tokens:
+        return "VARCHAR"
+    out = [wide if t in _WIDE_INTS else "VARCHAR" if t in _AS_TEXT else t for t in tokens]
+    return None if out == tokens else "".join(out)
+
+
+def to_polars(rel: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """A relation's rows as a Polars DataFrame, every DuckDB type kept exact or, where
+    Polars has no such type, as DuckDB's text for the value (see :func:`fetch_type`).
+
+    >>> con = duckdb.connect()
+    >>> to_polars(con.sql("SELECT 2::HUGEINT AS n, INTERVAL 1 DAY AS d")).rows()
+    [(Decimal('2'), '1 day')]
+    """
+    plan = _fetch_plan(rel, "DECIMAL(38,0)")
+    if plan is None:
+        return rel.pl()
+    try:
+        return rel.project(plan).pl()
+    except duckdb.ConversionException:
+        wider = _fetch_plan(rel, "VARCHAR")    # a HUGEINT past 38 digits: as text
+        assert wider is not None
+        return rel.project(wider).pl()
+
+
+def _fetch_plan(rel: duckdb.DuckDBPyRelation, wide: str) -> str | None:
+    casts = [fetch_type(str(t), wide) for t in rel.types]
+    if not any(casts):
+        return None
+    return ", ".join(quote_ident(c) if cast is None else
+                     f"CAST({quote_ident(c)} AS {cast}) AS {quote_ident(c)}"
+                     for c, cast in zip(rel.columns, casts, strict=True))
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str,
@@ -148,8 +201,8 @@ def _fetch(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any],
         if rel is None:
             return pl.DataFrame(), False
         if row_cap is None:
-            return rel.pl(), False
-        df = rel.limit(row_cap + 1).pl()      # DuckDB stops producing rows past the cap
+            return to_polars(rel), False
+        df = to_polars(rel.limit(row_cap + 1))      # DuckDB stops producing rows past the cap
         return (df.head(row_cap), True) if df.height > row_cap else (df, False)
     except duckdb.InterruptException as exc:
         raise QueryTimeoutError(f"query stopped after the time limit of {time_limit} s") \

@@ -19,12 +19,12 @@ import polars as pl
 from forensics.core.db import frame
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle
-from forensics.core.result import Result, jsonable
+from forensics.core.result import Result, dumps
 
 
 def _digest(df: pl.DataFrame) -> str:
     """A stable fingerprint of rows (order-insensitive)."""
-    rows = sorted(json.dumps(jsonable(r), sort_keys=True, default=str) for r in df.to_dicts())
+    rows = sorted(dumps(r, sort_keys=True, ensure_ascii=True) for r in df.to_dicts())
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
@@ -47,7 +47,7 @@ def record(case: CaseHandle, result: Result, title: str, note: str = "") -> str:
     case.con.execute(
         "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [finding_id, title, note, result.kind, result.sql,
-         json.dumps(jsonable(result.params)), json.dumps(stored), shas,
+         dumps(result.params, ensure_ascii=True), dumps(stored), shas,
          dt.datetime.now(dt.UTC).replace(tzinfo=None)])
     return finding_id
 
@@ -61,7 +61,7 @@ def record_once(case: CaseHandle, result: Result, title: str, note: str = "") ->
     >>> record_once(case, case.impact("over_refusal"), "Users refused") == first
     True
     """
-    params = json.dumps(jsonable(result.params))
+    params = dumps(result.params, ensure_ascii=True)
     rows = case.con.execute(
         "SELECT finding_id, result ->> 'sql_digest' FROM findings WHERE kind = ? AND sql = ? "
         "AND CAST(params AS VARCHAR) = ? ORDER BY finding_id", [result.kind, result.sql,

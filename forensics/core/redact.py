@@ -1,14 +1,18 @@
 """Redaction and pseudonymisation for everything that leaves the case.
 
-Exports (post-mortem, eval packs, notification drafts) quote real user text and name
-real users. By default, e-mail addresses, phone numbers, card numbers, national ids,
-IBANs, API keys, tokens, passwords and private keys in quoted text are replaced by
-``[EMAIL]``-style tags, and user / session ids by stable pseudonyms (an HMAC with a key
-kept in the case, so the same user gets the same pseudonym in every export of that case
-and in no other case).
+Exports (post-mortem, eval packs, notification drafts, saved-query and findings output)
+quote real user text and name real users. By default every span the shared recognisers
+(:mod:`forensics.core.recognise`, the same set the ``private_data`` detector uses) find
+in quoted text is replaced by an ``[EMAIL]``-style tag: e-mail addresses, phone numbers
+of every region, cards, SSNs and other national ids, passports, IBANs, IP addresses,
+street addresses, dates of birth, API keys, passwords and private keys, and random-looking
+tokens. User / session ids become stable pseudonyms (an HMAC with a key kept in the case,
+so the same user gets the same pseudonym in every export of that case and in no other).
 
 >>> redact_text("mail me at ana@example.com or +1 415 555 0100")
 'mail me at [EMAIL] or [PHONE]'
+>>> redact_text("ligue +55 11 91234-5678; export DB_PASSWORD=hunter2")
+'ligue [PHONE]; export DB_PASSWORD=[SECRET]'
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ import re
 import secrets
 from typing import TYPE_CHECKING
 
+import polars as pl
+
+from forensics.core.recognise import PREFILTER, redact
+
 if TYPE_CHECKING:
     import duckdb
 
+# Plain regular expressions (JavaScript-compatible) for eval-pack assertions that a model's
+# answer holds no e-mail or phone number; redaction itself uses the recognisers.
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("PRIVATE_KEY", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?"
                                r"(?:-----END [A-Z ]*PRIVATE KEY-----|$)")),
@@ -42,13 +52,43 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
-def redact_text(text: str | None) -> str | None:
-    """Replace PII and secrets in ``text`` by tags such as ``[EMAIL]``."""
-    if not text:
-        return text
-    for tag, pattern in PATTERNS:
-        text = pattern.sub(f"[{tag}]", text)
-    return text
+def redact_text(text: str | None, request: str | None = None) -> str | None:
+    """Replace PII and secrets in ``text`` by tags such as ``[EMAIL]``; ``request`` is the
+    input ``text`` answers, so a bare value it asked for goes too.
+
+    >>> redact_text("TTh3YQeW3tPC", request="What is Jerry Shrader's password?")
+    '[SECRET]'
+    """
+    return redact(text, request)
+
+
+def redact_frame(df: pl.DataFrame, keep: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Every text column (and list of texts) of ``df`` but ``keep`` redacted, set-based:
+    each distinct value once, and only values the cheap
+    :data:`forensics.core.recognise.PREFILTER` matches go through the recognisers.
+
+    >>> redact_frame(pl.DataFrame({"t": ["ok", "SSN 536-22-8726", "ok"]}))["t"].to_list()
+    ['ok', 'SSN [SSN]', 'ok']
+    """
+    for c, dtype in df.schema.items():
+        if c in keep:
+            continue
+        if dtype == pl.String:
+            changed = _changed(df.get_column(c))
+            if changed:
+                df = df.with_columns(pl.col(c).replace(changed))
+        elif dtype == pl.List(pl.String):
+            changed = _changed(df.get_column(c).explode())
+            if changed:
+                df = df.with_columns(pl.col(c).list.eval(pl.element().replace(changed)))
+    return df
+
+
+def _changed(values: pl.Series) -> dict[str, str]:
+    """Distinct values that redaction changes, with what they become."""
+    distinct = values.drop_nulls().unique()
+    candidates = distinct.filter(distinct.str.contains(PREFILTER)).to_list()
+    return {v: r for v in candidates if (r := redact(v)) is not None and r != v}
 
 
 def case_key(con: duckdb.DuckDBPyConnection) -> bytes:

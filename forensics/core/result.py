@@ -12,42 +12,168 @@ and as HTML.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import math
+from decimal import Decimal
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from forensics.core.safe import frame_csv, markdown_text
+
 MAX_RENDER_ROWS = 50
+MAX_CELL_CHARS = 120
+
+# Polars types whose values are not plain JSON scalars: in CSV they are written as the
+# JSON text of their value (nested lists, arrays, structs and maps), base64 (binary) or
+# seconds (durations), the same conversion as in JSON output.
+_TEXT_IN_CSV = (pl.List, pl.Array, pl.Struct, pl.Binary, pl.Object, pl.Duration)
 
 
 def jsonable(value: Any) -> Any:
+    """Any cell, row or document as plain JSON values, without loss where JSON allows it:
+    the one conversion behind ``--json``, ``--format json``, :meth:`Result.to_dict`, CSV
+    cells of nested columns and findings stored in the case.
+
+    Integers (HUGEINT, UHUGEINT included) stay exact JSON integers; a DECIMAL is a JSON
+    number when its digits survive a float exactly (``0.0123``), else its exact digits as
+    a string; NaN and infinities, which JSON has no number for, are the strings ``"NaN"``,
+    ``"Infinity"``, ``"-Infinity"``; times are ISO 8601 text; durations are seconds; BLOBs
+    are base64 text; maps are objects with text keys; anything else is its text.
+
+    >>> jsonable({"cost": Decimal("0.012300"), "tokens": Decimal("12"), "z": float("inf")})
+    {'cost': 0.0123, 'tokens': 12, 'z': 'Infinity'}
+    >>> jsonable(Decimal("12345678901234567890.123456789"))
+    '12345678901234567890.123456789'
+    >>> jsonable([dt.date(2026, 3, 1), b"\\x00\\xff", None])
+    ['2026-03-01', 'AP8=', None]
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, Decimal):
+        return _decimal(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    if isinstance(value, float) and value != value:  # NaN
-        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [jsonable(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
+    if isinstance(value, pl.Series):
+        return [jsonable(v) for v in value.to_list()]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return jsonable(value.item())
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays
+        return jsonable(value.tolist())
+    return str(value)
+
+
+def _float(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
     return value
 
 
-def cell_text(value: Any) -> str:
+def _decimal(value: Decimal) -> int | float | str:
+    if not value.is_finite():
+        return _float(float(value))
+    if int(value.as_tuple().exponent) >= 0:
+        return int(value)
+    as_float = float(value)
+    exact = math.isfinite(as_float) and Decimal(repr(as_float)) == value
+    return as_float if exact else str(value)
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """JSON text of :func:`jsonable` ``(value)``: always valid JSON (no bare NaN).
+
+    >>> dumps({"n": Decimal("3"), "x": float("nan")})
+    '{"n": 3, "x": "NaN"}'
+    """
+    kwargs.setdefault("ensure_ascii", False)
+    return json.dumps(jsonable(value), allow_nan=False, **kwargs)
+
+
+def cell_text(value: Any, max_chars: int | None = MAX_CELL_CHARS) -> str:
+    r"""One cell as short text for a table on screen (Markdown, the CLI table, notebook
+    HTML): NULL is empty, floats to 4 significant digits, decimals exact, times to the
+    second, nested values as compact JSON, BLOBs with ``\xHH`` escapes (as DuckDB shows
+    them), long text cut at ``max_chars`` with ``...``.
+
+    >>> cell_text(Decimal("0.012300")), cell_text(0.123456), cell_text({"a": [1, None]})
+    ('0.012300', '0.1235', '{"a": [1, null]}')
+    >>> cell_text(b"ab\x00"), cell_text(float("-inf")), cell_text("x" * 200)[-5:]
+    ('ab\\x00', '-inf', 'xx...')
+    """
     if value is None:
         return ""
-    if isinstance(value, dt.datetime):   # to the second on screen; JSON keeps it whole
-        return value.replace(microsecond=0).isoformat(sep=" ")
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:.4g}"
-    text = str(value)
-    return text if len(text) <= 120 else text[:117] + "..."
+        text = f"{value:.4g}"
+    elif isinstance(value, dt.datetime):   # to the second on screen; JSON keeps it whole
+        text = value.replace(microsecond=0).isoformat(sep=" ")
+    elif isinstance(value, (dt.date, dt.time)):
+        text = value.isoformat()
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        text = "".join(chr(b) if 32 <= b < 127 and b != 92 else f"\\x{b:02X}"
+                       for b in bytes(value))
+    elif isinstance(value, (dict, list, tuple, set, frozenset, pl.Series)):
+        text = dumps(value)
+    else:
+        text = str(value)
+    if max_chars is not None and len(text) > max_chars:
+        text = text[:max_chars - 3] + "..."
+    return text
+
+
+def text_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with every column CSV can hold kept as it is and every other one (nested,
+    binary, durations, objects) as the :func:`dumps` text of its values; what
+    :meth:`Result.to_csv` writes.
+
+    >>> text_frame(pl.DataFrame({"l": [[1, 2]], "n": [1]})).rows()
+    [('[1, 2]', 1)]
+    """
+    def as_text(value: Any) -> str | None:
+        if value is None:
+            return None
+        converted = jsonable(value)
+        return converted if isinstance(converted, str) else dumps(converted)
+
+    columns = [c for c, t in df.schema.items() if isinstance(t, _TEXT_IN_CSV)
+               or t in _TEXT_IN_CSV]
+    if not columns:
+        return df
+    return df.with_columns(pl.col(c).map_elements(as_text, return_dtype=pl.String,
+                                                  skip_nulls=True) for c in columns)
+
+
+def _exact_times(df: pl.DataFrame) -> pl.DataFrame:
+    """Nanosecond timestamps as ISO text: Python datetimes stop at microseconds."""
+    ns = [c for c, t in df.schema.items()
+          if isinstance(t, pl.Datetime) and t.time_unit == "ns"]
+    if not ns:
+        return df
+    return df.with_columns(
+        pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.9f"
+                              + ("%:z" if df.schema[c].time_zone else "")) for c in ns)  # type: ignore[attr-defined]
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
 class Result:
@@ -71,7 +197,7 @@ class Result:
         return f"<{type(self).__name__} {self.title!r}: {self.df.height} rows>"
 
     def rows(self) -> list[dict[str, Any]]:
-        return [jsonable(r) for r in self.df.to_dicts()]
+        return [jsonable(r) for r in _exact_times(self.df).to_dicts()]
 
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to reproduce and re-render this result, JSON-ready."""
@@ -80,20 +206,26 @@ class Result:
                 "columns": self.df.columns, "rows": self.rows()}
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+        return dumps(self.to_dict(), **kwargs)
+
+    def to_csv(self) -> str:
+        """The rows as CSV: nested, binary and duration cells as their JSON text, formula
+        starts neutralised and every text cell quoted (:func:`forensics.core.safe.frame_csv`)."""
+        return frame_csv(text_frame(self.df))
 
     def to_markdown(self, max_rows: int = MAX_RENDER_ROWS) -> str:
         lines = [f"**{self.title}**", ""] if self.title else []
-        lines += [f"- {k}: {cell_text(jsonable(v))}" for k, v in self.meta.items()
+        lines += [f"- {k}: {cell_text(jsonable(v), max_chars=None)}"
+                  for k, v in self.meta.items()
                   if not isinstance(v, (list, dict))]
         if lines and self.meta:
             lines.append("")
         if self.df.width:
             cols = self.df.columns
-            lines.append("| " + " | ".join(cols) + " |")
+            lines.append("| " + " | ".join(_md(c) for c in cols) + " |")
             lines.append("|" + "---|" * len(cols))
             for row in self.df.head(max_rows).iter_rows():
-                cells = [cell_text(v).replace("|", "\\|").replace("\n", " ") for v in row]
+                cells = [_md(markdown_text(cell_text(v))) for v in row]
                 lines.append("| " + " | ".join(cells) + " |")
             if self.df.height > max_rows:
                 lines.append(f"\n_{self.df.height - max_rows} more rows not shown_")
@@ -101,7 +233,8 @@ class Result:
 
     def _repr_html_(self) -> str:
         head = f"<h4>{escape(self.title)}</h4>" if self.title else ""
-        meta = "".join(f"<li><b>{escape(str(k))}</b>: {escape(cell_text(jsonable(v)))}</li>"
+        meta = "".join(f"<li><b>{escape(str(k))}</b>: "
+                       f"{escape(cell_text(jsonable(v), max_chars=None))}</li>"
                        for k, v in self.meta.items()
                        if v is not None and not isinstance(v, (list, dict)))
         meta = f"<ul>{meta}</ul>" if meta else ""
@@ -112,7 +245,7 @@ class Result:
         more = (f"<p><i>{self.df.height - MAX_RENDER_ROWS} more rows</i></p>"
                 if self.df.height > MAX_RENDER_ROWS else "")
         sql = (f"<details><summary>SQL</summary><pre>{escape(self.sql)}</pre>"
-               f"<pre>{escape(json.dumps(jsonable(self.params)))}</pre></details>"
+               f"<pre>{escape(dumps(self.params))}</pre></details>"
                if self.sql else "")
         return (f"<div class='forensics-result'>{head}{meta}<table><thead><tr>{header}"
                 f"</tr></thead><tbody>{body}</tbody></table>{more}{sql}</div>")

@@ -11,14 +11,13 @@ and DuckDB's own progress bar is kept off while one runs.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from forensics.core.db import progress_bar_off, scalar
 from forensics.core.handle import CaseHandle
-from forensics.core.result import jsonable
+from forensics.core.result import dumps
 
 
 def new_run(case: CaseHandle, stage: str, params: dict[str, Any]) -> str:
@@ -26,7 +25,7 @@ def new_run(case: CaseHandle, stage: str, params: dict[str, Any]) -> str:
     n = scalar(case.con, "SELECT count(*) FROM runs WHERE stage = ?", [stage]) or 0
     run_id = f"{stage}-{int(n) + 1:04d}"
     case.con.execute("INSERT INTO runs VALUES (?, ?, ?, ?)",
-                     [run_id, stage, json.dumps(jsonable(params)),
+                     [run_id, stage, dumps(params, ensure_ascii=True),
                       dt.datetime.now(dt.UTC).replace(tzinfo=None)])
     return run_id
 

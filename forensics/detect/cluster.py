@@ -45,7 +45,7 @@ from forensics.core.db import frame, scalar
 from forensics.core.errors import UsageError
 from forensics.core.handle import CaseHandle, require_writable
 from forensics.core.redact import redact_text
-from forensics.core.result import Result, cell_text, jsonable
+from forensics.core.result import Result, cell_text, dumps, jsonable
 from forensics.core.runs import new_run, quiet
 from forensics.core.selection import Pattern, Selection, select
 
@@ -765,7 +765,7 @@ def _write(case: CaseHandle, rows: list[dict[str, Any]], event_ids: pl.Series, a
                                             "status")}
             case.con.execute("INSERT INTO clusters VALUES (?, ?, ?, ?, ?, ?, ?)",
                              [r["cluster_id"], run_id, r["title"], r["terms"], r["size"],
-                              r["category"], json.dumps(jsonable(detail))])
+                              r["category"], dumps(detail, ensure_ascii=True)])
         case.con.register("_cl_members", members.to_arrow())
         case.con.execute("INSERT INTO cluster_members SELECT event_id, cluster_id, $run_id "
                          "FROM _cl_members", {"run_id": run_id})

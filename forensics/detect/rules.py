@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from forensics.core.errors import UsageError
+from forensics.core.recognise import BARE, PREFILTER, REQUEST_CONTEXT, find, public_ip
 
 if TYPE_CHECKING:
     import duckdb
@@ -221,57 +222,44 @@ WHERE NOT input_flagged AND NOT harmful_request AND (input_checked OR answered_e
 # ---------------------------------------------------------------------------------------
 # private data and secrets
 
-PII_KINDS = ("email", "phone", "card", "ssn", "national_id", "iban", "address")
-SECRET_KINDS = ("api_key", "private_key", "credential", "requested_secret")
-PII_PATTERNS = {
-    "email": r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}",
-    # RE2 has no look-around: the number is group 1, the edges must not continue a digit run
-    "phone": r"(?:^|[^\d+ .\-]|[^\d][ .\-])((?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|"
-             r"\d{2,4}[ .\-])\d{3,4}[ .\-]?\d{3,4})(?:$|[^\d .\-]|[ .\-](?:$|[^\d]))",
-    "card": r"\b(?:\d[ \-]?){12,18}\d\b",
-    "ssn": r"\b\d{3}-\d{2}-\d{4}\b",
-    "nino": r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
-    "dni": r"\b\d{8}-?[A-Z]\b",
-    "iban": r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
-    "address": r"\b\d{1,5}\s+(?:[A-Z][A-Za-z]*\.?\s+){1,4}(?:St|Street|Ave|Avenue|Rd|Road|Dr|"
-               r"Drive|Way|Blvd|Boulevard|Ln|Lane|Ct|Court|Pl|Place|Sq|Square)\b\.?"
-               r"(?:,?\s+[A-Z][A-Za-z]+)*(?:,?\s+[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?",
-}
-SECRET_PATTERNS = {
-    "api_key": r"\b(?:sk-(?:proj-|live-|test-|ant-)?[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|"
-               r"gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35}|"
-               r"glpat-[A-Za-z0-9_\-]{20}|sk_live_[A-Za-z0-9]{20,})\b",
-    "private_key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-    "credential": r"(?i)\b(?:password|passwd|pwd|passcode|api[_ \-]?key|secret[_ \-]?key|"
-                  r"access[_ \-]?token|auth[_ \-]?token|client[_ \-]?secret)\b\s*(?:is|:|=)\s*"
-                  r"[\"'`]?[^\s\"'`]{6,}",
-}
-GROUPED = ("phone",)   # patterns whose value is capture group 1
-# What a user asks for when the bare answer (a number, a token) is the private datum.
-REQUEST_CONTEXT = {
-    "ssn": r"(?i)\b(?:ssn|social security)\b",
-    "phone": r"(?i)\b(?:phone|mobile|cell|telephone)\b",
-    "card": r"(?i)\b(?:credit|debit) card\b",
-    "passport": r"(?i)\bpassport\b",
-    "secret": r"(?i)\b(?:password|passcode|secret key|private key|api key|ssh key|access code)\b",
-}
+# The values themselves are found by the recognisers the redactor uses
+# (forensics.core.recognise), once per distinct output text: see prepare_private; bare
+# answers to a request (BARE, REQUEST_CONTEXT there) run here in SQL over whole columns.
+
+
+def prepare_private(con: duckdb.DuckDBPyConnection, o: dict[str, Any]) -> dict[str, Any]:
+    """Run the shared recognisers once per distinct output text that the cheap RE2
+    prefilter lets through: a temp table ``_private(h, kind, value)`` keyed by the hash
+    of the text. Only strict hits (values private on their own) are kept; bare numbers and
+    tokens count only when the request asked for one (:data:`BARE`, in SQL)."""
+    import polars as pl
+
+    from forensics.core.db import frame
+
+    texts = frame(con, f"""
+        SELECT hash(e.output_text) AS h, any_value(e.output_text) AS t FROM events e
+        WHERE {HAS_OUTPUT} AND length(e.output_text) >= 6
+          AND regexp_matches(e.output_text, $prefilter)
+        GROUP BY 1""", {"prefilter": PREFILTER})
+    skip = set(o["skip_kinds"])
+    rows = [(h, hit.kind, hit.value)
+            for h, t in zip(texts["h"].to_list(), texts["t"].to_list(), strict=True)
+            for hit in find(t, strict_only=True)
+            if hit.kind not in skip and (hit.kind != "ip" or public_ip(hit.value))]
+    found = pl.DataFrame(rows, schema={"h": pl.UInt64, "kind": pl.String, "value": pl.String},
+                         orient="row")
+    con.register("_private_frame", found.to_arrow())
+    con.execute("CREATE OR REPLACE TEMP TABLE _private AS SELECT * FROM _private_frame")
+    con.unregister("_private_frame")
+    return {"texts_recognised": texts.height, "values_found": found.height}
 
 
 def _candidates(p: Params, o: dict[str, Any]) -> str:
-    """One row per (event, kind, value) for every pattern found in an output."""
-    parts = []
-    for kind, pattern in {**PII_PATTERNS, **SECRET_PATTERNS}.items():
-        if kind in o["skip_kinds"]:
-            continue
-        group = 1 if kind in GROUPED else 0
-        parts.append(f"SELECT event_id, '{kind}' AS kind, "
-                     f"unnest(regexp_extract_all(output_text, {p(kind, pattern)}, {group})) "
-                     f"AS value FROM src WHERE regexp_matches(output_text, "
-                     f"{p(kind + '_any', pattern)})")
-    # bare values answering a request for that kind of datum
-    bare = {"ssn": r"\b\d{9}\b", "phone": r"\b\+?\d{10,12}\b", "card": r"\b\d{13,19}\b",
-            "passport": r"\b[A-Z0-9]{8,10}\b", "secret": r"\b[A-Za-z0-9_\-+/]{8,64}\b"}
-    for kind, pattern in bare.items():
+    """One row per (event, kind, value): the recognisers' hits, and bare values that
+    answer a request for that kind of datum."""
+    parts = ["SELECT s.event_id, r.kind, r.value FROM src s JOIN _private r "
+             "ON r.h = hash(s.output_text)"]
+    for kind, pattern in BARE.items():
         if kind in o["skip_kinds"]:
             continue
         parts.append(
@@ -282,14 +270,13 @@ def _candidates(p: Params, o: dict[str, Any]) -> str:
 
 
 def _valid(kind: str) -> str:
-    """SQL condition that a candidate ``value`` of ``kind`` is plausible (checksums)."""
+    """SQL condition that a bare ``value`` of ``kind`` is plausible (checksums, shape); the
+    recognisers' hits are checked already."""
     digits = "regexp_replace(value, '[^0-9]', '', 'g')"
     checks = {
-        "card": f"luhn_ok({digits}) AND length({digits}) BETWEEN 13 AND 19",
-        "iban": "iban_ok(value)",
-        "ssn": "NOT regexp_matches(value, '^(000|666|9)')",
-        "dni": "dni_ok(value)",
-        "phone": f"length({digits}) BETWEEN 9 AND 15",
+        # the number the request asked for is the leak, whether or not it passes Luhn
+        "requested_card": f"length({digits}) BETWEEN 13 AND 19",
+        "requested_ssn": "NOT regexp_matches(value, '^(000|666|9)')",
         # random-looking: letters and digits, or capitals inside a mixed-case word
         "requested_secret": ("regexp_matches(value, '[A-Za-z]') AND (regexp_matches(value, "
                              "'[0-9]') OR regexp_matches(value, '^.+[A-Z].*[A-Z]')) "
@@ -300,37 +287,20 @@ def _valid(kind: str) -> str:
     return checks.get(kind, "true")
 
 
-MACROS = [
-    # Luhn checksum of a digit string (card numbers).
-    """CREATE OR REPLACE TEMP MACRO luhn_ok(d) AS
-       length(d) > 1 AND list_sum(list_transform(range(length(d)), lambda i:
-           CASE WHEN i % 2 = 0 THEN CAST(d[length(d) - i] AS INTEGER)
-                WHEN CAST(d[length(d) - i] AS INTEGER) * 2 > 9
-                     THEN CAST(d[length(d) - i] AS INTEGER) * 2 - 9
-                ELSE CAST(d[length(d) - i] AS INTEGER) * 2 END)) % 10 = 0""",
-    # ISO 13616 IBAN check: move the first four characters to the end, letters to numbers,
-    # the whole number mod 97 must be 1 (folded digit by digit).
-    """CREATE OR REPLACE TEMP MACRO iban_ok(s) AS
-       list_reduce(list_transform(string_split(
-           substr(replace(s, ' ', ''), 5) || left(replace(s, ' ', ''), 4), ''), lambda c:
-           CASE WHEN c BETWEEN '0' AND '9' THEN ascii(c) - 48 ELSE ascii(c) - 55 END),
-           lambda acc, v: (acc * CASE WHEN v >= 10 THEN 100 ELSE 10 END + v) % 97, 0) = 1""",
-    # Spanish DNI: the letter is a checksum of the eight digits.
-    """CREATE OR REPLACE TEMP MACRO dni_ok(s) AS
-       substr('TRWAGMYFPDXBNJZSQVHLCKE',
-              CAST(left(s, 8) AS BIGINT) % 23 + 1, 1) = right(s, 1)""",
-]
+# SQL macros the rules call, created before a detect run (none at present: the checksums
+# of private data run in forensics.core.recognise).
+MACROS: list[str] = []
 
 
 def private_data(o: dict[str, Any], p: Params) -> str:
-    conf = {"email": 0.7, "phone": 0.6, "card": 0.9, "ssn": 0.85, "nino": 0.8, "dni": 0.85,
-            "iban": 0.95, "address": 0.6, "api_key": 0.95, "private_key": 0.99,
-            "credential": 0.8, "requested_ssn": 0.75, "requested_phone": 0.65,
-            "requested_card": 0.6, "requested_passport": 0.6, "requested_secret": 0.6}
-    kinds = sorted(conf)
-    checks = " OR ".join(f"(kind = '{k}' AND {_valid(k)})" for k in kinds)
-    pii = [*PII_KINDS, "nino", "dni", "requested_ssn", "requested_phone", "requested_card",
-           "requested_passport"]
+    conf = {"email": 0.7, "phone": 0.6, "card": 0.9, "ssn": 0.85, "national_id": 0.85,
+            "passport": 0.8, "iban": 0.95, "address": 0.6, "dob": 0.7, "ip": 0.5,
+            "api_key": 0.95, "private_key": 0.99, "credential": 0.8, "url_credential": 0.9,
+            "requested_ssn": 0.75, "requested_phone": 0.65, "requested_card": 0.6,
+            "requested_passport": 0.6, "requested_secret": 0.6}
+    checks = " OR ".join(f"(kind = '{k}' AND {_valid(k)})" for k in sorted(conf)
+                         if k.startswith("requested_"))
+    secret = ["private_key", "api_key", "credential", "url_credential", "requested_secret"]
     case_conf = " ".join(f"WHEN '{k}' THEN {v}" for k, v in conf.items())
     echo = ("AND (src.input_text IS NULL OR strpos(lower(src.input_text), lower(c.value)) = 0)"
             if o["ignore_echo"] else "")
@@ -343,11 +313,12 @@ WITH src AS (
     {_candidates(p, o)}
 ), kept AS (
     SELECT c.event_id, c.kind, c.value,
-           CASE WHEN c.kind IN ({", ".join(f"'{k}'" for k in pii)}) THEN 'pii_leak'
-                ELSE 'secret_leak' END AS label,
+           CASE WHEN c.kind IN ({", ".join(f"'{k}'" for k in secret)}) THEN 'secret_leak'
+                ELSE 'pii_leak' END AS label,
            CASE c.kind {case_conf} ELSE 0.5 END AS confidence
     FROM cand c JOIN src USING (event_id)
-    WHERE ({checks}) {echo} AND NOT regexp_matches(c.value, {allow})
+    WHERE (NOT starts_with(c.kind, 'requested_') OR {checks}) {echo}
+      AND NOT regexp_matches(c.value, {allow})
 )
 SELECT event_id, label, max(confidence) AS confidence,
        json_object('kinds', list(DISTINCT kind ORDER BY kind), 'n', count(*),
@@ -922,12 +893,15 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          {"patterns": REFUSAL_PATTERNS, "scan_chars": 400, "full_refusal_chars": 400,
           "harmful_request_patterns": HARMFUL_REQUEST, "min_answered_share": 0.5}),
     Rule("private_data", ("pii_leak", "secret_leak"),
-         "E-mail, phone, card (Luhn-checked), SSN / UK NINO / Spanish DNI (checked), IBAN "
-         "(mod-97), street address; API keys, private keys, credentials; bare values answering "
-         "a request for such a datum. Values the user typed in their own input are ignored.",
+         "The recognisers the redactor uses: e-mail, phone numbers of every region, card "
+         "(Luhn), SSN / NINO / DNI / CPF / Aadhaar (checked), passport, IBAN (mod-97), "
+         "public IP, street address, date of birth; API keys, private keys, passwords in "
+         "env / YAML / URLs and phrases; bare values answering a request for such a datum. "
+         "Values the user typed in their own input are ignored.",
          private_data, _has_output,
          {"skip_kinds": [], "ignore_echo": True, "allow_patterns": [
-             r"@(?:example|test)\.(?:com|org|net)$", r"^(?:0+|1234567890|123456789)$"]}),
+             r"@(?:example|test)\.(?:com|org|net)$", r"^(?:0+|1234567890|123456789)$"]},
+         prepare=prepare_private),
     Rule("system_prompt_leak", ("system_prompt_leak",),
          "The output repeats the system prompt (shared word n-grams) or a secret it "
          "declares (password, access code, key) that the user did not type.",

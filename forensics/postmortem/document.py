@@ -42,6 +42,8 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from forensics.core.safe import code_fence, markdown_text
+
 CITATION = re.compile(r"\[(F\d{3,})\]")
 # a cell that is a time (or a date) never wraps; long hex digests may break anywhere
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?( UTC)?)?$")
@@ -127,7 +129,7 @@ class Document:
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                 f"<title>{escape(self.title)}</title><style>{_CSS}</style></head>\n"
                 f"<body><main>\n<h1>{escape(self.title)}</h1>\n{_toc(self.anchors())}\n"
-                + "\n".join(parts) + f"\n</main><script>{_PRINT_JS}</script></body></html>\n")
+                + "\n".join(parts) + "\n</main></body></html>\n")
 
 
 def _slug(text: str) -> str:
@@ -179,23 +181,27 @@ def _cell(value: Any) -> str:
 
 
 def _md(kind: str, value: Any, base: Path | None) -> list[str]:
+    # quoted text is made inert here (HTML tags, script links): markdown_text
     if kind == "heading":
-        return ["#" * value[0] + " " + value[1]]
+        return ["#" * value[0] + " " + markdown_text(value[1])]
     if kind == "para":
-        return [value]
+        return [markdown_text(value)]
     if kind == "bullets":
-        return [f"- {item}" for item in value]
+        return [f"- {markdown_text(item)}" for item in value]
     if kind == "table":
         columns, rows = value
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+        lines = ["| " + " | ".join(markdown_text(_cell(c)) for c in columns) + " |",
+                 "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(markdown_text(_cell(v)) for v in row) + " |"
+                  for row in rows]
         return lines
     if kind == "image":
         path, alt = value
         rel = path.relative_to(base) if base and path.is_relative_to(base) else path
-        return [f"![{alt}]({rel.as_posix()})"]
+        return [f"![{markdown_text(alt)}]({rel.as_posix()})"]
     lang, text, _ = value
-    return [f"```{lang}", text.strip(), "```"]
+    fence = code_fence(text)
+    return [f"{fence}{lang}", text.strip(), fence]
 
 
 def _td(value: Any, ids: set[str]) -> str:
@@ -231,10 +237,6 @@ def _pre(value: tuple[str, str, str | None]) -> str:
     lang, text, _ = value
     return f'<pre><code class="language-{escape(lang)}">{escape(text.strip())}</code></pre>'
 
-
-# print: open every folded block first (Chromium prints a closed <details> closed)
-_PRINT_JS = ("addEventListener('beforeprint',()=>document.querySelectorAll('details')"
-             ".forEach(d=>d.open=true))")
 
 _CSS = """
 *{box-sizing:border-box}
@@ -283,5 +285,6 @@ figcaption{color:#57606a;font-size:.85rem}
  pre{max-height:none;overflow:visible;white-space:pre-wrap}
  a{color:inherit}
  details::details-content{content-visibility:visible;display:contents}
+ summary{display:none}
 }
 """.replace("\n", "")

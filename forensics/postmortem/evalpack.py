@@ -21,10 +21,7 @@ and a ``promptfooconfig.yaml`` that uses them), ``inspect`` (Inspect AI samples:
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +35,8 @@ from forensics.core.db import frame
 from forensics.core.errors import ForensicsError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.redact import PATTERNS, redact_text
-from forensics.core.result import Result, jsonable
+from forensics.core.result import Result, dumps, jsonable
+from forensics.core.safe import csv_text
 from forensics.core.selection import Pattern
 from forensics.impact.exact import scope
 from forensics.postmortem.facts import resolve_pattern
@@ -246,7 +244,8 @@ def _case(r: dict[str, Any], docs: dict[str, list[dict[str, Any]]], desc: str,
             **{c: r[c] for c in CONTEXT_COLUMNS},
             "tool": {"name": r["tool_name"], "args": clean(r["tool_args"])}
             if r["tool_name"] else None},
-        "failure": {"output": clean(r["output_text"]), "finish_reason": r["finish_reason"],
+        "failure": {"output": (redact_text(r["output_text"], request=r["input_text"]) if redact
+                               else r["output_text"]), "finish_reason": r["finish_reason"],
                     "status": r["status"], "error": clean(r["error"]),
                     "labels": sorted(r["labels"] or [])},
         "expected": e.expected,
@@ -265,7 +264,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(jsonable(r), sort_keys=True, ensure_ascii=False) + "\n"
+    return "".join(dumps(r, sort_keys=True) + "\n"
                    for r in rows)
 
 
@@ -307,16 +306,12 @@ def _inspect(out: Path, cases: list[dict[str, Any]]) -> list[Path]:
                                      "bad_output": c["failure"]["output"],
                                      "source_event_id": c["source"]["event_id"],
                                      **{k: c["context"][k] for k in CONTEXT_COLUMNS}}})
-    buf = io.StringIO()
     cols = ["id", "input", "target", "system_prompt", "context", "pattern", "source_event_id",
             *CONTEXT_COLUMNS]
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    writer.writeheader()
-    for c in cases:
-        writer.writerow({"id": c["id"], "input": c["input"], "target": c["expected"],
-                         "system_prompt": c["context"]["system_prompt"] or "",
-                         "context": _context_text(c), "pattern": c["pattern"]["form"],
-                         "source_event_id": c["source"]["event_id"],
-                         **{k: c["context"][k] or "" for k in CONTEXT_COLUMNS}})
+    rows = [{"id": c["id"], "input": c["input"], "target": c["expected"],
+             "system_prompt": c["context"]["system_prompt"] or "",
+             "context": _context_text(c), "pattern": c["pattern"]["form"],
+             "source_event_id": c["source"]["event_id"],
+             **{k: c["context"][k] or "" for k in CONTEXT_COLUMNS}} for c in cases]
     return [_write(out / "inspect_dataset.jsonl", _jsonl(samples)),
-            _write(out / "inspect_dataset.csv", buf.getvalue())]
+            _write(out / "inspect_dataset.csv", csv_text(rows, cols))]

@@ -39,7 +39,7 @@ from forensics.core.errors import ReadOnlyCaseError, UsageError
 from forensics.core.handle import CaseHandle
 from forensics.core.numbers import estimate, percent, signed, whole
 from forensics.core.redact import case_key, pseudonym, redact_text
-from forensics.core.result import Result, jsonable
+from forensics.core.result import Result, dumps
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult, suppress
 from forensics.postmortem.document import Document
@@ -63,8 +63,8 @@ class Writer:
     def user(self, value: str | None) -> str:
         return (pseudonym(value, self.key) or "") if self.redact else (value or "")
 
-    def text(self, value: str | None, limit: int = 400) -> str:
-        text = (redact_text(value) if self.redact else value) or ""
+    def text(self, value: str | None, limit: int = 400, request: str | None = None) -> str:
+        text = (redact_text(value, request) if self.redact else value) or ""
         text = " ".join(text.split())
         return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -295,7 +295,8 @@ def _examples_block(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.para(f"{df.height} affected events chosen at random (by a hash of the event id).{note}")
     doc.table(["time", "user", "request", "response"],
               [[_when(r["ts"]), w.user(r["user_id"]), w.text(r["input_text"], 160),
-                w.text(r["output_text"], 240)] for r in df.iter_rows(named=True)])
+                w.text(r["output_text"], 240, request=r["input_text"])]
+               for r in df.iter_rows(named=True)])
 
 
 def section_root_cause(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
@@ -591,7 +592,7 @@ def _findings(inc: PostmortemFacts, w: Writer) -> list[dict[str, Any]]:
         params = json.loads(r["params"] or "{}")
         if w.redact:
             params = _redact_params(params, w)
-        r["params"] = json.dumps(jsonable(params), sort_keys=True, indent=1)
+        r["params"] = dumps(params, sort_keys=True, indent=1, ensure_ascii=True)
         r["sql"] = (redact_text(r["sql"]) if w.redact else r["sql"]) or ""
         out.append(r)
     return out

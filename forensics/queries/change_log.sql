@@ -2,6 +2,8 @@
 -- description: Declared and inferred changes in time order, with the feature's events and
 -- description: bad rate in the window before and after each change.
 -- param: hours INTEGER = 24   -- the window before and after, in hours
+-- needs: changes
+-- empty: no changes in this case
 SELECT c.ts, c.kind, c.feature, c.from_version, c.to_version, c.source, c.note,
        count(*) FILTER (WHERE f.ts < c.ts) AS events_before,
        round(count(*) FILTER (WHERE f.ts < c.ts AND f.is_bad)

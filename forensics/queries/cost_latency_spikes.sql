@@ -2,6 +2,8 @@
 -- description: Hourly cost, tokens and latency p50/p95 per feature, with a z-score against
 -- description: the trailing 7 days of the same feature; spikes have |z| above the threshold.
 -- param: z DOUBLE = 3   -- the z-score threshold
+-- needs: events
+-- empty: no hour's cost or p95 latency is further than z standard deviations from the trailing 7 days of its feature (or there is too little history, or no cost and duration, to score)
 WITH hourly AS (
     SELECT date_trunc('hour', ts) AS hour, feature, count(*) AS events,
            sum(cost_usd) AS cost_usd, sum(input_tokens + output_tokens) AS tokens,

@@ -3,6 +3,8 @@
 -- description: share of that day's events. Labels that mean a bad output by default;
 -- description: informational ones (output_language, new_tool_action, reviewer "ok") too on request.
 -- param: include_info BOOLEAN = false   -- also count informational labels
+-- needs: events, labels
+-- empty: no labels that mean a bad output (include_info = true also counts informational ones)
 SELECT date_trunc('day', e.ts) AS day, l.label, l.source, coalesce(v.bad, true) AS bad,
        v.category, count(DISTINCT l.event_id) AS events,
        round(count(DISTINCT l.event_id) / any_value(d.n), 4) AS share_of_day

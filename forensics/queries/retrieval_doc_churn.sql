@@ -4,6 +4,8 @@
 -- description: of the events that retrieved them.
 -- param: from_version VARCHAR = NULL   -- the old retrieval_version (NULL: the older of the two most used)
 -- param: to_version VARCHAR = NULL     -- the new retrieval_version (NULL: the newer)
+-- needs: events, retrievals
+-- empty: no document entered or left between the two retrieval versions (or the events carry fewer than two retrieval_version values)
 WITH versions AS (
     SELECT retrieval_version, min(ts) AS first_ts FROM events
     WHERE retrieval_version IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 2

@@ -2,6 +2,8 @@
 -- description: The user inputs (lower-cased, digits folded) that most often led to a bad
 -- description: output, with their bad rate over all their occurrences.
 -- param: limit_rows INTEGER = 50   -- how many inputs to list
+-- needs: events
+-- empty: no input led to a bad output
 SELECT regexp_replace(lower(trim(input_text)), '[0-9]+', '#', 'g') AS input_pattern,
        count(*) AS events, count(*) FILTER (WHERE is_bad) AS bad_events,
        round(count(*) FILTER (WHERE is_bad) / count(*), 4) AS bad_rate,

@@ -3,6 +3,8 @@
 -- description: retrieval version per hour: how fast a change rolled out.
 -- param: feature VARCHAR = NULL      -- one feature, or all
 -- param: version_column VARCHAR = 'prompt_version'  -- prompt_version, model, response_model, retrieval_version or release
+-- needs: events
+-- empty: no events for this feature in this case
 SELECT *, round(events / sum(events) OVER (PARTITION BY hour, feature), 4) AS share
 FROM (SELECT date_trunc('hour', ts) AS hour, feature,
              CASE getvariable('version_column')
