@@ -207,8 +207,13 @@ def _md(kind: str, value: Any, base: Path | None) -> list[str]:
 def _td(value: Any, ids: set[str]) -> str:
     text = "" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
     text = " ".join(text.split())
+    words = text.split(" ")
+    # times and short single words (ids, kinds, pseudonyms) never wrap; a long unbroken
+    # token (an inferred change id) may break anywhere rather than widen the table
     cls = (' class="nowrap"' if _TIME.match(text) else ' class="hex"' if _HEX.match(text)
-           else ' class="num"' if _NUM.match(text) else "")
+           else ' class="num"' if _NUM.match(text)
+           else ' class="nowrap"' if len(words) == 1 and len(text) <= 24
+           else ' class="long"' if max(map(len, words)) > 24 else "")
     return f"<td{cls}>{_inline(text, ids)}</td>"
 
 
@@ -267,7 +272,7 @@ nav.toc li.toc3{padding-left:1.25rem;font-size:.93em}
 div.table{overflow-x:auto;margin:1rem 0}
 table{border-collapse:collapse;font-size:.9rem}
 td,th{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}
-td{overflow-wrap:anywhere}
+td.long{overflow-wrap:anywhere}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 th{background:#f3f4f6;white-space:nowrap}
 tbody tr:nth-child(even){background:#fafbfc}
