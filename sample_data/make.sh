@@ -30,3 +30,17 @@ if [ "$target" != "$here" ]; then
   done
   echo "sample_data is reproducible"
 fi
+
+# A multi-incident drill from real outputs: only corpus sources whose licence allows
+# redistribution (see sample_data/multi_incident/README.md); needs ../shared/corpus.
+texts="$here/../../shared/corpus/texts"
+if [ -d "$texts" ]; then
+  keep="$here/multi_incident/README.md"
+  readme="$(cat "$keep" 2>/dev/null || true)"
+  rm -rf "${target:?}/multi_incident"
+  "$py" -m forensics drill "$target/multi_incident" --mix refusal+leak --seed 1 \
+    --events 4000 --days 5 --texts "$texts" \
+    --sources halueval,language_confusion,decodingtrust_privacy --json > /dev/null
+  gzip -n -f "$target/multi_incident/events.jsonl" "$target/multi_incident/feedback.jsonl"
+  if [ -n "$readme" ]; then printf "%s\n" "$readme" > "$target/multi_incident/README.md"; fi
+fi

@@ -85,8 +85,8 @@ def test_locked_case_gives_clear_error(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(CaseLockedError) as info:
-            forensics.open(path)
-        assert str(path) in str(info.value)
+            forensics.open(path, lock_wait=0.5)
+        assert str(path) in str(info.value) and f"pid {holder.pid}" in str(info.value)
         assert info.value.hint
     finally:
         holder.communicate("\n", timeout=30)

@@ -189,6 +189,26 @@ def test_wrong_language_and_output_language(case: Any, tmp_path: Path) -> None:
     assert facts["e1"] == "en" and facts["e2"] == "de"
 
 
+def test_account_locale_is_not_the_requested_language(case: Any, tmp_path: Path) -> None:
+    """People write, and want answers, in another language than their account's: a ja-JP
+    or de-DE account asking in English and answered in English is fine; the language of
+    their own input (or an explicit request) decides."""
+    en_q = "How do I change the billing address on my account, please?"
+    en = "Open the settings and choose the account there to change the billing address."
+    de = "Öffnen Sie die Einstellungen und wählen Sie dort das Konto aus, um es zu ändern."
+    load(case, tmp_path, [
+        event(1, input_text=en_q, output_text=en, locale="ja-JP"),
+        event(2, input_text=en_q, output_text=en, locale="de-DE"),
+        event(3, input_text=en_q, output_text=de, locale="de-DE"),      # input says English
+        event(4, input_text=en_q, output_text=en, locale="en-US", request_language="fr"),
+    ])
+    case.detect(rules=["wrong_language"])
+    assert labels_of(case) == {"e3": {"wrong_language"}, "e4": {"wrong_language"}}
+    detail = case.sql("SELECT detail FROM labels WHERE event_id = 'e3' "
+                      "AND label = 'wrong_language'").rows()[0]["detail"]
+    assert json.loads(detail)["expected_from"] == "input"
+
+
 def test_language_id_makes_no_network_call(monkeypatch: pytest.MonkeyPatch) -> None:
     from forensics.detect import langid
 

@@ -173,7 +173,8 @@ def test_sdk_span_dumps(case: Any, tmp_path: Path) -> None:
     py = event(case, "f" * 16)           # Traceloop flattened prompt / completion
     assert (py["trace_id"], py["provider"], py["input_text"], py["output_text"]) == \
         ("e" * 32, "anthropic", "2+2?", "4")
-    assert (py["finish_reason"], py["feature"], py["status"]) == ("end_turn", "calc-bot", "ok")
+    assert (py["finish_reason"], py["feature"], py["status"]) == ("stop", "calc-bot", "ok")
+    assert py["attributes"]["gen_ai.completion.0.finish_reason"] == "end_turn"  # as sent
     js = event(case, "2" * 16)           # Vercel AI SDK, hrtime pairs
     assert (js["kind"], js["model"], js["feature"], js["input_tokens"]) == \
         ("llm", "gpt-4o-mini", "haiku", 9)
@@ -266,7 +267,7 @@ def test_openai_request_response_logs(case: Any, tmp_path: Path) -> None:
 
 def test_openai_cassette(case: Any, tmp_path: Path) -> None:
     row = load(case, fd.cassette(tmp_path))
-    assert (row["format"], row["rows_loaded"]) == ("openai", 1)
+    assert (row["format"], row["rows_loaded"]) == ("recording", 1)
     ev = event(case, "chatcmpl-c1")
     assert (ev["input_text"], ev["output_text"], ev["locator"]) == ("Name a color", "Blue",
                                                                      "interaction 1")

@@ -193,7 +193,7 @@ def test_langsmith_run_ingest(case: Any) -> None:
 
 def test_openai_cassette_with_tool_calls(case: Any) -> None:
     row = load(case, "openai/test_chat_completion_tool_calls_with_content.yaml")
-    assert (row["format"], row["rows_loaded"]) == ("openai", 2)
+    assert (row["format"], row["rows_loaded"]) == ("recording", 2)
     ev = events(case)
     calls = ev["chatcmpl-ASYMU9Ntix7ePttk0MSuerJstef6U"]
     assert pick(calls, "model", "response_model", "input_tokens", "output_tokens",
@@ -202,7 +202,7 @@ def test_openai_cassette_with_tool_calls(case: Any) -> None:
         '{"location": "Seattle, WA"}', "2024-11-11T23:43:54", "interaction 1")
     assert calls["system_prompt"] == "You're a helpful assistant."
     assert calls["input_text"] == "What's the weather in Seattle and San Francisco today?"
-    choice = calls["attributes"]["openai.response"]["choices"][0]      # both calls kept
+    choice = calls["attributes"]["http.response.body"]["choices"][0]      # both calls kept
     assert len(choice["message"]["tool_calls"]) == 2
     final = ev["chatcmpl-ASYMVzdmBGDbUoHFmt6R16tdtZUzR"]
     assert pick(final, "input_tokens", "output_tokens", "finish_reason") == (99, 25, "stop")

@@ -26,10 +26,11 @@ import duckdb
 from rich.console import Console
 
 from forensics import __version__
-from forensics.core.errors import ForensicsError, UsageError
+from forensics.core.errors import ForensicsError, UsageError, is_interrupt
 from forensics.core.redact import redact_frame
 from forensics.core.result import Result, cell_text, dumps, jsonable
 from forensics.drills.generator import SCENARIOS
+from forensics.drills.mix import MIXES
 
 err_console = Console(stderr=True)
 
@@ -67,7 +68,7 @@ FORENSICS_DEBUG=1 shows the traceback', 'type': 'internal'}, 1)
         doc = {"error": exc.format_message(), "type": "usage",
                "hint": f"see `forensics {verb or ''} --help`".replace("  ", " ")}
         code = 2
-    elif isinstance(exc, KeyboardInterrupt):
+    elif is_interrupt(exc):
         doc, code = {"error": "interrupted", "type": "interrupted",
                      "hint": "nothing partial was kept; run the command again"}, 130
     elif isinstance(exc, duckdb.Error):
@@ -135,7 +136,7 @@ def _required(value: str | None, verb: str) -> str:
 
 # --help lists the verbs in the order of an investigation
 STAGES: list[tuple[str, list[str]]] = [
-    ("Start: build the case", ["demo", "drill", "load", "summary"]),
+    ("Start: build the case", ["demo", "drill", "load", "attach", "summary"]),
     ("What went wrong", ["detect", "cluster", "import-labels", "query"]),
     ("What changed, and which change caused it",
      ["changes", "timeline", "suspects", "compare", "retrieval-diff"]),
@@ -144,6 +145,7 @@ STAGES: list[tuple[str, list[str]]] = [
      ["playbook", "severity", "incident", "detection-gap", "containment", "mark",
       "milestones"]),
     ("Write it up", ["report", "evals", "findings"]),
+    ("Several incidents", ["incidents"]),
 ]
 
 
@@ -259,7 +261,8 @@ def pattern_option(default: str | None = None, help: str = PATTERN_HELP,
 def _open_case(path: str, read_only: bool = False) -> Any:
     from forensics.case import open as open_case
 
-    return open_case(path, read_only=read_only)
+    verb = click.get_current_context().info_name or "forensics"
+    return open_case(path, read_only=read_only, purpose=verb)
 
 
 @click.group(cls=ForensicsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -267,7 +270,9 @@ def _open_case(path: str, read_only: bool = False) -> Any:
 def cli() -> None:
     """forensics: investigate incidents in AI features from audit logs and traces.
 
-    A case is one DuckDB file holding the evidence and the findings.
+    A case is one DuckDB file holding the evidence and the findings. Several processes
+    share it: one writes at a time, and a command that finds it busy waits up to
+    FORENSICS_LOCK_WAIT seconds (default 60), then names the process holding it.
 
     Start here: "forensics demo" investigates a generated incident end to end. With your
     own logs: "forensics load CASE FILES...", then the verbs below from top to bottom.
@@ -278,19 +283,22 @@ def cli() -> None:
 @click.argument("case", type=click.Path(dir_okay=False))
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", default=None,
-              help="Override format detection: jsonl, json, csv, parquet, changes, feedback, "
-                   "or a vendor format (otlp, openinference, langfuse, ...).")
+              help="Override format detection: jsonl, json, csv, parquet; events, changes, "
+                   "feedback (what the file holds); or a vendor format (otlp, "
+                   "openinference, langfuse, ...).")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False), default=None,
               help="TOML file mapping canonical columns to source field paths.")
 @output_options
 def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None) -> Any:
-    """Load evidence FILES into CASE (created when missing). Same file twice adds nothing."""
-    from forensics.ingest.load import load_files
+    """Load evidence FILES into CASE (created when missing). The same file read the same
+    way twice adds nothing; a file that yields no rows makes the command fail."""
+    from forensics.ingest.load import load_files, require_rows
 
     c = _open_case(case)
     try:
         with progress_bar("loading") as update:
-            result = load_files(c, list(files), format=fmt, mapping=mapping, progress=update)
+            result = require_rows(load_files(c, list(files), format=fmt, mapping=mapping,
+                                             progress=update))
     finally:
         c.close()
     return {"files": result.rows(), "rejects": result.meta.get("first_rejects", [])}, \
@@ -298,11 +306,44 @@ def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None
 
 
 def _load_text(result: Result) -> str:
-    lines = [f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
-             f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
-             f"(sha256 {r['sha256'][:12]})" for r in result.rows()]
+    lines = []
+    for r in result.rows():
+        lines.append(f"{r['path']}: {r['status']}, format {r['format']} -> {r['target']}, "
+                     f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
+                     f"(sha256 {r['sha256'][:12]})")
+        # the columns filled from a field of another name: the guesses worth a look
+        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items() if v != k}
+        if chosen:
+            lines.append("  mapped: " + ", ".join(f"{k} <- {v}" for k, v in chosen.items()))
     lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(dir_okay=False))
+@click.argument("source", required=False)
+@click.option("--mapping", default=None,
+              help="TOML file, or col=source,col=source: canonical events columns to the "
+                   "source's columns (dotted into structs).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Only report whether each attached source moved past its pinned snapshot.")
+@output_options
+def attach(case: str, source: str | None, mapping: str | None, check_only: bool) -> Any:
+    """Attach SOURCE to CASE as evidence read in place: a Parquet folder or glob, a Delta
+    table folder, an Iceberg metadata.json or iceberg:CATALOG/namespace.table. The
+    snapshot is pinned; --check names sources that changed since."""
+    from forensics.ingest.attach import attach as attach_fn
+    from forensics.ingest.attach import check_attached
+
+    if not check_only and not source:
+        raise UsageError("give a SOURCE to attach, or --check", hint="forensics attach --help")
+    c = _open_case(case)
+    try:
+        result = check_attached(c) if check_only else attach_fn(c, source or "",
+                                                                mapping=mapping)
+    finally:
+        c.close()
+    return result
 
 
 @cli.command()
@@ -332,9 +373,10 @@ def summary(case: str) -> Any:
 @output_options
 def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bool, fmt: str,
           row_cap: int | None, time_limit: float | None, no_redact: bool) -> Any:
-    """Run the saved query NAME on CASE (opened read-only), or --list them. Text columns
-    are redacted (ids kept) unless --no-redact."""
-    from forensics.queries.runner import catalogue, run
+    """Run the saved query NAME on CASE (opened read-only), or --list them. A saved query
+    is one SELECT that reads the case and no other file. Text columns are redacted (ids
+    kept) unless --no-redact."""
+    from forensics.queries.runner import catalogue
 
     if list_:
         result = catalogue()
@@ -349,7 +391,7 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
         values[key.strip()] = value
     c = _open_case(case, read_only=True)
     try:
-        result = run(c, name, row_cap=row_cap, time_limit=time_limit, **values)
+        result = c.query(name, row_cap=row_cap, time_limit=time_limit, **values)
     finally:
         c.close()
     if not no_redact:
@@ -416,15 +458,13 @@ TABLE_ROWS = 200
 def impact(case: str, pattern: str | None, change: str | None,
            start: str | None, end: str | None, by: tuple[str, ...], approx: bool,
            suppress_below: int) -> Any:
-    """Affected users, sessions and events in CASE for a pattern (default: any bad signal)."""
-    from forensics.impact.exact import impact as impact_fn
-
+    """Affected users, sessions and events in CASE for a pattern or an incident id
+    (default: every incident found, else any bad signal)."""
     window = (start, end) if start or end else None
     c = _open_case(case, read_only=True)
     try:
-        result = impact_fn(c, pattern, change=change,
-                           window=window, by=list(by), approx=approx,
-                           suppress_below=suppress_below)
+        result = c.impact(pattern, change=change, window=window, by=list(by),
+                          approx=approx, suppress_below=suppress_below)
     finally:
         c.close()
     meta = result.meta
@@ -490,9 +530,12 @@ def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | Non
 @click.option("--skip", multiple=True, help="Do not run this detector; repeatable.")
 @click.option("--set", "settings", multiple=True, metavar="RULE.OPTION=VALUE",
               help="Change a detector option (value as JSON); repeatable.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb",
+              show_default=True,
+              help="Where the detectors' SQL runs; spark: SPARK_REMOTE or a local master.")
 @output_options
 def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
-           settings: tuple[str, ...]) -> Any:
+           settings: tuple[str, ...], engine: str) -> Any:
     """Run the failure detectors on CASE and write labels (replacing earlier rule labels)."""
     from forensics.detect.detectors import detect as detect_fn
 
@@ -500,7 +543,7 @@ def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
     c = _open_case(case)
     try:
         with progress_bar("running detectors"):
-            result = detect_fn(c, rules=spec)
+            result = detect_fn(c, rules=spec, engine=engine)
     finally:
         c.close()
     return {"labels": result.rows(), "meta": jsonable(result.meta), "sql": result.sql,
@@ -718,12 +761,11 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
               help="Traffic either side of each change used as evidence.")
 @output_options
 def suspects(case: str, pattern: str | None, bucket: str, window: str) -> Any:
-    """Ranked candidate root causes in CASE for a pattern (default: any bad signal)."""
-    from forensics.cause.suspects import suspects as suspects_fn
-
-    result = _with_case(case, lambda c: suspects_fn(c, pattern, bucket=bucket,
-                                                    window=window))
-    keep = ["rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
+    """Ranked candidate root causes in CASE for a pattern or an incident id (default:
+    every incident found, else any bad signal)."""
+    result = _with_case(case, lambda c: c.suspects(pattern, bucket=bucket, window=window))
+    keep = (["incident_id"] if "incident_id" in result.df.columns else []) + [
+            "rank", "change_id", "kind", "feature", "column", "from_version", "to_version",
             "ts", "source", "score", "effect", "ci_low", "ci_high", "q_value", "method",
             "confounded_with", "verdict", "explanation"]
     data = {"suspects": [{k: r[k] for k in keep} for r in result.rows()],
@@ -873,16 +915,31 @@ def incident(case: str, pattern: str | None, bucket: str, plot_path: str | None)
 @output_options
 def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> Any:
     """The playbook's answers for CASE: severity, time to detect, the alert that would have
-    caught it, and what a faster rollback would have spared."""
-    from forensics.playbook.answers import playbook as playbook_fn
+    caught it, and what a faster rollback would have spared (default: for every incident
+    found; or one pattern or incident id)."""
+    return _with_case(case, lambda c: c.playbook(pattern, bucket=bucket, rules=rules))
 
-    return _with_case(case, lambda c: playbook_fn(
-        c, pattern, bucket=bucket, rules=rules))
+
+@cli.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--bucket", default="1h", show_default=True)
+@click.option("--min-events", default=5, show_default=True, type=int,
+              help="Bad requests a (family, feature) series needs to be judged.")
+@output_options
+def incidents(case: str, bucket: str, min_events: int) -> Any:
+    """Every distinct incident in CASE (failure family x feature(s) x onset) with its top
+    suspects, affected users and severity, most severe first; then the baselines
+    (detectors firing at a steady rate through the history)."""
+    result = _with_case(case, lambda c: c.incidents(bucket=bucket, min_events=min_events))
+    data = {"incidents": [r for r in result.rows() if r["kind"] == "incident"],
+            "baselines": [r for r in result.rows() if r["kind"] == "baseline"],
+            "meta": result.meta, "sql": result.sql, "params": result.params}
+    return data, result.to_markdown
 
 
 @cli.command()
 @click.argument("outdir", type=click.Path(file_okay=False))
-@click.option("--scenario", required=True,
+@click.option("--scenario", default=None,
               type=click.Choice(list(SCENARIOS)),
               help="The planted incident.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -895,11 +952,34 @@ def playbook(case: str, pattern: str | None, bucket: str, rules: str | None) -> 
                    "conventions), Phoenix / OpenInference span JSON, or Langfuse exports.")
 @click.option("--gzip", "compress", is_flag=True,
               help="Write events and feedback as .jsonl.gz (reproducible bytes).")
+@click.option("--mix", default=None, type=click.Choice(list(MIXES)),
+              help="Two or three concurrent incidents in different features (ground truth "
+                   "in manifest.json).")
+@click.option("--texts", type=click.Path(exists=True), default=None,
+              help="Labelled real outputs to draw prompts and outputs from: a corpus folder "
+                   "(texts/<source>/...) or JSONL/CSV with input, output, category (implies "
+                   "a --mix, refusal+leak by default).")
+@click.option("--sources", default=None,
+              help="Only these sources of a --texts corpus folder (comma-separated).")
 @output_options
-def drill(outdir: str, scenario: str, seed: int, n_events: int, days: int, fmt: str,
-          compress: bool) -> Any:
-    """Generate a practice incident in OUTDIR, with its answer key."""
+def drill(outdir: str, scenario: str | None, seed: int, n_events: int, days: int, fmt: str,
+          compress: bool, mix: str | None, texts: str | None, sources: str | None) -> Any:
+    """Generate a practice incident in OUTDIR, with its answer key; or (--mix, --texts)
+    several concurrent incidents, with their manifest."""
     from forensics.drills.generator import generate
+    from forensics.drills.mix import generate_mix
+
+    if scenario and (mix or texts):
+        raise UsageError("--scenario plants one incident; --mix and --texts make a "
+                         "multi-incident drill", hint="give one of them")
+    if mix or texts:
+        manifest = generate_mix(outdir, mix or "refusal+leak", seed=seed, events=n_events,
+                                days=days, texts=texts,
+                                sources=tuple(sources.split(",")) if sources else None)
+        return manifest, lambda: json.dumps(jsonable(manifest), indent=2)
+    if scenario is None:
+        raise UsageError("name a --scenario (one incident) or a --mix (several)",
+                         hint=f"scenarios: {', '.join(SCENARIOS)}; mixes: {', '.join(MIXES)}")
 
     with progress_bar(f"drill {scenario}", total=n_events) as update:
         summary_ = generate(outdir, scenario, seed=seed, events=n_events, days=days,

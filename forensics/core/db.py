@@ -151,6 +151,21 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(value: str) -> str:
+    """A string as an SQL string literal, for a condition that must stand alone as text
+    (an incident's pattern, shown to people and passed back to any stage or ``--pattern``).
+    Queries run by the stages bind their values instead.
+
+    >>> quote_literal("doc_qa")
+    "'doc_qa'"
+    >>> quote_literal("x' OR true --")
+    "'x'' OR true --'"
+    """
+    if not isinstance(value, str) or "\x00" in value:
+        raise UsageError(f"not a text value: {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
 def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Tables and views of the case's own database (not temp, not attached ones)."""
     return [r[0] for r in rows(con, "SELECT table_name FROM information_schema.tables "

@@ -42,7 +42,10 @@ class CaseError(ForensicsError):
 
 
 class CaseLockedError(CaseError):
-    hint = "another process has the case open for writing; close it, or open read-only"
+    """The case file stayed busy (another process writing, or holding it) past the wait."""
+
+    hint = ("another process holds the case file (the error names it); wait for it to "
+            "finish, or raise FORENSICS_LOCK_WAIT")
 
 
 class ReadOnlyCaseError(CaseError):
@@ -53,6 +56,13 @@ class LoadError(ForensicsError):
     """A whole file could not be loaded (nothing from it was kept)."""
 
     hint = "fix the file or pass --format / a mapping; nothing from this file was loaded"
+
+
+class NothingLoadedError(LoadError):
+    """A load read its files but kept no row from one of them (the attempt is recorded)."""
+
+    hint = ("see `rejects` for why; load it again with --format or a --mapping naming "
+            "the source fields")
 
 
 class FormatError(LoadError):
@@ -74,3 +84,14 @@ class QueryTimeoutError(QueryError):
 
 class UsageError(ForensicsError):
     hint = "see --help"
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C: a KeyboardInterrupt, or DuckDB's report of one that
+    arrived while a statement ran (a ``RuntimeError`` saying the query was interrupted).
+
+    >>> is_interrupt(RuntimeError("Query interrupted")), is_interrupt(RuntimeError("x"))
+    (True, False)
+    """
+    return isinstance(exc, KeyboardInterrupt) or (
+        type(exc) is RuntimeError and str(exc).strip().lower() == "query interrupted")

@@ -34,6 +34,21 @@ def _sql_rows(case: CaseHandle, result: Result) -> pl.DataFrame:
     return frame(case.con, result.sql, result.params or None)
 
 
+def attached_snapshots(case: CaseHandle) -> list[dict[str, Any]]:
+    """The snapshot of each evidence source read in place (Parquet files' digest,
+    Iceberg snapshot id, Delta version) at the time of a finding; empty without any."""
+    has = case.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = "
+                           "'attachments' AND database_name = current_database()").fetchall()
+    if not has[0][0]:
+        return []
+    rows = case.con.execute("""
+        SELECT evidence_id, kind, source, snapshot FROM attachments
+        QUALIFY row_number() OVER (PARTITION BY table_id ORDER BY evidence_id DESC) = 1
+        ORDER BY evidence_id""").fetchall()
+    return [dict(zip(("evidence_id", "kind", "source", "snapshot"), r, strict=True))
+            for r in rows]
+
+
 def record(case: CaseHandle, result: Result, title: str, note: str = "") -> str:
     """Store ``result`` as a finding; returns its id (``F001``, ``F002``, ...)."""
     if not title:
@@ -44,6 +59,7 @@ def record(case: CaseHandle, result: Result, title: str, note: str = "") -> str:
     finding_id = f"F{n + 1:03d}"
     stored = result.to_dict()
     stored["sql_digest"] = _digest(_sql_rows(case, result)) if result.sql else None
+    stored["snapshots"] = attached_snapshots(case)
     case.con.execute(
         "INSERT INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [finding_id, title, note, result.kind, result.sql,

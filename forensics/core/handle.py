@@ -27,11 +27,15 @@ from forensics.core.errors import ReadOnlyCaseError
 
 @runtime_checkable
 class CaseHandle(Protocol):
-    """An open case file: its DuckDB connection, whether it is read-only, its path."""
+    """An open case file: its DuckDB connection, whether it is read-only, its path. A stage
+    reads ``case.con`` while it runs and keeps it no longer (the case may open the file
+    for that one call)."""
 
-    con: duckdb.DuckDBPyConnection
     read_only: bool
     path: Path
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection: ...
 
 
 def require_writable(case: CaseHandle, action: str = "this step") -> None:

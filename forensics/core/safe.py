@@ -53,20 +53,20 @@ def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 
 def frame_csv(df: pl.DataFrame) -> str:
-    """A Polars frame as CSV: text columns neutralised (:func:`csv_cell`), every
-    non-numeric cell quoted, so CR and LF inside a cell never end a row. Nested columns
+    """A Polars frame as CSV: text columns neutralised (:func:`csv_cell`), every cell
+    holding a comma, a quote, a CR or an LF quoted, so no cell ever ends a row. Nested columns
     are turned into text first (:func:`forensics.core.result.text_frame`, which
     :meth:`~forensics.core.result.Result.to_csv` calls).
 
     >>> print(frame_csv(pl.DataFrame({"a": ["=1+1"], "n": [2]})), end="")
-    "a","n"
-    "'=1+1",2
+    a,n
+    '=1+1,2
     """
     text_cols = [c for c, t in df.schema.items() if t == pl.String]
     if text_cols:
         df = df.with_columns(pl.col(c).map_elements(csv_cell, return_dtype=pl.String)
                              for c in text_cols)
-    return df.write_csv(quote_style="non_numeric")
+    return df.write_csv(quote_style="necessary")   # CR and LF inside a cell are quoted
 
 
 _LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*<?((?:[^()\s<>]|\([^()\s]*\))*)>?"

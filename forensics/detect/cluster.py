@@ -288,9 +288,12 @@ def meta_matrices(case: CaseHandle, n_docs: int) -> dict[str, tuple[sp.csr_matri
     feedback only). The meta and version blocks are one-hot, rows L2-normalised."""
     from sklearn.preprocessing import normalize
 
-    # in a fixed order: the sparse sums (and so every float after them) do not depend on
-    # how DuckDB's threads happened to return the rows
-    df = frame(case.con, f"SELECT * FROM ({META_SQL}) ORDER BY block, doc, token, w")
+    # A null in any metadata column (a moderation category, a version) is no token: a
+    # concatenation with NULL would give a NULL token, which neither sorts nor means anything.
+    # In a fixed order: the sparse sums (and so every float after them) do not depend on
+    # how DuckDB's threads happened to return the rows.
+    df = frame(case.con, f"SELECT * FROM ({META_SQL}) WHERE token IS NOT NULL AND w IS NOT NULL "
+                         "ORDER BY block, doc, token, w")
     out = {}
     for block in BLOCKS:
         part = df.filter(pl.col("block") == block)

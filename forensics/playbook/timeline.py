@@ -145,7 +145,7 @@ def incident_timeline(case: CaseHandle, pattern: Pattern = None, *, bucket: str 
                              ("first_flag", "first guardrail flag", "flagged"),
                              ("first_negative_feedback", "first negative feedback",
                               "negative_feedback"),
-                             ("first_complaint", "first user complaint", "complaints")):
+                             ("first_complaint", "first complaint", "complaints")):
         if m.get(key) is not None:
             rows.append(_row(m[key], "signal", what, f"{m[count]} in all since the onset",
                              "computed"))

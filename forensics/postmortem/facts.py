@@ -280,12 +280,16 @@ WITH hit AS (SELECT event_id, trace_id, user_id, ts, is_flagged
 fbh AS ({hit_feedback_sql("hit")}),
 fb AS (SELECT DISTINCT feedback_row, ts, negative, complaint FROM fbh),
 neg AS (SELECT DISTINCT hit_id FROM fbh WHERE negative),
-firsts AS (
+firsts AS (   -- named apart from the playbook's first signals (any pattern event since
+             -- the onset): these are on the affected events only
     SELECT 'first affected event' AS milestone, min(ts) AS ts FROM hit
     UNION ALL SELECT 'last affected event', max(ts) FROM hit
-    UNION ALL SELECT 'first moderation flag', min(ts) FILTER (WHERE is_flagged) FROM hit
-    UNION ALL SELECT 'first negative feedback', min(ts) FILTER (WHERE negative) FROM fb
-    UNION ALL SELECT 'first complaint', min(ts) FILTER (WHERE complaint) FROM fb
+    UNION ALL SELECT 'first moderation flag on an affected event',
+                     min(ts) FILTER (WHERE is_flagged) FROM hit
+    UNION ALL SELECT 'first negative feedback on an affected event',
+                     min(ts) FILTER (WHERE negative) FROM fb
+    UNION ALL SELECT 'first complaint on an affected event',
+                     min(ts) FILTER (WHERE complaint) FROM fb
 )
 SELECT milestone, ts,
        (SELECT count(*) FROM hit) AS affected_events,

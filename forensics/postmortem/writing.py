@@ -23,6 +23,7 @@ example severity triage or the detection gap of a later stage), edit :data:`SECT
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -42,6 +43,7 @@ from forensics.core.redact import case_key, pseudonym, redact_text
 from forensics.core.result import Result, dumps
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult, suppress
+from forensics.playbook.incidents import incidents
 from forensics.postmortem.document import Document
 from forensics.postmortem.evalpack import expectation, export_evals
 from forensics.postmortem.facts import PostmortemFacts, gather
@@ -173,15 +175,12 @@ def section_timeline(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
         rows = [[_when(ts), what, source] for ts, what, source in timeline_rows(inc)]
         doc.table(["time", "what happened", "source"], rows)
     first = inc.milestone("first affected event")
-    signals = [(n, inc.milestone(n)) for n in ("first moderation flag",
-                                                "first negative feedback", "first complaint")]
-    signals = [(n, t) for n, t in signals if t is not None]
+    signals = first_signals(inc)
     lines = []
     if signals:
-        name, ts = min(signals, key=lambda s: s[1])
+        name, ts, cite = min(signals, key=lambda s: s[1])
         lines.append(f"Detection: the first signal was the {name} at {_when(ts)}, "
-                     f"{_span(first, ts)} after the first affected event"
-                     f"{inc.cite('milestones')}.")
+                     f"{_span(first, ts)} after the first affected event{cite}.")
     if inc.change and inc.change["window"][1] is not None:
         lines.append(f"Containment: the change stopped serving at "
                      f"{_when(inc.change['window'][1])}, {_span(first, inc.change['window'][1])} "
@@ -202,6 +201,26 @@ def section_timeline(doc: Document, inc: PostmortemFacts, w: Writer) -> None:
     doc.bullets(lines)
     if "timeline" in w.charts:
         doc.image(w.charts["timeline"], "pattern rate over time with change markers")
+
+
+SIGNALS = (("first_flag", "first guardrail flag"),
+           ("first_negative_feedback", "first negative feedback"),
+           ("first_complaint", "first complaint"))
+MILESTONE_SIGNALS = ("first moderation flag on an affected event",
+                     "first negative feedback on an affected event",
+                     "first complaint on an affected event")
+
+
+def first_signals(inc: PostmortemFacts) -> list[tuple[str, Any, str]]:
+    """(name, time, citation) of the first detection signals, under the one name and
+    definition the timeline table uses: the playbook's (on any pattern event since the
+    onset) when it ran, else the affected events' milestones."""
+    if inc.playbook is not None:
+        m = inc.playbook.detection.meta
+        cite = inc.cite("incident_timeline")
+        return [(name, m[key], cite) for key, name in SIGNALS if m.get(key) is not None]
+    return [(n, t, inc.cite("milestones")) for n in MILESTONE_SIGNALS
+            if (t := inc.milestone(n)) is not None]
 
 
 def timeline_rows(inc: PostmortemFacts) -> list[tuple[Any, str, str]]:
@@ -362,12 +381,13 @@ def section_why_not_caught(doc: Document, inc: PostmortemFacts, w: Writer) -> No
         ci = stats.wilson(neg, affected)
         complaints = f.get("complaints") or 0
         before = (f"{_count(w, f.get('users_before_first_complaint') or 0)} users were "
-                  "affected before the first one" if complaints else "no one complained")
+                  "affected before the first complaint on an affected event" if complaints
+                  else "no one complained")
         points.append(f"User signals: {_n(neg)} of {_n(affected)} affected events got "
                       f"negative feedback in their conversation ({100 * ci.estimate:.1f}%, 95% "
                       f"CI {100 * ci.low:.1f}-{100 * ci.high:.1f}%); {_n(complaints)} "
                       f"complaints, {before}.")
-    complaint = inc.milestone("first complaint")
+    complaint = next((t for n, t, _ in first_signals(inc) if "complaint" in n), None)
     if complaint is not None:
         points.append(f"The first complaint came {_span(first, complaint)} after the first "
                       "affected event.")
@@ -699,14 +719,29 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
                          hint="load evidence first: case.load(...) / forensics load")
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    inc = gather(case, pattern=pattern, change=change)
-    _attach_findings(case, inc)
+    triage = incidents(case, baselines=False).incidents() \
+        if pattern is None and change is None else []
+    first = triage[0] if triage else None
+    inc = _gather_incident(case, first) if first else gather(case, pattern=pattern,
+                                                              change=change)
+    others = [(row, _gather_incident(case, row)) for row in triage[1:]]
+    for facts in [inc, *(f for _, f in others)]:
+        _attach_findings(case, facts)
     w = Writer(out=out, redact=redact, min_cell=min_cell, key=case_key(case.con),
-               user_ids=_param_user_ids(case, inc))
+               user_ids=set().union(*(_param_user_ids(case, f)
+                                      for f in [inc, *(f for _, f in others)])))
     draw_charts(inc, w)
+    if title is None and triage:
+        title = "Post-mortem: " + "; ".join(
+            f"{_families(r)}{' after ' + str(_likely(r)) if _likely(r) else ''}" for r in triage)
     doc = Document(title or _title(inc))
+    if len(triage) > 1:
+        section_incidents(doc, triage, w)
+        doc.heading(f"Incident {triage[0]['incident_id']} (most severe)", 2)
     for section in SECTIONS:
         section(doc, inc, w)
+    for row, facts in others:
+        section_incident(doc, row, facts, w)
     files = [_write(out / "postmortem.md", doc.markdown(base=out)),
              _write(out / "postmortem.html", doc.html())]
     drafts = write_drafts(out / "notifications", {
@@ -732,6 +767,10 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
                        "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]})
     m = inc.impact.meta
     meta = {"outdir": str(out), "pattern": inc.pattern_desc,
+            "incidents": [{"incident_id": r["incident_id"], "severity": r["severity"],
+                           "cause": _likely(r), "users": f.impact.meta["users"]}
+                          for r, f in ([(first, inc)] if first else []) + others],
+            "overall_severity": first["severity"] if first else None,
             "root_cause": inc.change["change_id"] if inc.change else None,
             "users": m["users"], "sessions": m["sessions"], "events": m["events"],
             "window": m.get("window"), "first_exposure": m["first_exposure"],
@@ -741,6 +780,52 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
             "drafts_kept": [{"kept": str(d.kept), "new": str(d.path)}
                             for d in drafts if d.kept is not None]}
     return ReportResult(df.sort("path"), title="post-mortem", meta=meta)
+
+
+def _gather_incident(case: CaseHandle, row: dict[str, Any]) -> PostmortemFacts:
+    """The facts of one incident of :func:`forensics.playbook.incidents.incidents`, its
+    pattern named by its failure families (not by its SQL)."""
+    facts = gather(case, pattern=row["pattern"], change=_likely(row))
+    facts.pattern_desc = f"the {', '.join(row['families'])} failure family"
+    return facts
+
+
+def _likely(row: dict[str, Any]) -> str | None:
+    """An incident's top suspect when it is a likely cause (else no root cause)."""
+    return row["top_suspect"] if row.get("suspect_verdict") == "likely cause" else None
+
+
+def _families(row: dict[str, Any]) -> str:
+    return f"{', '.join(row['families'])} in {', '.join(row['features'])}"
+
+
+def section_incidents(doc: Document, triage: list[dict[str, Any]], w: Writer) -> None:
+    """Every incident of the case, most severe first; the overall severity is the highest
+    of them (each incident has its own section with its cause, impact and timeline)."""
+    doc.heading("Incidents in this case")
+    doc.para(f"The case holds {len(triage)} distinct incidents (failure family x "
+             f"feature x onset). Overall severity: **{triage[0]['severity']}**, the highest "
+             "of them. Each is investigated on its own below.")
+    doc.table(["incident", "pattern", "severity", "onset", "likely cause"],
+              [[r["incident_id"], _families(r), r["severity"], _when(r["onset"]),
+                _likely(r) or "not established"] for r in triage])
+
+
+EACH_INCIDENT: list[Callable[[Document, PostmortemFacts, Writer], None]] = [
+    section_summary, section_severity, section_timeline, section_impact, section_root_cause]
+
+
+def section_incident(doc: Document, row: dict[str, Any], facts: PostmortemFacts,
+                     w: Writer) -> None:
+    """One further incident: its own summary, severity, timeline, impact and root cause,
+    one heading level down (no charts: those show the most severe incident)."""
+    sub = Document("")
+    own = dataclasses.replace(w, charts={})
+    for section in EACH_INCIDENT:
+        section(sub, facts, own)
+    doc.heading(f"Incident {row['incident_id']}: {_families(row)}", 2)
+    for kind, value in sub.blocks:
+        doc.blocks.append((kind, (value[0] + 1, value[1]) if kind == "heading" else value))
 
 
 def _top_suspects(inc: PostmortemFacts, n: int = 3) -> list[dict[str, Any]]:

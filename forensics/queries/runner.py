@@ -46,6 +46,7 @@ from forensics.core.db import (
 from forensics.core.errors import QueryError, QueryTimeoutError
 from forensics.core.handle import CaseHandle
 from forensics.core.result import Result, cell_text
+from forensics.core.walls import check_statements, walled
 
 _HEADER = re.compile(r"^--\s*(title|description|param|needs|empty)\s*:\s*(.*)$")
 _PARAM = re.compile(r"^(?P<name>[A-Za-z_]\w*)\s+(?P<type>[A-Za-z_][\w\[\]() ,]*?)"
@@ -166,7 +167,9 @@ def _bind(con: duckdb.DuckDBPyConnection, saved: SavedQuery,
                 con.execute(f"SET VARIABLE {p.name} = CAST(? AS {p.type})",
                             [params[p.name]]).fetchall()
             elif p.default is not None:
-                # the default is the query author's SQL literal, from the header
+                # the default is the query author's SQL literal, from the header: one
+                # expression, run on the walled connection
+                check_statements(f"SELECT CAST({p.default} AS {p.type})", single=True)
                 con.execute(f"SET VARIABLE {p.name} = CAST({p.default} AS {p.type})").fetchall()
             else:
                 con.execute(f"SET VARIABLE {p.name} = CAST(NULL AS {p.type})").fetchall()
@@ -183,24 +186,38 @@ def _bind(con: duckdb.DuckDBPyConnection, saved: SavedQuery,
 
 def run(case: CaseHandle, name: str, *, row_cap: int | None = None, time_limit: float | None = None,
         **params: Any) -> Result:
-    """Run the saved query ``name`` on the case with bound parameters; with no rows,
+    """Run the saved query ``name`` on the case with bound parameters: one statement, a
+    query, on a walled connection (it reads the case and nothing else); with no rows,
     ``meta["note"]`` says why (see :func:`why_empty`)."""
     saved = get(name)
-    bound = _bind(case.con, saved, params)
-    try:
-        result = run_sql(case.con, saved.sql, title=saved.title,
-                          row_cap=DEFAULT_ROW_CAP if row_cap is None else row_cap,
-                          time_limit=DEFAULT_TIME_LIMIT_S if time_limit is None else time_limit)
-    except QueryTimeoutError:
-        raise
-    except QueryError as exc:
-        raise QueryError(f"saved query {saved.name} failed: "
-                         f"{exc.message.removeprefix('query failed: ')}",
-                         hint=f"its parameters were {_shown(bound) or 'none'}; the SQL is in "
-                              f"{saved.path}") from exc
-    finally:
-        for p in saved.params:
-            case.con.execute(f"RESET VARIABLE {p.name}").fetchall()
+    statements = check_statements(saved.sql, single=True)
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise QueryError(f"saved query {saved.name} ({saved.path}) is a "
+                         f"{statements[0].type.name} statement; a saved query only reads",
+                         hint="a saved query is one SELECT (WITH ... SELECT)")
+    with walled(case) as con:
+        bound = _bind(con, saved, params)
+        try:
+            result = run_sql(con, saved.sql, title=saved.title,
+                             row_cap=DEFAULT_ROW_CAP if row_cap is None else row_cap,
+                             time_limit=DEFAULT_TIME_LIMIT_S if time_limit is None
+                             else time_limit)
+        except QueryTimeoutError:
+            raise
+        except QueryError as exc:
+            raise QueryError(f"saved query {saved.name} failed: "
+                             f"{exc.message.removeprefix('query failed: ')}",
+                             hint=f"its parameters were {_shown(bound) or 'none'}; the SQL is "
+                                  f"in {saved.path}") from exc
+        finally:
+            for p in saved.params:
+                con.execute(f"RESET VARIABLE {p.name}").fetchall()
+        result.params = bound
+        result.meta.update({"query": saved.name, "description": saved.description,
+                            "file": str(saved.path)})
+        if result.df.height == 0:
+            result.meta["note"] = why_empty(case, saved, bound)
+    return result
     result.params = bound
     result.meta.update({"query": saved.name, "description": saved.description,
                         "file": str(saved.path)})

@@ -67,8 +67,11 @@ class VendorReader(Protocol):
 VENDORS: list[VendorReader] = []
 
 
-def register(reader: VendorReader) -> VendorReader:
-    VENDORS.append(reader)
+def register(reader: VendorReader, before: str | None = None) -> VendorReader:
+    """Add ``reader`` to the sniffing order: last, or just ahead of the reader named
+    ``before`` (a more specific shape that the other's sniffer would also take)."""
+    names = [r.name for r in VENDORS]
+    VENDORS.insert(names.index(before) if before in names else len(VENDORS), reader)
     return reader
 
 
@@ -167,5 +170,6 @@ from forensics.ingest.vendors import (  # noqa: E402, F401
     litellm,
     openai_log,
     otlp,
+    recording,
     spanjson,
 )

@@ -57,7 +57,8 @@ CREATE OR REPLACE TEMP MACRO _fx_outlist(v) AS CASE json_type(v)
             ELSE json_extract(v, '$.generations[*]') END
         WHEN json_type(v, '$.messages') = 'ARRAY' THEN json_extract(v, '$.messages[*]')
         WHEN json_exists(v, '$.role') OR json_exists(v, '$.parts')
-             OR json_exists(v, '$.content') OR json_exists(v, '$.text') THEN [v]
+             OR json_exists(v, '$.content') OR json_exists(v, '$.text')
+             OR json_type(v, '$.message') = 'OBJECT' THEN [v]
         WHEN json_type(v, '$.output') = 'VARCHAR'
             THEN [json_object('role', 'assistant', 'content', v ->> 'output')]
         WHEN json_type(v, '$.answer') = 'VARCHAR'
@@ -303,4 +304,36 @@ CREATE OR REPLACE TEMP MACRO _fx_set(o, l) AS _fx_kvjson(list_concat(
 CREATE OR REPLACE TEMP MACRO _fx_dequote(s) AS CASE
     WHEN left(s, 1) = '"' AND right(s, 1) = '"' AND json_valid(s) THEN s::JSON ->> '$'
     ELSE s END
+;
+;
+-- A provider's finish word -> the canonical one (see _fx_finish).
+CREATE OR REPLACE TEMP MACRO _fx_finish_word(w) AS CASE
+    WHEN w IS NULL OR trim(w) = '' THEN NULL
+    ELSE coalesce(MAP {
+        'stop': 'stop', 'end_turn': 'stop', 'stop_sequence': 'stop', 'complete': 'stop',
+        'completed': 'stop', 'eos': 'stop', 'eos_token': 'stop', 'finish': 'stop',
+        'finish_reason_stop': 'stop', 'pause_turn': 'stop',
+        'length': 'length', 'max_tokens': 'length', 'max_output_tokens': 'length',
+        'model_length': 'length', 'model_context_window_exceeded': 'length',
+        'token_limit': 'length', 'finish_reason_max_tokens': 'length',
+        'tool_calls': 'tool_calls', 'tool_call': 'tool_calls', 'tool_use': 'tool_calls',
+        'function_call': 'tool_calls', 'tool-calls': 'tool_calls',
+        'content_filter': 'content_filter', 'content_filtered': 'content_filter',
+        'content-filter': 'content_filter', 'safety': 'content_filter',
+        'recitation': 'content_filter', 'blocklist': 'content_filter',
+        'prohibited_content': 'content_filter', 'spii': 'content_filter',
+        'image_safety': 'content_filter', 'refusal': 'content_filter',
+        'guardrail_intervened': 'content_filter', 'error_toxic': 'content_filter',
+        'error': 'error', 'malformed_function_call': 'error', 'error_limit': 'length',
+        'unexpected_tool_call': 'error'
+    }[lower(trim(w))], lower(trim(w))) END
+;
+-- One finish-reason vocabulary across providers (OpenAI's words): stop, length,
+-- tool_calls, content_filter, error. A JSON list (or its text) gives its first element;
+-- a word no provider table lists is kept, lower-cased.
+CREATE OR REPLACE TEMP MACRO _fx_finish(s) AS CASE
+    WHEN s IS NULL OR trim(s) = '' THEN NULL
+    WHEN left(ltrim(s), 1) = '[' AND json_valid(s)
+        THEN _fx_finish_word(json_extract_string(s, '$[0]'))
+    ELSE _fx_finish_word(s) END
 ;

@@ -57,7 +57,7 @@ OBS_ATTRS = {
     "langfuse.observation.cost_details": ("costDetails", "cost_details"),
     "langfuse.observation.prompt.name": ("promptName", "prompt_name"),
     "langfuse.observation.prompt.version": ("promptVersion", "prompt_version"),
-    "gen_ai.usage.cost": ("totalCost", "calculatedTotalCost", "total_cost"),
+    "gen_ai.usage.cost": ("totalCost", "calculatedTotalCost", "total_cost", "usage.totalCost"),
 }
 ENVELOPE = ("id", "traceId", "trace_id", "parentObservationId", "parent_observation_id", "name",
             "startTime", "start_time", "endTime", "end_time", "metadata")
@@ -66,9 +66,24 @@ TRACE_CTX = {"langfuse.user.id": ("userId", "user_id"),
              "langfuse.release": ("release",), "langfuse.trace.name": ("name",)}
 
 
+# Ingestion API event types (``POST /api/public/ingestion`` batches, as the SDKs and
+# LiteLLM's Langfuse callback send them) -> the observation type their body is
+INGESTION_TYPES = {"generation-create": "GENERATION", "generation-update": "GENERATION",
+                   "span-create": "SPAN", "span-update": "SPAN", "event-create": "EVENT",
+                   "agent-create": "AGENT", "tool-create": "TOOL", "chain-create": "CHAIN",
+                   "retriever-create": "RETRIEVER", "evaluator-create": "EVALUATOR",
+                   "embedding-create": "EMBEDDING", "guardrail-create": "GUARDRAIL"}
+OTHER_INGESTION = ("trace-create", "score-create", "observation-create", "observation-update",
+                   "sdk-log")
+
+
 def _is_langfuse(d: dict[str, Any]) -> bool:
     if isinstance(d.get("trace"), dict) and isinstance(d.get("observations"), list):
         return True
+    if isinstance(d.get("batch"), list):
+        return any(isinstance(e, dict) and (e.get("type") in INGESTION_TYPES
+                                            or e.get("type") in OTHER_INGESTION)
+                   and isinstance(e.get("body"), dict) for e in d["batch"][:10])
     trace_ref = "traceId" in d or "trace_id" in d
     if d.get("type") in OBS_TYPES and trace_ref and ("startTime" in d or "start_time" in d):
         return True
@@ -138,8 +153,10 @@ def _items(con: duckdb.DuckDBPyConnection) -> None:
                    CASE WHEN json_type(j, '$.trace') = 'OBJECT' THEN json_extract(j, '$.trace')
                         WHEN json_type(j, '$.observations[0]') = 'OBJECT'
                              OR json_type(j, '$.scores') = 'ARRAY' THEN j END AS tr,
-                   coalesce(json_type(j, '$.data') = 'ARRAY', false) AS listed
+                   coalesce(json_type(j, '$.data') = 'ARRAY', false) AS listed,
+                   coalesce(json_type(j, '$.batch') = 'ARRAY', false) AS batched
             FROM _stage_records),
+        {_batch_ctes()}
         nested AS (
             SELECT _ord, locator, 'trace' AS path, 0 AS i,
                    json_merge_patch(tr, '{{"observations": null, "scores": null}}') AS o
@@ -170,7 +187,10 @@ def _items(con: duckdb.DuckDBPyConnection) -> None:
                    unnest(json_extract(j, '$.data[*]'))
             FROM rec WHERE tr IS NULL AND listed
             UNION ALL
-            SELECT _ord, locator, NULL, 0, j FROM rec WHERE tr IS NULL AND NOT listed)
+            SELECT _ord, locator, 'batch', i, o FROM batch_merged
+            UNION ALL
+            SELECT _ord, locator, NULL, 0, j FROM rec WHERE tr IS NULL AND NOT listed
+                AND NOT batched)
         SELECT _ord * 1048576 + CASE WHEN path = 'trace' THEN 0 ELSE i + 1 END AS _ord,
                locator || CASE WHEN path IS NULL THEN ''
                                WHEN path = 'trace' THEN ': trace'
@@ -183,6 +203,46 @@ def _items(con: duckdb.DuckDBPyConnection) -> None:
         SELECT locator, 'not a Langfuse trace, observation or score', left(o::VARCHAR, {RAW})
         FROM _lf_items WHERE kind IS NULL ORDER BY _ord
     """)
+
+
+def _batch_ctes() -> str:
+    """CTEs over an ingestion batch (``{batch: [{id, type, body, timestamp}], metadata}``):
+    each event's body with the observation type its event type names and the trace id
+    (a body without one belongs to the batch's trace when it holds exactly one); the
+    ``-update`` events of an id merged into its ``-create``, in batch order."""
+    types = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}"
+                                for k, v in INGESTION_TYPES.items()) + "}"
+    return f"""
+        batch_items AS (
+            SELECT _ord, locator, generate_subscripts(json_extract(j, '$.batch[*]'), 1) - 1
+                       AS i,
+                   unnest(json_extract(j, '$.batch[*]')) AS e
+            FROM rec WHERE batched),
+        batch_traces AS (
+            SELECT _ord, list(DISTINCT e ->> '$.body.id') AS ids
+            FROM batch_items WHERE (e ->> 'type') = 'trace-create' GROUP BY _ord),
+        batch_bodies AS (
+            SELECT b._ord, b.locator, b.i, e ->> 'type' AS etype,
+                   coalesce(e ->> '$.body.id', 'event ' || b.i) AS oid,
+                   json_merge_patch(json_extract(e, '$.body'), CASE
+                       WHEN (e ->> 'type') = 'trace-create' THEN json_object(
+                           'timestamp', coalesce(e ->> '$.body.timestamp', e ->> 'timestamp'))
+                       WHEN (e ->> 'type') = 'score-create' THEN '{{}}'::JSON
+                       ELSE json_object(
+                           'type', coalesce(e ->> '$.body.type', {types}[e ->> 'type']),
+                           'traceId', coalesce(e ->> '$.body.traceId',
+                                               CASE WHEN len(t.ids) = 1 THEN t.ids[1] END,
+                                               e ->> '$.body.id'),
+                           'startTime', coalesce(e ->> '$.body.startTime', e ->> 'timestamp'))
+                       END) AS o
+            FROM batch_items b LEFT JOIN batch_traces t USING (_ord)
+            WHERE json_type(e, '$.body') = 'OBJECT'),
+        batch_merged AS (
+            SELECT _ord, any_value(locator) AS locator, min(i) AS i,
+                   list_reduce(list(o ORDER BY i), lambda a, x: json_merge_patch(a, x)) AS o
+            FROM batch_bodies
+            GROUP BY _ord, oid, CASE WHEN etype = 'trace-create' THEN 't'
+                                     WHEN etype = 'score-create' THEN 's' ELSE 'o' END),"""
 
 
 def _traces(con: duckdb.DuckDBPyConnection) -> None:

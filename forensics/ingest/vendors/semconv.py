@@ -329,12 +329,13 @@ def _layer4b() -> str:
                               "_resp ->> '$.llm_output.model_name')")
     cols["user_id"] = ("coalesce(_p_user_id.v, CASE WHEN json_type(_req, '$.user') = "
                        "'VARCHAR' THEN nullif(_req ->> 'user', '') END)")
-    finish = (f"coalesce(CASE json_type({_a('gen_ai.response.finish_reasons')}) "
+    # one vocabulary (_fx_finish); a list, or a list held as JSON text, gives its first
+    finish = (f"_fx_finish(coalesce(CASE json_type({_a('gen_ai.response.finish_reasons')}) "
               f"WHEN 'ARRAY' THEN {_a('gen_ai.response.finish_reasons')} ->> 0 "
               f"ELSE _fx_str({_a('gen_ai.response.finish_reasons')}) END, "
               f"{_first(FINISH_KEYS[1:])}, _out_fast[3], _om[1] ->> 'finish_reason', "
               "_om[1] ->> '$.\"message.finish_reason\"', _om[1] ->> 'stop_reason', "
-              "_resp ->> 'stop_reason', _resp ->> '$.incomplete_details.reason')")
+              "_resp ->> 'stop_reason', _resp ->> '$.incomplete_details.reason'))")
     si_text = ("CASE WHEN _si_plain THEN json_extract_string(_si_txt, '$[0].content') "
                "WHEN json_type(_si_v) = 'ARRAY' THEN _fx_ptext(json_extract(_si_v, '$[*]')) "
                "WHEN json_type(_si_v) = 'OBJECT' THEN _fx_mtext(_si_v) ELSE _si_txt END")
@@ -488,9 +489,13 @@ def _attributes() -> str:
                 "OR (_plain_tl_out AND regexp_matches(e.k, '^gen_ai\\.completion\\.[0-9]+\\.')) "
                 "OR (starts_with(e.k, 'retrieval.documents.') AND regexp_matches(e.k, "
                 "'^retrieval\\.documents\\.[0-9]+\\.document\\.(id|content|score)$'))")
+    # a flattened finish reason that the canonical word replaced stays, as sent
+    raw_finish = ("(ends_with(e.k, 'finish_reason') "
+                  "AND _fx_str(e.v) IS DISTINCT FROM finish_reason)")
     kept = (f"CASE WHEN len(_oi_in) + len(_oi_out) + len(_tl_in) + len(_tl_out) "
             f"+ len(_docs_flat) = 0 THEN list_filter(a, lambda e: NOT list_contains(_ck, e.k)) "
-            f"ELSE list_filter(a, lambda e: NOT list_contains(_ck, e.k) AND NOT ({prefixed})) END")
+            f"ELSE list_filter(a, lambda e: NOT list_contains(_ck, e.k) "
+            f"AND (NOT ({prefixed}) OR {raw_finish})) END")
     resource = ("list_filter(r, lambda e: NOT ("
                 "(e.k = 'service.name' AND _fx_str(e.v) = feature) OR "
                 "(e.k = 'service.version' AND _fx_str(e.v) = release)))")
@@ -602,11 +607,74 @@ def finish_spans(con: duckdb.DuckDBPyConnection, raw_sql: RawSql | None = None) 
     """``_sx`` -> ``_stage_events`` and its children (see :func:`stage_spans`)."""
     if raw_sql:
         _fill_raw(con, raw_sql)
+    mark_rollups(con)
     _children(con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _stage_events AS SELECT "
                 f"{', '.join(['_ord', 'locator', *EVENT_TEXT, 'ts', '_ts_raw', 'duration_ms'])}, "
                 "input_tokens, output_tokens, cost_usd, attributes, _reject, _raw FROM _sx")
     con.execute("DROP TABLE _sx")
+
+
+ROLLUP_DEPTH = 32
+
+
+def mark_rollups(con: duckdb.DuckDBPyConnection, table: str = "_sx") -> None:
+    """Usage that is a roll-up of its children's is not counted twice: when a span that is
+    not itself a model call (an agent, chain, workflow span) has tokens (or cost) and a
+    descendant in the same file with tokens (or cost), as agent and orchestrator spans of
+    agent frameworks do, its numbers move out of the canonical
+    columns into ``attributes`` (``forensics.usage_rollup``), so summed over a trace the
+    columns add up to what the model calls reported.
+
+    Set-based: the spans with usage that are some span's parent are found by a join, and
+    only from those is the tree walked down (a recursive CTE, at most ROLLUP_DEPTH levels).
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ru_top AS
+        SELECT DISTINCT p._ord, p.span_id, p.trace_id
+        FROM {table} p SEMI JOIN {table} c
+             ON c.parent_id = p.span_id AND c.trace_id IS NOT DISTINCT FROM p.trace_id
+        WHERE p.span_id IS NOT NULL AND coalesce(p.kind, '') NOT IN ('llm', 'embedding')
+              AND (p.input_tokens IS NOT NULL
+              OR p.output_tokens IS NOT NULL OR p.cost_usd IS NOT NULL)
+    """)
+    if not con.execute("SELECT EXISTS (SELECT 1 FROM _ru_top)").fetchall()[0][0]:
+        con.execute("DROP TABLE _ru_top")
+        return
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ru AS
+        WITH RECURSIVE down(top, span_id, trace_id, depth, tok, cost) AS (
+            SELECT t._ord, c.span_id, c.trace_id, 1,
+                   c.input_tokens IS NOT NULL OR c.output_tokens IS NOT NULL,
+                   c.cost_usd IS NOT NULL
+            FROM _ru_top t JOIN {table} c
+                 ON c.parent_id = t.span_id AND c.trace_id IS NOT DISTINCT FROM t.trace_id
+            UNION ALL
+            SELECT d.top, c.span_id, c.trace_id, d.depth + 1,
+                   c.input_tokens IS NOT NULL OR c.output_tokens IS NOT NULL,
+                   c.cost_usd IS NOT NULL
+            FROM down d JOIN {table} c
+                 ON c.parent_id = d.span_id AND c.trace_id IS NOT DISTINCT FROM d.trace_id
+            WHERE d.depth < {ROLLUP_DEPTH} AND c.span_id IS NOT NULL)
+        SELECT top AS _ord, bool_or(tok) AS tok, bool_or(cost) AS cost FROM down GROUP BY top
+    """)
+    con.execute(f"""
+        UPDATE {table} s SET
+            attributes = json_merge_patch(s.attributes, json_object('forensics.usage_rollup',
+                json_object('input_tokens', CASE WHEN r.tok THEN s.input_tokens END,
+                            'output_tokens', CASE WHEN r.tok THEN s.output_tokens END,
+                            'cost_usd', CASE WHEN r.cost THEN s.cost_usd END,
+                            'note', 'sum of its descendants'' usage; not counted again')))::VARCHAR,
+            input_tokens = CASE WHEN r.tok THEN NULL ELSE s.input_tokens END,
+            output_tokens = CASE WHEN r.tok THEN NULL ELSE s.output_tokens END,
+            cost_usd = CASE WHEN r.cost THEN NULL ELSE s.cost_usd END
+        FROM _ru r
+        WHERE s._ord = r._ord AND ((r.tok AND (s.input_tokens IS NOT NULL
+                                               OR s.output_tokens IS NOT NULL))
+                                   OR (r.cost AND s.cost_usd IS NOT NULL))
+    """)
+    con.execute("DROP TABLE _ru")
+    con.execute("DROP TABLE _ru_top")
 
 
 def _fill_raw(con: duckdb.DuckDBPyConnection, raw_sql: RawSql) -> None:

@@ -1,0 +1,152 @@
+"""The engine boundary: DuckDB SQL translated to Spark SQL (checked as text and against
+DuckDB's own macros), and, on a real local Spark, detect giving the same labels as on
+DuckDB with compare, suspects and impact unchanged downstream.
+
+The Spark tests are marked ``spark`` and skipped without pyspark or a Java runtime; they
+share one local[2] session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+import forensics
+from forensics.cli.main import cli
+from forensics.core.engine import (
+    SPARK_UDFS,
+    SparkEngine,
+    spark_args,
+    spark_available,
+    spark_regex,
+    translate,
+    translate_with_params,
+)
+from forensics.detect.detectors import SPARK_RULES
+from forensics.detect.rules import MACROS, RULES, Params
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "model_upgrade"
+
+
+# ---------------------------------------------------------------------------------------
+# translation (no Spark needed)
+
+def test_every_rule_translates_and_patterns_are_named() -> None:
+    for name, rule in RULES.items():
+        p = Params(name)
+        text, patterns = translate_with_params(rule.build(dict(rule.options), p))
+        assert "$" + name not in text            # parameters became :markers
+        assert patterns <= set(p.values)
+    _, patterns = translate_with_params(RULES["refusal"].build(
+        dict(RULES["refusal"].options), Params("refusal")))
+    assert "refusal_pattern" in patterns
+
+
+def test_duckdb_forms_that_need_a_spark_spelling() -> None:
+    sql = translate("SELECT json_valid(a), regexp_extract_all(a, 'x'), "
+                    "json_extract_string(a, '$.\"gen_ai.request.model\"') FROM t")
+    assert "TRY_PARSE_JSON(a)" in sql and "REGEXP_EXTRACT_ALL(a, 'x', 0)" in sql
+    assert "$['gen_ai.request.model']" in sql.replace("\\'", "'")
+    assert spark_regex(r"[[:alpha:]]\p{Han}") == r"[\p{Alpha}]\p{IsHan}"
+    assert r"\b" not in spark_regex(r"\bno\b")
+    args = spark_args({"k": '$."a.b"', "p": r"\bx", "l": ("a", "b")}, {"p"})
+    assert args == {"k": "$['a.b']", "p": spark_regex(r"\bx"), "l": ["a", "b"]}
+
+
+def test_checksum_udfs_agree_with_the_duckdb_macros() -> None:
+    con = duckdb.connect()
+    for macro in MACROS:
+        con.execute(macro)
+    values = ["4111111111111111", "4111111111111112", "79927398713", "5", "",
+              "GB82WEST12345698765432", "GB82WEST12345698765431", "DE89370400440532013000",
+              "12345678Z", "12345678A", "00000000T"]
+    for name, fn in SPARK_UDFS.items():
+        for v in values:
+            arg = v if name != "luhn_ok" else "".join(ch for ch in v if ch.isdigit())
+            if name == "dni_ok" and not (len(arg) == 9 and arg[:8].isdigit()):
+                continue
+            if name == "iban_ok" and not arg[:2].isalpha():
+                continue
+            want = con.execute(f"SELECT {name}($v)", {"v": arg}).fetchall()[0][0]
+            assert fn(arg) == want, (name, arg)
+
+
+# ---------------------------------------------------------------------------------------
+# a real Spark
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[SparkEngine]:
+    why = spark_available()
+    if why:
+        pytest.skip(why)
+    eng = SparkEngine()
+    eng.spark.sparkContext.setLogLevel("ERROR")
+    yield eng
+    eng.close()
+
+
+def _load(path: Path) -> Any:
+    case = forensics.open(path)
+    for name in ("events.jsonl.gz", "changes.jsonl", "feedback.jsonl.gz"):
+        case.load(SAMPLE / name)
+    return case
+
+
+@pytest.fixture(scope="module")
+def twins(engine: SparkEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The same drill detected on DuckDB and on Spark."""
+    root = tmp_path_factory.mktemp("twins")
+    duck, spark = _load(root / "duck.duckdb"), _load(root / "spark.duckdb")
+    duck_result = duck.detect()
+    spark_result = spark.detect(engine=engine)
+    yield duck, spark, duck_result, spark_result
+    duck.close()
+    spark.close()
+
+
+def _labels(case: Any) -> pl.DataFrame:
+    return case.sql("SELECT event_id, label, round(confidence, 6) AS confidence, detail "
+                    "FROM labels ORDER BY ALL", row_cap=None).df
+
+
+@pytest.mark.spark
+def test_detect_on_spark_writes_the_same_labels(twins: Any) -> None:
+    duck, spark, duck_result, spark_result = twins
+    assert {k for k, v in spark_result.meta["engine"].items() if v == "spark"} == \
+        SPARK_RULES & set(RULES)
+    left, right = _labels(duck), _labels(spark)
+    assert left.height > 1000
+    assert left.equals(right)
+    cols = ["label", "events", "checked", "rate", "rate_low", "rate_high", "first_seen",
+            "last_seen", "example_event"]
+    assert duck_result.df.select(cols).equals(spark_result.df.select(cols))
+
+
+@pytest.mark.spark
+def test_downstream_stages_read_the_spark_labels_unchanged(twins: Any) -> None:
+    duck, spark, _, _ = twins
+    for stage in (lambda c: c.impact("over_refusal"), lambda c: c.suspects("bad"),
+                  lambda c: c.compare(by="release")):
+        a, b = stage(duck), stage(spark)
+        assert a.df.height > 0
+        assert a.df.equals(b.df)
+
+
+@pytest.mark.spark
+def test_cli_detect_engine_spark(engine: SparkEngine, tmp_path: Path) -> None:
+    path = tmp_path / "c.duckdb"
+    _load(path).close()
+    out = CliRunner().invoke(cli, ["detect", str(path), "--engine", "spark", "--only",
+                                   "error", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert doc["ok"] and doc["meta"]["engine"] == {"error": "spark"}
+    with forensics.open(path, read_only=True) as case:
+        stored = case.sql("SELECT count(*) AS n FROM labels WHERE label = 'error'").rows()
+        assert stored[0]["n"] == next(r for r in doc["labels"] if r["label"] == "error")["events"]
