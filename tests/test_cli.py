@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -76,3 +77,18 @@ def test_impact_verb(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert doc["events"] == 5 and doc["users"] and doc["sessions"]
     assert doc["window"]["start"] and doc["window"]["end"]
+
+
+def test_help_lists_verbs_in_investigation_order_with_a_start_line() -> None:
+    from forensics.cli.main import STAGES
+
+    out = CliRunner().invoke(cli, ["--help"], terminal_width=100).output
+    assert "Start here:" in out and "forensics demo" in out
+    heads = [out.index(f"{title}:") for title, _ in STAGES]
+    assert heads == sorted(heads)                          # sections in investigation order
+    listed = [line.split()[0] for line in out.splitlines()
+              if line.startswith("  ") and not line.startswith("   ") and line.split()
+              and line.split()[0] in cli.commands]
+    assert sorted(listed) == sorted(n for n, c in cli.commands.items() if not c.hidden)
+    verbs = out[out.index(STAGES[0][0]):]
+    assert not re.search(r"[a-z]\.\.\.$", verbs, re.M)      # descriptions are not cut

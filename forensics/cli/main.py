@@ -162,8 +162,42 @@ def _required(value: str | None, verb: str) -> str:
     return value
 
 
+# --help lists the verbs in the order of an investigation
+STAGES: list[tuple[str, list[str]]] = [
+    ("Start: build the case", ["demo", "drill", "load", "attach", "summary"]),
+    ("What went wrong", ["detect", "cluster", "import-labels", "query"]),
+    ("What changed, and which change caused it",
+     ["changes", "timeline", "suspects", "compare", "retrieval-diff"]),
+    ("Who was hurt", ["impact", "estimate"]),
+    ("Run the incident (playbook)",
+     ["playbook", "severity", "incident", "detection-gap", "containment", "mark",
+      "milestones"]),
+    ("Write it up", ["report", "evals", "findings"]),
+    ("Several incidents", ["incidents"]),
+]
+
+
 class ForensicsGroup(click.Group):
-    """Usage errors (a bad option, a missing argument) in the error shape under --json."""
+    """Usage errors (a bad option, a missing argument) in the error shape under --json;
+    ``--help`` groups the verbs by investigation stage, with whole descriptions."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = [n for n in self.list_commands(ctx)
+                 if (c := self.get_command(ctx, n)) is not None and not c.hidden]
+        placed = {n for _, group in STAGES for n in group}
+        sections = [(title, [n for n in group if n in names]) for title, group in STAGES]
+        sections.append(("Other", [n for n in names if n not in placed]))
+        width = max((len(n) for n in names), default=10)
+        for title, group in sections:
+            rows = []
+            for name in group:
+                command = self.get_command(ctx, name)
+                if command is not None:
+                    # the whole first sentence; the formatter wraps it
+                    rows.append((name, command.get_short_help_str(limit=300)))
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows, col_max=width + 2)
 
     def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -265,6 +299,9 @@ def cli() -> None:
     A case is one DuckDB file holding the evidence and the findings. Several processes
     share it: one writes at a time, and a command that finds it busy waits up to
     FORENSICS_LOCK_WAIT seconds (default 60), then names the process holding it.
+
+    Start here: "forensics demo" investigates a generated incident end to end. With your
+    own logs: "forensics load CASE FILES...", then the verbs below from top to bottom.
     """
 
 

@@ -27,12 +27,24 @@ import polars as pl
 from forensics.core.safe import frame_csv, markdown_text
 
 MAX_RENDER_ROWS = 50
+MAX_NOTEBOOK_ROWS = 400    # a time series of weeks of hours shows whole, incident days too
+_RATE_WORDS = ("rate", "share", "ratio")
 MAX_CELL_CHARS = 120
 
 # Polars types whose values are not plain JSON scalars: in CSV they are written as the
 # JSON text of their value (nested lists, arrays, structs and maps: any nested type),
 # base64 (binary) or seconds (durations), the same conversion as in JSON output.
 _TEXT_IN_CSV = (pl.Binary, pl.Object, pl.Duration)
+
+
+def _html_cell(column: str, value: Any, numeric: bool) -> str:
+    """A notebook cell: rates and shares (floats in [0, 1] of a column so named) as %."""
+    if (isinstance(value, float) and 0 <= value <= 1
+            and any(w in column.lower() for w in _RATE_WORDS)):
+        text = f"{100 * value:.2f}%"
+    else:
+        text = cell_text(value)
+    return f"<td style='text-align:{'right' if numeric else 'left'}'>{escape(text)}</td>"
 
 
 def jsonable(value: Any) -> Any:
@@ -249,23 +261,38 @@ class Result:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        """The table first (text left, numbers right, rates and shares as percentages,
+        every row up to :data:`MAX_NOTEBOOK_ROWS`, else head and tail), then the summary
+        values and the SQL folded a click away."""
         head = f"<h4>{escape(self.title)}</h4>" if self.title else ""
+        items = [(k, v) for k, v in self.meta.items()
+                 if v is not None and not isinstance(v, (list, dict))]
         meta = "".join(f"<li><b>{escape(str(k))}</b>: "
                        f"{escape(cell_text(jsonable(v), max_chars=None))}</li>"
-                       for k, v in self.meta.items()
-                       if v is not None and not isinstance(v, (list, dict)))
-        meta = f"<ul>{meta}</ul>" if meta else ""
-        header = "".join(f"<th>{escape(c)}</th>" for c in self.df.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{escape(cell_text(v))}</td>" for v in row) + "</tr>"
-            for row in self.df.head(MAX_RENDER_ROWS).iter_rows())
-        more = (f"<p><i>{self.df.height - MAX_RENDER_ROWS} more rows</i></p>"
-                if self.df.height > MAX_RENDER_ROWS else "")
+                       for k, v in items)
+        meta = (f"<details><summary>{len(items)} summary values</summary><ul>{meta}</ul>"
+                "</details>" if meta else "")
+        numeric = {c for c, t in self.df.schema.items() if t.is_numeric()}
+        header = "".join(f"<th style='text-align:{'right' if c in numeric else 'left'}'>"
+                         f"{escape(c)}</th>" for c in self.df.columns)
+        n = self.df.height
+        shown = (self.df if n <= MAX_NOTEBOOK_ROWS else
+                 pl.concat([self.df.head(MAX_NOTEBOOK_ROWS // 2),
+                            self.df.tail(MAX_NOTEBOOK_ROWS // 2)]))
+        rows = []
+        for i, row in enumerate(shown.iter_rows()):
+            if n > MAX_NOTEBOOK_ROWS and i == MAX_NOTEBOOK_ROWS // 2:
+                rows.append(f"<tr><td colspan='{self.df.width}' style='text-align:center'>"
+                            f"<i>{n - MAX_NOTEBOOK_ROWS:,} rows in the middle not shown "
+                            "(.df has them all)</i></td></tr>")
+            rows.append("<tr>" + "".join(_html_cell(c, v, c in numeric)
+                                         for c, v in zip(self.df.columns, row, strict=True))
+                        + "</tr>")
         sql = (f"<details><summary>SQL</summary><pre>{escape(self.sql)}</pre>"
                f"<pre>{escape(dumps(self.params))}</pre></details>"
                if self.sql else "")
-        return (f"<div class='forensics-result'>{head}{meta}<table><thead><tr>{header}"
-                f"</tr></thead><tbody>{body}</tbody></table>{more}{sql}</div>")
+        return (f"<div class='forensics-result'>{head}<table><thead><tr>{header}"
+                f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{meta}{sql}</div>")
 
     def plot(self, ax: Any = None) -> Any:
         """Draw the result with matplotlib; the base class draws a bar of the first

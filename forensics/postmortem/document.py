@@ -129,7 +129,7 @@ class Document:
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                 f"<title>{escape(self.title)}</title><style>{_CSS}</style></head>\n"
                 f"<body><main>\n<h1>{escape(self.title)}</h1>\n{_toc(self.anchors())}\n"
-                + "\n".join(parts) + f"\n</main><script>{_PRINT_JS}</script></body></html>\n")
+                + "\n".join(parts) + "\n</main></body></html>\n")
 
 
 def _slug(text: str) -> str:
@@ -207,8 +207,13 @@ def _md(kind: str, value: Any, base: Path | None) -> list[str]:
 def _td(value: Any, ids: set[str]) -> str:
     text = "" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
     text = " ".join(text.split())
+    words = text.split(" ")
+    # times and short single words (ids, kinds, pseudonyms) never wrap; a long unbroken
+    # token (an inferred change id) may break anywhere rather than widen the table
     cls = (' class="nowrap"' if _TIME.match(text) else ' class="hex"' if _HEX.match(text)
-           else ' class="num"' if _NUM.match(text) else "")
+           else ' class="num"' if _NUM.match(text)
+           else ' class="nowrap"' if len(words) == 1 and len(text) <= 24
+           else ' class="long"' if max(map(len, words)) > 24 else "")
     return f"<td{cls}>{_inline(text, ids)}</td>"
 
 
@@ -237,10 +242,6 @@ def _pre(value: tuple[str, str, str | None]) -> str:
     lang, text, _ = value
     return f'<pre><code class="language-{escape(lang)}">{escape(text.strip())}</code></pre>'
 
-
-# print: open every folded block first (Chromium prints a closed <details> closed)
-_PRINT_JS = ("addEventListener('beforeprint',()=>document.querySelectorAll('details')"
-             ".forEach(d=>d.open=true))")
 
 _CSS = """
 *{box-sizing:border-box}
@@ -271,7 +272,7 @@ nav.toc li.toc3{padding-left:1.25rem;font-size:.93em}
 div.table{overflow-x:auto;margin:1rem 0}
 table{border-collapse:collapse;font-size:.9rem}
 td,th{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}
-td{overflow-wrap:anywhere}
+td.long{overflow-wrap:anywhere}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 th{background:#f3f4f6;white-space:nowrap}
 tbody tr:nth-child(even){background:#fafbfc}
@@ -289,5 +290,6 @@ figcaption{color:#57606a;font-size:.85rem}
  pre{max-height:none;overflow:visible;white-space:pre-wrap}
  a{color:inherit}
  details::details-content{content-visibility:visible;display:contents}
+ summary{display:none}
 }
 """.replace("\n", "")
