@@ -102,7 +102,7 @@ class Document:
             if kind != "heading":
                 continue
             level, text, anchor = value
-            slug = anchor or _slug(text)
+            slug = anchor or slug_of(text)
             seen[slug] = seen.get(slug, 0) + 1
             out.append((level, text, slug if seen[slug] == 1 else f"{slug}-{seen[slug]}"))
         return out
@@ -132,7 +132,7 @@ class Document:
                 + "\n".join(parts) + "\n</main></body></html>\n")
 
 
-def _slug(text: str) -> str:
+def slug_of(text: str) -> str:
     text = CITATION.sub("", text)
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug or "section"

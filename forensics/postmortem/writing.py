@@ -45,7 +45,7 @@ from forensics.core.safe import markdown_text
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult, suppress
 from forensics.playbook.incidents import incidents
-from forensics.postmortem.document import Document
+from forensics.postmortem.document import Document, slug_of
 from forensics.postmortem.evalpack import expectation, export_evals
 from forensics.postmortem.facts import PostmortemFacts, gather
 
@@ -824,9 +824,13 @@ def section_incident(doc: Document, row: dict[str, Any], facts: PostmortemFacts,
     own = dataclasses.replace(w, charts={})
     for section in EACH_INCIDENT:
         section(sub, facts, own)
-    doc.heading(f"Incident {row['incident_id']}: {_families(row)}", 2)
+    prefix = str(row["incident_id"]).lower()
+    doc.heading(f"Incident {row['incident_id']}: {_families(row)}", 2, anchor=prefix)
     for kind, value in sub.blocks:
-        doc.blocks.append((kind, (value[0] + 1, value[1]) if kind == "heading" else value))
+        if kind == "heading":    # one level down, anchored under the incident's own id
+            level, text, anchor = value
+            value = (level + 1, text, f"{prefix}-{anchor or slug_of(text)}")
+        doc.blocks.append((kind, value))
 
 
 def _top_suspects(inc: PostmortemFacts, n: int = 3) -> list[dict[str, Any]]:
