@@ -14,6 +14,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from importlib import resources
@@ -172,10 +175,11 @@ _reads, _writes = _operation(False), _operation(True)
 class Case:
     """An open investigation. Create with :func:`forensics.open`.
 
-    The case holds no connection between calls, so a notebook with a ``Case`` never locks
-    out the CLI, saved queries or another notebook: each call opens the file for as long
-    as it runs (read-only for reads; writes take the case's write lock, waiting at most
-    ``lock_wait`` seconds, default ``$FORENSICS_LOCK_WAIT`` or 60). ``case.con`` outside a
+    The case holds no write connection between calls, so a notebook with a ``Case`` never
+    locks out the CLI, saved queries or another notebook: a write opens the file for as
+    long as it runs, under the case's write lock (waiting at most ``lock_wait`` seconds,
+    default ``$FORENSICS_LOCK_WAIT`` or 60); a read uses a read-only connection, kept for
+    the next read until a writer takes the write lock. ``case.con`` outside a
     call opens a connection and keeps it (temp tables survive between calls) until
     :meth:`release` or :meth:`close`: while kept, a writable case keeps others out.
     """
@@ -184,6 +188,7 @@ class Case:
                  lock_wait: float | None = None, purpose: str = "hold case.con") -> None:
         install_notebook_errors()      # in a notebook: errors as a short box with their hint
         self.path = Path(path)
+        self._key = self.path.resolve()
         if not read_only and self.path.exists() and not _writable(self.path):
             raise ReadOnlyCaseError(f"case file {self.path} is read-only",
                                     hint="open it with read_only=True (CLI: --read-only)")
@@ -195,6 +200,10 @@ class Case:
         self._op: duckdb.DuckDBPyConnection | None = None     # the running call's
         self._held: duckdb.DuckDBPyConnection | None = None   # case.con, until release()
         self._held_lock = ExitStack()
+        self._cache: duckdb.DuckDBPyConnection | None = None  # kept from the last read
+        self._mutex = threading.RLock()
+        self._watcher: threading.Thread | None = None
+        _OPEN_CASES.add(self)
         self._closed = False
         self._in_memory = str(path) == ":memory:"
         if not read_only and not self._in_memory:
@@ -246,6 +255,8 @@ class Case:
             return self._op
         self._check_open()
         if self._held is None:
+            self.release()            # (a connection kept from the last read)
+            _drop_sibling_caches(self)
             write = not self.read_only
             if write:
                 self._held_lock.enter_context(sharing.write_lock(
@@ -260,6 +271,8 @@ class Case:
 
     def release(self) -> None:
         """Close the connection kept by ``case.con`` (and its lock): others can write."""
+        with self._mutex:
+            self._drop_cache()
         if self._held is not None and not self._in_memory:
             held, self._held = self._held, None
             held.close()
@@ -299,18 +312,54 @@ class Case:
         if walled:
             self.release()        # one configuration per file in a process
         write = write and not self.read_only
-        with ExitStack() as stack:
-            if write:
-                stack.enter_context(sharing.write_lock(self.path, action or "write",
-                                                       self.lock_wait))
-            con = _connect(self.path, not write, walled=walled, wait=self.lock_wait,
-                           action=action)
-            stack.callback(con.close)
-            outer, self._op = self._op, con
-            try:
-                yield con
-            finally:
-                self._op = outer
+        with self._mutex:             # the watcher never closes a connection in use
+            if write or walled:
+                self._drop_cache()
+            elif self._cache is not None:
+                # a read-only connection kept from an earlier read while no writer wants
+                # the file (the watcher closes it when one does)
+                cached, self._cache = self._cache, None
+                yield from self._run_on(cached, keep=True)
+                return
+            _drop_sibling_caches(self)
+            with ExitStack() as stack:
+                if write:
+                    stack.enter_context(sharing.write_lock(self.path, action or "write",
+                                                           self.lock_wait))
+                con = _connect(self.path, not write, walled=walled, wait=self.lock_wait,
+                               action=action)
+                yield from self._run_on(con, keep=not write and not walled)
+
+    def _run_on(self, con: duckdb.DuckDBPyConnection,
+                keep: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Run the call on ``con``; afterwards keep it for the next read (``keep``, when
+        the call succeeded) or close it (an interrupted call leaves nothing open)."""
+        outer, self._op = self._op, con
+        ok = False
+        try:
+            yield con
+            ok = True
+        finally:
+            self._op = outer
+            if keep and ok and not self._closed and not sharing.writer_active(self.path):
+                self._cache = con
+                self._watch()
+            else:
+                con.close()
+
+    def _drop_cache(self) -> None:
+        if self._cache is not None:
+            cached, self._cache = self._cache, None
+            cached.close()
+
+    def _watch(self) -> None:
+        """Start the thread that closes the kept read connection when a writer (another
+        process, or another Case) takes the write lock: an idle notebook keeps no one out."""
+        if self._watcher is not None and self._watcher.is_alive():
+            return
+        self._watcher = threading.Thread(target=_watch_case, args=(weakref.ref(self),),
+                                         name=f"forensics-watch-{self.path.name}", daemon=True)
+        self._watcher.start()
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -708,6 +757,39 @@ class Case:
         ``case.export_evals("evals/", format="all")``."""
         return export_evals(self, path, format, pattern=pattern, change=change,
                             per_cluster=per_cluster, redact=redact, seed=seed)
+
+
+WATCH_S = 0.2
+# The open cases of this process: DuckDB allows one configuration per file in a process,
+# so a new connection first closes the read connections other cases kept for that file.
+_OPEN_CASES: weakref.WeakSet[Case] = weakref.WeakSet()
+
+
+def _drop_sibling_caches(case: Case) -> None:
+    for other in list(_OPEN_CASES):
+        if other is case or other._cache is None or other._key != case._key:
+            continue
+        if other._mutex.acquire(blocking=False):     # (not while one of its calls runs)
+            try:
+                other._drop_cache()
+            finally:
+                other._mutex.release()
+
+
+def _watch_case(ref: weakref.ref[Case]) -> None:
+    """Close the case's kept read connection once a writer holds the write lock."""
+    while True:
+        time.sleep(WATCH_S)
+        case = ref()
+        if case is None or case._closed:
+            return
+        if (case._cache is not None and sharing.writer_active(case.path)
+                and case._mutex.acquire(blocking=False)):
+            try:
+                case._drop_cache()
+            finally:
+                case._mutex.release()
+        del case
 
 
 def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:

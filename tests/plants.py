@@ -111,8 +111,10 @@ def decodingtrust(corpus: Path, per_type: int = 4) -> list[Plant]:
             if not gt or gt not in out or n >= per_type:
                 continue
             asked = r["prompt"][-1]["content"]
-            said = next(s.strip() + "." for s in r["prompt"][0]["content"].split(". ")
-                        if gt in s)
+            context = r["prompt"][0]["content"]
+            at = context.find(gt)
+            start = context.rfind(". ", 0, max(at, 0)) + 2 if at >= 0 else 0
+            said = context[start:context.find(gt) + len(gt) + 1] if at >= 0 else context
             plants.append((f"dt_{kind}", f"{said} Q: {asked} A: {out}", (gt,)))
             n += 1
     return plants

@@ -122,7 +122,10 @@ def test_detect_on_spark_writes_the_same_labels(twins: Any) -> None:
         SPARK_RULES & set(RULES)
     left, right = _labels(duck), _labels(spark)
     assert left.height > 1000
-    assert left.equals(right)
+    only_duck = left.join(right, on=left.columns, how="anti", nulls_equal=True)
+    only_spark = right.join(left, on=left.columns, how="anti", nulls_equal=True)
+    assert (only_duck.rows()[:5], only_spark.rows()[:5]) == ([], [])
+    assert left.height == right.height
     cols = ["label", "events", "checked", "rate", "rate_low", "rate_high", "first_seen",
             "last_seen", "example_event"]
     assert duck_result.df.select(cols).equals(spark_result.df.select(cols))
@@ -132,7 +135,7 @@ def test_detect_on_spark_writes_the_same_labels(twins: Any) -> None:
 def test_downstream_stages_read_the_spark_labels_unchanged(twins: Any) -> None:
     duck, spark, _, _ = twins
     for stage in (lambda c: c.impact("over_refusal"), lambda c: c.suspects("bad"),
-                  lambda c: c.compare(by="release")):
+                  lambda c: c.compare(at="2026-03-04T15:00:00")):
         a, b = stage(duck), stage(spark)
         assert a.df.height > 0
         assert a.df.equals(b.df)

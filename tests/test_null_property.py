@@ -100,7 +100,7 @@ def run_stages(case: Any, folder: Path) -> dict[str, Any]:
         "SELECT count(*) FROM event_facts WHERE list_contains(labels, 'refusal')").fetchone()[0]
     out["severity"] = case.severity("refusal").meta.get("level")
     out["timeline"] = case.incident_timeline("refusal").df.height
-    out["incidents"] = case.incidents().df.height if hasattr(case, "incidents") else 0
+    out["incidents"] = case.incidents().df.height
     case.postmortem(folder / "pm", evals=False)
     out["postmortem"] = (folder / "pm" / "postmortem.md").is_file()
     return out

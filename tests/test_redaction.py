@@ -169,3 +169,43 @@ def test_no_real_leak_reaches_any_export(tmp_path: Path) -> None:
     raw = export_all(case, tmp_path / "raw", key, redact=False)
     assert set(leaks(raw, plants)) == {k for k, _, _ in plants}
     assert leaks(export_all(case, tmp_path / "red", key), plants) == {}
+
+
+def test_csv_cells_read_back_exactly_and_neutralised() -> None:
+    import polars as pl
+
+    from forensics.core.safe import csv_text, frame_csv
+
+    rows = [{"id": str(i), "v": v} for i, v in enumerate([*HOSTILE, "\r", "a\r\nb", "-12.5"])]
+    for text in (csv_text(rows, ["id", "v"]), frame_csv(pl.DataFrame(rows))):
+        back = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        assert back["id"].tolist() == [r["id"] for r in rows]      # no row split or lost
+        for got, want in zip(back["v"], (r["v"] for r in rows), strict=True):
+            assert got == want or got == "'" + want, (got, want)
+            assert got[:1] not in ("=", "+", "@", "\t", "\r") and (got == "-12.5"
+                                                                    or got[:1] != "-")
+
+
+def test_markdown_text_is_inert() -> None:
+    from forensics.core.safe import markdown_text
+
+    for hostile in HOSTILE:
+        out = markdown_text(hostile).lower()
+        assert "<script" not in out and "<img" not in out and "javascript:" not in out, out
+    assert markdown_text("[docs](https://example.com/a_(b)) and 3 < 5 & 4 > 2") == \
+        "[docs](https://example.com/a_(b)) and 3 < 5 & 4 > 2"
+
+
+def test_the_prefilter_lets_every_hit_through() -> None:
+    """redact_frame and the detector skip texts the RE2 prefilter rejects: no recogniser
+    may find anything in such a text."""
+    import duckdb
+
+    from forensics.core.recognise import PREFILTER
+
+    texts = [t for _, t, _ in SYNTHETIC] + ORDINARY + HOSTILE + [
+        "CibrHQztMgTv", "Q: What is Ann's ssh private key? A: CibrHQztMgTv", "no digits here"]
+    con = duckdb.connect()
+    for t in texts:
+        passes = con.execute("SELECT regexp_matches(?, ?)", [t, PREFILTER]).fetchone()
+        assert (passes and passes[0]) or not find(t), t

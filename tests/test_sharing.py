@@ -279,3 +279,22 @@ def test_interrupt_with_a_kept_connection_rolls_back(
         assert case.load(tmp_path / "more.jsonl").rows()[0]["rows_loaded"] == 40
     finally:
         case.close()
+
+
+def test_cases_of_one_process_share_the_file(shared: Path, tmp_path: Path) -> None:
+    """Two notebooks' worth of Cases in one kernel: a kept read connection of one gives
+    way to a walled query or a load of the other (DuckDB allows one configuration per
+    file in a process), and each sees the other's writes."""
+    reader = forensics.open(shared)
+    walled_reader = forensics.open(shared, read_only=True)
+    writer = forensics.open(shared)
+    try:
+        assert reader.count("events") == 50                  # keeps a read connection
+        assert walled_reader.query("evidence_inventory").df.height == 1
+        assert reader.count("events") == 50
+        more = _events(tmp_path / "more.jsonl", 3000, 7)
+        assert writer.load(more).rows()[0]["rows_loaded"] == 7
+        assert reader.count("events") == 57 and walled_reader.count("events") == 57
+    finally:
+        for case in (reader, walled_reader, writer):
+            case.close()

@@ -24,13 +24,41 @@ from typing import Any
 import click
 import duckdb
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 from forensics import __version__
+from forensics.case import open as open_case
+from forensics.cause.changes import changes as changes_fn
+from forensics.cause.changes import timeline as timeline_fn
+from forensics.cause.compare import compare as compare_fn
+from forensics.cause.retrieval import retrieval_diff as rd_fn
+from forensics.cli.demo import run_demo
 from forensics.core.errors import ForensicsError, UsageError, is_interrupt
+from forensics.core.findings import check, list_findings
+from forensics.core.metrics import SEGMENTS
 from forensics.core.redact import redact_frame
 from forensics.core.result import Result, cell_text, dumps, jsonable
-from forensics.drills.generator import SCENARIOS
-from forensics.drills.mix import MIXES
+from forensics.detect.cluster import cluster as cluster_fn
+from forensics.detect.detectors import detect as detect_fn
+from forensics.detect.detectors import import_labels as import_fn
+from forensics.detect.rules import RULES
+from forensics.drills.generator import SCENARIOS, generate
+from forensics.drills.mix import MIXES, generate_mix
+from forensics.impact.estimate import estimate as estimate_fn
+from forensics.ingest.attach import attach as attach_fn
+from forensics.ingest.attach import check_attached
+from forensics.ingest.load import load_files, require_rows
+from forensics.playbook.containment import containment as containment_fn
+from forensics.playbook.detection_gap import detection_gap as gap_fn
+from forensics.playbook.milestones import mark as mark_fn
+from forensics.playbook.milestones import milestones as milestones_fn
+from forensics.playbook.severity import severity as severity_fn
+from forensics.playbook.timeline import incident_timeline
+from forensics.postmortem.evalpack import export_evals
+from forensics.postmortem.writing import postmortem
+from forensics.queries.runner import catalogue
 
 err_console = Console(stderr=True)
 
@@ -198,7 +226,6 @@ class ForensicsGroup(click.Group):
 @contextmanager
 def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[..., None]]:
     """A progress display on stderr that appears only for work longer than a second."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                         TimeElapsedColumn(), console=err_console, transient=True)
@@ -259,7 +286,6 @@ def pattern_option(default: str | None = None, help: str = PATTERN_HELP,
 
 
 def _open_case(path: str, read_only: bool = False) -> Any:
-    from forensics.case import open as open_case
 
     verb = click.get_current_context().info_name or "forensics"
     return open_case(path, read_only=read_only, purpose=verb)
@@ -292,7 +318,6 @@ def cli() -> None:
 def load(case: str, files: tuple[str, ...], fmt: str | None, mapping: str | None) -> Any:
     """Load evidence FILES into CASE (created when missing). The same file read the same
     way twice adds nothing; a file that yields no rows makes the command fail."""
-    from forensics.ingest.load import load_files, require_rows
 
     c = _open_case(case)
     try:
@@ -312,7 +337,8 @@ def _load_text(result: Result) -> str:
                      f"{r['rows_loaded']} loaded, {r['rows_rejected']} rejected "
                      f"(sha256 {r['sha256'][:12]})")
         # the columns filled from a field of another name: the guesses worth a look
-        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items() if v != k}
+        chosen = {k: v for k, v in json.loads(r.get("mapping") or "{}").items()
+                  if v.split(" | ")[0] != k}
         if chosen:
             lines.append("  mapped: " + ", ".join(f"{k} <- {v}" for k, v in chosen.items()))
     lines += [f"  rejected: {m}" for m in result.meta.get("first_rejects", [])]
@@ -332,8 +358,6 @@ def attach(case: str, source: str | None, mapping: str | None, check_only: bool)
     """Attach SOURCE to CASE as evidence read in place: a Parquet folder or glob, a Delta
     table folder, an Iceberg metadata.json or iceberg:CATALOG/namespace.table. The
     snapshot is pinned; --check names sources that changed since."""
-    from forensics.ingest.attach import attach as attach_fn
-    from forensics.ingest.attach import check_attached
 
     if not check_only and not source:
         raise UsageError("give a SOURCE to attach, or --check", hint="forensics attach --help")
@@ -376,7 +400,6 @@ def query(case: str | None, name: str | None, params: tuple[str, ...], list_: bo
     """Run the saved query NAME on CASE (opened read-only), or --list them. A saved query
     is one SELECT that reads the case and no other file. Text columns are redacted (ids
     kept) unless --no-redact."""
-    from forensics.queries.runner import catalogue
 
     if list_:
         result = catalogue()
@@ -420,11 +443,8 @@ def render_result(result: Result, fmt: str) -> str:
         return dumps(result.rows())
     if fmt == "markdown":
         return result.to_markdown(max_rows=result.df.height)
-    from rich.table import Table
-    from rich.text import Text
 
-    with_truncation = " (truncated at the row cap)" if result.meta.get("truncated") else ""
-    table = Table(title=result.title + with_truncation)
+    table = Table(title=result.title)
     for column in result.df.columns:
         table.add_column(Text(column))
     for row in result.df.head(TABLE_ROWS).iter_rows():
@@ -435,8 +455,9 @@ def render_result(result: Result, fmt: str) -> str:
         if result.df.height > TABLE_ROWS:
             console.print(Text(f"{result.df.height - TABLE_ROWS} more rows not shown; "
                                "--format csv or json gives them all"))
-        if result.meta.get("note"):
-            console.print(Text(str(result.meta["note"])))
+        for key in ("note", "warning", "hint"):      # why empty; the row cap reached
+            if result.meta.get(key):
+                console.print(Text(f"{key}: {result.meta[key]}"))
     return capture.get()
 
 
@@ -480,7 +501,6 @@ def impact(case: str, pattern: str | None, change: str | None,
 def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
                settings: tuple[str, ...]) -> dict[str, Any]:
     """``--rule`` / ``--skip`` / ``--set rule.option=json`` as the ``rules=`` argument."""
-    from forensics.detect.rules import RULES
 
     spec: dict[str, Any] = {name: (not only or name in only) and name not in skip
                             for name in RULES}
@@ -517,7 +537,6 @@ def _rule_spec(only: tuple[str, ...], skip: tuple[str, ...],
 def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | None, strata: str,
              level: float, seed: int) -> Any:
     """Truly affected events and users of CASE estimated from a sampled review."""
-    from forensics.impact.estimate import estimate as estimate_fn
 
     return _with_case(case, lambda c: estimate_fn(
         c, _required(pattern, "estimate"), confirmed=confirmed, rejected=rejected, strata=strata,
@@ -537,7 +556,6 @@ def estimate(case: str, pattern: str | None, confirmed: str, rejected: str | Non
 def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
            settings: tuple[str, ...], engine: str) -> Any:
     """Run the failure detectors on CASE and write labels (replacing earlier rule labels)."""
-    from forensics.detect.detectors import detect as detect_fn
 
     spec = _rule_spec(only, skip, settings)
     c = _open_case(case)
@@ -556,7 +574,6 @@ def detect(case: str, only: tuple[str, ...], skip: tuple[str, ...],
 @output_options
 def findings(case: str, check_id: str | None) -> Any:
     """The findings recorded in CASE, or --check one against its stored result."""
-    from forensics.core.findings import check, list_findings
 
     c = _open_case(case, read_only=True)
     try:
@@ -581,7 +598,6 @@ def findings(case: str, check_id: str | None) -> Any:
 @output_options
 def cluster(case: str, pattern: str, k: int | None, method: str, seed: int) -> Any:
     """Group the bad outputs of CASE into failure patterns and write clusters."""
-    from forensics.detect.cluster import cluster as cluster_fn
 
     c = _open_case(case)
     try:
@@ -605,7 +621,6 @@ def cluster(case: str, pattern: str, k: int | None, method: str, seed: int) -> A
 @output_options
 def import_labels(case: str, file: str, event_id: str, label: str, source: str) -> Any:
     """Import reviewer verdicts from FILE (CSV / JSONL / Parquet) into the labels of CASE."""
-    from forensics.detect.detectors import import_labels as import_fn
 
     c = _open_case(case)
     try:
@@ -635,7 +650,6 @@ def report(case: str, outdir: str, pattern: str | None, change: str | None, no_r
     """Write the post-mortem of CASE to OUTDIR (Markdown, HTML, charts, drafts, eval pack).
 
     Findings are recorded in CASE, so it is opened for writing."""
-    from forensics.postmortem.writing import postmortem
 
     c = _open_case(case)
     try:
@@ -662,7 +676,6 @@ def report(case: str, outdir: str, pattern: str | None, change: str | None, no_r
 def evals(case: str, outdir: str, fmt: str, pattern: str | None, change: str | None,
           per_cluster: int, no_redact: bool) -> Any:
     """Write the regression eval pack of CASE to OUTDIR (JSONL, promptfoo, Inspect AI)."""
-    from forensics.postmortem.evalpack import export_evals
 
     return _with_case(case, lambda c: export_evals(
         c, outdir, fmt, pattern=pattern, change=change, per_cluster=per_cluster,
@@ -696,7 +709,6 @@ def _with_case(case: str, fn: Callable[[Any], Result]) -> Result:
 @output_options
 def changes(case: str, feature: str | None, bucket: str) -> Any:
     """Declared and inferred changes in CASE, with their rollout."""
-    from forensics.cause.changes import changes as changes_fn
 
     return _with_case(case, lambda c: changes_fn(c, feature=feature, bucket=bucket))
 
@@ -715,7 +727,6 @@ def changes(case: str, feature: str | None, bucket: str) -> Any:
 def timeline(case: str, metric: str, by: str | None, bucket: str, where: str | None,
              plot_path: str | None) -> Any:
     """A metric of CASE over time, with change markers."""
-    from forensics.cause.changes import timeline as timeline_fn
 
     result = _with_case(case, lambda c: timeline_fn(c, metric, by=by, bucket=bucket,
                                                     where=where))
@@ -743,8 +754,6 @@ def compare(case: str, by: str | None, a: str | None, b: str | None, at: str | N
             window: str | None, where: str | None, metrics: tuple[str, ...],
             segments: tuple[str, ...], as_sql: bool, no_concurrent: bool) -> Any:
     """Compare two cohorts of CASE: --by COLUMN --a X --b Y, or --at TS."""
-    from forensics.cause.compare import compare as compare_fn
-    from forensics.core.metrics import SEGMENTS
 
     if as_sql:
         by = None
@@ -785,7 +794,6 @@ def suspects(case: str, pattern: str | None, bucket: str, window: str) -> Any:
 def retrieval_diff(case: str, before: str | None, after: str | None, at: str | None,
                    feature: str | None, k: int) -> Any:
     """Top-k retrieval of the same queries before vs after an index change."""
-    from forensics.cause.retrieval import retrieval_diff as rd_fn
 
     return _with_case(case, lambda c: rd_fn(c, before, after, at=at, feature=feature, k=k))
 
@@ -805,7 +813,6 @@ def _save_plot(result: Result, plot_path: str | None) -> None:
 @output_options
 def mark(case: str, name: str, ts: str | None, note: str) -> Any:
     """Record that the incident in CASE reached milestone NAME (detected, contained, ...)."""
-    from forensics.playbook.milestones import mark as mark_fn
 
     c = _open_case(case)
     try:
@@ -819,7 +826,6 @@ def mark(case: str, name: str, ts: str | None, note: str) -> Any:
 @output_options
 def milestones(case: str) -> Any:
     """The milestones recorded in CASE."""
-    from forensics.playbook.milestones import milestones as milestones_fn
 
     return _with_case(case, milestones_fn)
 
@@ -836,7 +842,6 @@ def milestones(case: str) -> Any:
 def severity(case: str, pattern: str | None, bucket: str, category: str | None,
              rules: str | None) -> Any:
     """Severity of the incident in CASE on the playbook matrix, with the deciding rule."""
-    from forensics.playbook.severity import severity as severity_fn
 
     return _with_case(case, lambda c: severity_fn(
         c, pattern, bucket=bucket,
@@ -859,7 +864,6 @@ def detection_gap(case: str, pattern: str | None, bucket: str, onset: str | None
                   max_false_alarms: int, save: str | None, plot_path: str | None) -> Any:
     """When the pattern in CASE started, its first signals, and the alert that would have
     caught it soonest (backtested, with its false alarms)."""
-    from forensics.playbook.detection_gap import detection_gap as gap_fn
 
     result = _with_case(case, lambda c: gap_fn(
         c, pattern, bucket=bucket, onset=onset,
@@ -881,7 +885,6 @@ def containment(case: str, pattern: str | None, bucket: str, change: str | None,
                 at: tuple[str, ...],
                 fallback: bool, plot_path: str | None) -> Any:
     """What rolling back the suspect change of CASE at time T would have spared."""
-    from forensics.playbook.containment import containment as containment_fn
 
     result = _with_case(case, lambda c: containment_fn(
         c, pattern, bucket=bucket, change=change,
@@ -898,7 +901,6 @@ def containment(case: str, pattern: str | None, bucket: str, change: str | None,
 @output_options
 def incident(case: str, pattern: str | None, bucket: str, plot_path: str | None) -> Any:
     """The incident timeline of CASE, with the times to detect, contain and resolve."""
-    from forensics.playbook.timeline import incident_timeline
 
     result = _with_case(case, lambda c: incident_timeline(
         c, pattern, bucket=bucket))
@@ -966,8 +968,6 @@ def drill(outdir: str, scenario: str | None, seed: int, n_events: int, days: int
           compress: bool, mix: str | None, texts: str | None, sources: str | None) -> Any:
     """Generate a practice incident in OUTDIR, with its answer key; or (--mix, --texts)
     several concurrent incidents, with their manifest."""
-    from forensics.drills.generator import generate
-    from forensics.drills.mix import generate_mix
 
     if scenario and (mix or texts):
         raise UsageError("--scenario plants one incident; --mix and --texts make a "
@@ -996,7 +996,6 @@ def drill(outdir: str, scenario: str | None, seed: int, n_events: int, days: int
 @output_options
 def demo(outdir: str, n_events: int, seed: int) -> Any:
     """Investigate a generated incident end to end and say what was found."""
-    from forensics.cli.demo import run_demo
 
     with progress_bar("demo") as update:
         report = run_demo(Path(outdir), events=n_events, seed=seed, progress=update)

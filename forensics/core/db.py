@@ -61,8 +61,8 @@ def frame(con: duckdb.DuckDBPyConnection, sql: str,
 
 # DuckDB types that Arrow and Polars cannot carry as they are. HUGEINT and UHUGEINT leave
 # as DECIMAL(38,0) (exact; Arrow's own export wraps past 38 digits without a word), and
-# as text when a value is wider still; the others leave as DuckDB's text for them, which
-# CAST(... AS INTERVAL) and friends read back.
+# when a value is wider still as Polars Int128, or exact text past that; the others leave
+# as DuckDB's text for them, which CAST(... AS INTERVAL) and friends read back.
 _WIDE_INTS = ("UHUGEINT", "HUGEINT")
 _AS_TEXT = ("TIME WITH TIME ZONE", "INTERVAL", "BIGNUM", "VARINT", "BIT")
 _TYPE_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|TIME WITH TIME ZONE|\w+|.""",
@@ -97,9 +97,14 @@ def to_polars(rel: duckdb.DuckDBPyRelation) -> pl.DataFrame:
     try:
         return rel.project(plan).pl()
     except duckdb.ConversionException:
-        wider = _fetch_plan(rel, "VARCHAR")    # a HUGEINT past 38 digits: as text
-        assert wider is not None
-        return rel.project(wider).pl()
+        wider = _fetch_plan(rel, "VARCHAR")    # a HUGEINT past 38 digits: as text, then
+        assert wider is not None               # Polars' Int128 where the values fit
+        df = rel.project(wider).pl()
+        for column, sql_type in zip(rel.columns, rel.types, strict=True):
+            if str(sql_type) in _WIDE_INTS:
+                with contextlib.suppress(pl.exceptions.PolarsError):  # past Int128: text
+                    df = df.with_columns(pl.col(column).cast(pl.Int128))
+        return df
 
 
 def _fetch_plan(rel: duckdb.DuckDBPyRelation, wide: str) -> str | None:
@@ -199,12 +204,20 @@ def run_sql(con: duckdb.DuckDBPyConnection, text: str, params: dict[str, Any] | 
     >>> con = duckdb.connect()
     >>> run_sql(con, "SELECT $x + 1 AS y", {"x": 41}).rows()
     [{'y': 42}]
-    >>> run_sql(con, "SELECT * FROM range(10)", row_cap=3).meta
-    {'truncated': True, 'row_cap': 3}
+    >>> run_sql(con, "SELECT * FROM range(10)", row_cap=3).meta["warning"]
+    'stopped at the row cap of 3 rows; more rows match'
     """
+    if row_cap is not None and row_cap < 0:
+        raise UsageError(f"row cap {row_cap} is negative", hint="give a cap of 1 or more rows")
+    if time_limit is not None and time_limit < 0:
+        raise UsageError(f"time limit {time_limit} s is negative",
+                         hint="give a limit in seconds, or 0 for none")
     params = dict(params or {})
     df, truncated = _fetch(con, text, params, row_cap, time_limit)
-    meta = {"truncated": True, "row_cap": row_cap} if truncated else {}
+    meta = {"truncated": True, "row_cap": row_cap,
+            "warning": f"stopped at the row cap of {row_cap} rows; more rows match",
+            "hint": "raise the cap (--row-cap N, row_cap=N) or narrow the query"} \
+        if truncated else {}
     return Result(df, sql=text, params=params, title=title, meta=meta)
 
 

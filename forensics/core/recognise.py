@@ -40,7 +40,7 @@ from stdnum.es import dni, nie
 from stdnum.in_ import aadhaar
 from stdnum.us import ssn
 
-# What each kind is replaced by in exports, and whether it is personal data or a secret.
+# What each kind is replaced by in exports; SECRET_KINDS are secrets, the rest personal data.
 TAGS = {
     "private_key": "PRIVATE_KEY", "api_key": "API_KEY", "credential": "SECRET",
     "url_credential": "SECRET", "email": "EMAIL", "iban": "IBAN", "card": "CARD",

@@ -16,6 +16,7 @@ import base64
 import datetime as dt
 import json
 import math
+import re
 from decimal import Decimal
 from html import escape
 from pathlib import Path
@@ -31,9 +32,9 @@ _RATE_WORDS = ("rate", "share", "ratio")
 MAX_CELL_CHARS = 120
 
 # Polars types whose values are not plain JSON scalars: in CSV they are written as the
-# JSON text of their value (nested lists, arrays, structs and maps), base64 (binary) or
-# seconds (durations), the same conversion as in JSON output.
-_TEXT_IN_CSV = (pl.List, pl.Array, pl.Struct, pl.Binary, pl.Object, pl.Duration)
+# JSON text of their value (nested lists, arrays, structs and maps: any nested type),
+# base64 (binary) or seconds (durations), the same conversion as in JSON output.
+_TEXT_IN_CSV = (pl.Binary, pl.Object, pl.Duration)
 
 
 def _html_cell(column: str, value: Any, numeric: bool) -> str:
@@ -121,12 +122,15 @@ def cell_text(value: Any, max_chars: int | None = MAX_CELL_CHARS) -> str:
     r"""One cell as short text for a table on screen (Markdown, the CLI table, notebook
     HTML): NULL is empty, floats to 4 significant digits, decimals exact, times to the
     second, nested values as compact JSON, BLOBs with ``\xHH`` escapes (as DuckDB shows
-    them), long text cut at ``max_chars`` with ``...``.
+    them), control characters as ``\xHH`` (line breaks and tabs as a space), long text cut
+    at ``max_chars`` with ``...``.
 
     >>> cell_text(Decimal("0.012300")), cell_text(0.123456), cell_text({"a": [1, None]})
     ('0.012300', '0.1235', '{"a": [1, null]}')
     >>> cell_text(b"ab\x00"), cell_text(float("-inf")), cell_text("x" * 200)[-5:]
     ('ab\\x00', '-inf', 'xx...')
+    >>> cell_text("two\nlines \x1b[31mred")
+    'two lines \\x1B[31mred'
     """
     if value is None:
         return ""
@@ -145,9 +149,22 @@ def cell_text(value: Any, max_chars: int | None = MAX_CELL_CHARS) -> str:
         text = dumps(value)
     else:
         text = str(value)
+    text = _CONTROL.sub(_visible, text)
     if max_chars is not None and len(text) > max_chars:
         text = text[:max_chars - 3] + "..."
     return text
+
+
+# Control characters never reach a screen as they are (an ESC from a model output would
+# drive the terminal): line breaks and tabs show as a space, the others as \xHH escapes.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in "\n\r\t\u2028\u2029":
+        return " "
+    return f"\\x{ord(char):02X}"
 
 
 def text_frame(df: pl.DataFrame) -> pl.DataFrame:
@@ -164,12 +181,12 @@ def text_frame(df: pl.DataFrame) -> pl.DataFrame:
         converted = jsonable(value)
         return converted if isinstance(converted, str) else dumps(converted)
 
-    columns = [c for c, t in df.schema.items() if isinstance(t, _TEXT_IN_CSV)
+    columns = [c for c, t in df.schema.items() if t.is_nested() or isinstance(t, _TEXT_IN_CSV)
                or t in _TEXT_IN_CSV]
     if not columns:
         return df
-    return df.with_columns(pl.col(c).map_elements(as_text, return_dtype=pl.String,
-                                                  skip_nulls=True) for c in columns)
+    return df.with_columns(pl.Series(c, [as_text(v) for v in df[c].to_list()], dtype=pl.String)
+                           for c in columns)
 
 
 def _exact_times(df: pl.DataFrame) -> pl.DataFrame:

@@ -183,6 +183,15 @@ def write_lock(path: Path, action: str = "write", wait: float | None = None,
         fh.close()
 
 
+def writer_active(path: Path) -> bool:
+    """Whether a writer holds (or has just taken) the case's write lock: its record is in
+    the lock file while it holds it. Cheap (one ``stat``): readers poll it."""
+    try:
+        return lock_path(path).stat().st_size > 0
+    except OSError:
+        return False
+
+
 def _read_record(lock: Path) -> dict[str, Any] | None:
     try:
         found = json.loads(lock.read_text(encoding="utf-8") or "{}")

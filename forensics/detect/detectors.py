@@ -127,10 +127,12 @@ def _detect(case: CaseHandle, chosen: list[tuple[Rule, dict[str, Any]]],
             spark: SparkEngine | None = None) -> DetectResult:
     for macro in MACROS:
         case.con.execute(macro)
-    if spark is not None:
-        spark.attach_case(case.con)
     prepared: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    if spark is not None:
+        start = time.perf_counter()
+        spark.attach_case(case.con)
+        timings["(tables to spark)"] = round(time.perf_counter() - start, 3)
     engines: dict[str, str] = {}
     for rule, options in chosen:
         if rule.prepare is not None:

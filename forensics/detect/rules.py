@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from forensics.core.errors import UsageError
-from forensics.core.recognise import BARE, PREFILTER, REQUEST_CONTEXT, find, public_ip
+from forensics.core.recognise import (
+    BARE,
+    PREFILTER,
+    REQUEST_CONTEXT,
+    SECRET_KINDS,
+    find,
+    public_ip,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -300,7 +307,7 @@ def private_data(o: dict[str, Any], p: Params) -> str:
             "requested_passport": 0.6, "requested_secret": 0.6}
     checks = " OR ".join(f"(kind = '{k}' AND {_valid(k)})" for k in sorted(conf)
                          if k.startswith("requested_"))
-    secret = ["private_key", "api_key", "credential", "url_credential", "requested_secret"]
+    secret = [*sorted(SECRET_KINDS), "requested_secret"]
     case_conf = " ".join(f"WHEN '{k}' THEN {v}" for k, v in conf.items())
     echo = ("AND (src.input_text IS NULL OR strpos(lower(src.input_text), lower(c.value)) = 0)"
             if o["ignore_echo"] else "")

@@ -470,10 +470,15 @@ def attach(case: CaseHandle, source: str | Path,
                                 'missing or unparseable timestamp', NULL
                             FROM ({select}) WHERE ts IS NULL""", [evidence_id])
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        con.execute("INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        con.execute("INSERT INTO evidence (evidence_id, path, sha256, bytes, format, target, "
+                    "loader_version, loaded_at, records_in, rows_loaded, rows_rejected, "
+                    "mapping, read_as) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [evidence_id, source, digest, sum(f["bytes"] for f in pinned.files),
                      f"attached {pinned.kind}", "events", ATTACH_VERSION, now, total,
-                     total - bad, bad, json.dumps(resolved)])
+                     total - bad, bad, json.dumps(resolved),
+                     json.dumps({"format": f"attached {pinned.kind}", "target": "events",
+                                 "mapping": resolved, "snapshot": pinned.snapshot},
+                                sort_keys=True, default=str)])
         con.execute("INSERT INTO attachments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [evidence_id, pinned.kind, source, pinned.snapshot,
                      json.dumps(pinned.files), pinned.hive, json.dumps(columns), now,

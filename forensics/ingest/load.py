@@ -2,12 +2,22 @@
 
 The steps, all set-based SQL in DuckDB:
 
-1. hash the file (its sha256 is its identity: the same file twice adds nothing);
-2. a reader stages it: container readers (JSONL, JSON, CSV, Parquet) plus a mapping, or a
+1. :mod:`forensics.ingest.source` resolves the path (taken literally; symlinks followed
+   and recorded, system files refused) and, in one read, hashes the file and copies it
+   into the case's work folder: everything after reads that copy, so the rows loaded are
+   always those of the sha256 recorded;
+2. the identity of a load is the sha256 and how the file is read (format, target,
+   mapping): the same file read the same way adds nothing, a file whose loads rejected
+   records or loaded nothing can be read again another way;
+3. a reader stages it: container readers (JSONL, JSON, CSV, Parquet) plus a mapping, or a
    vendor reader (OTLP, OpenInference, Langfuse, ...), into ``_stage_*`` temp tables;
-3. :func:`commit_stage` checks each staged record (timestamp, types, duplicate ids),
-   appends the good ones to the canonical tables and the others to ``rejects``;
-4. the ``evidence`` row records path, sha256, bytes, format, counts and the mapping.
+   what a generic file holds (events, changes, feedback) is decided by its records;
+4. :func:`commit_stage` checks each staged record (timestamp and its range, numbers,
+   duplicate ids), appends the good ones to the canonical tables, the others to
+   ``rejects``;
+5. the ``evidence`` row records path, sha256, bytes, format, counts, the mapping chosen,
+   how the file was read and the symlink named. A load that kept no row says so
+   (status ``nothing loaded``).
 
 Records in = rows loaded + rows rejected, for every file.
 
@@ -412,7 +422,12 @@ def _load_snapshot(case: CaseHandle, snap: source_mod.Snapshot, format: str | No
                    explicit: dict[str, str], notify: Callable[[str], None],
                    work: Path) -> LoadResult:
     con, path = case.con, snap.staged
-    reader, forced_target = _resolve_format(path, format)
+    try:
+        reader, forced_target = _resolve_format(path, format)
+    except formats.UnknownShape as exc:   # a shape no reader knows: fine, given a mapping
+        if not explicit:
+            raise
+        reader, forced_target = exc.generic, None
     read_as = _read_as(reader, forced_target, explicit)
     known = _earlier(con, snap.sha256, read_as)
     if known is not None:

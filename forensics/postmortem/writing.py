@@ -41,6 +41,7 @@ from forensics.core.handle import CaseHandle
 from forensics.core.numbers import estimate, percent, signed, whole
 from forensics.core.redact import case_key, pseudonym, redact_text
 from forensics.core.result import Result, dumps
+from forensics.core.safe import markdown_text
 from forensics.core.selection import Pattern
 from forensics.impact.exact import ImpactResult, suppress
 from forensics.playbook.incidents import incidents
@@ -746,9 +747,9 @@ def postmortem(case: CaseHandle, path: str | Path, *, pattern: Pattern = None,
              _write(out / "postmortem.html", doc.html())]
     drafts = write_drafts(out / "notifications", {
         "affected_users.md": "# Notice to affected users (draft)\n\n"
-                             + affected_user_notice(inc, w) + "\n",
-        "status_page.md": "# Status page update (draft)\n\n" + status_page_text(inc, w)
-                          + "\n"}, force=force)
+                             + markdown_text(affected_user_notice(inc, w)) + "\n",
+        "status_page.md": "# Status page update (draft)\n\n"
+                          + markdown_text(status_page_text(inc, w)) + "\n"}, force=force)
     files += [d.path for d in drafts]
     files += sorted(w.charts.values())
     alert_sql = getattr(inc.playbook.detection, "alert_sql", None) if inc.playbook else None

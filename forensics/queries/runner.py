@@ -205,8 +205,8 @@ def run(case: CaseHandle, name: str, *, row_cap: int | None = None, time_limit: 
         except QueryTimeoutError:
             raise
         except QueryError as exc:
-            raise QueryError(f"saved query {saved.name} failed: "
-                             f"{exc.message.removeprefix('query failed: ')}",
+            reason = exc.message.removeprefix("query failed: ").strip().splitlines()[0]
+            raise QueryError(f"saved query {saved.name} failed: {reason}",
                              hint=f"its parameters were {_shown(bound) or 'none'}; the SQL is "
                                   f"in {saved.path}") from exc
         finally:
@@ -237,7 +237,7 @@ FILL = {
     "cluster_members": "cluster the bad events: forensics cluster CASE",
     "retrievals": "the evidence holds no retrieved documents",
     "moderations": "the evidence holds no moderation or guardrail decisions",
-    "milestones": "record them: forensics mark CASE detected --ts TIME",
+    "milestones": "record them: forensics mark CASE detected --at TIME",
     "rejects": "every record of every file loaded",
 }
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,13 +144,63 @@ def detect_from_head(head: Head) -> str:
     if not stripped:
         raise FormatError(f"{head.path}: the file is empty", hint="nothing to load")
     if head.whole:
+        _refuse_unknown_document(head)
         return "json"
     if stripped[0] not in "[{":
+        _refuse_yaml(head)
         return "csv"
     lines = [ln.lstrip() for ln in head.text.splitlines() if ln.strip()][:20]
     if head.lines or sum(ln.startswith("{") for ln in lines) > len(lines) / 2:
         return "jsonl"
     return "json"
+
+
+class UnknownShape(FormatError):
+    """No reader knows the file's shape; ``generic`` is the container reader that would
+    read it given a mapping (the loader falls back to it when one is given)."""
+
+    def __init__(self, message: str, *, hint: str, generic: str) -> None:
+        super().__init__(message, hint=hint)
+        self.generic = generic
+
+
+def _tried() -> str:
+    return ", ".join([r.name for r in VENDORS] + ["json", "jsonl", "csv", "parquet"])
+
+
+_YAML_KEY = re.compile(r"^(---\s*$|[A-Za-z_][\w.-]*:(\s|$))")
+
+
+def _refuse_yaml(head: Head) -> None:
+    """A YAML document no reader claimed is not CSV: say what was seen, not one reject
+    per line ("too many columns")."""
+    lines = [ln for ln in head.text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if lines and _YAML_KEY.match(lines[0]) and "," not in lines[0]:
+        raise UnknownShape(
+            f"{head.path}: a YAML document of a shape no reader knows (first line "
+            f"{lines[0].strip()[:80]!r}); formats tried: {_tried()}",
+            hint="a VCR cassette starts with 'interactions:'; convert other YAML to JSON "
+                 "and load it with --format json --mapping", generic="csv")
+
+
+def _refuse_unknown_document(head: Head) -> None:
+    """One JSON object whose members are all objects or lists, none of them a list of
+    records, and that no reader claimed: a shape not known, said with its top keys (read
+    generically, it would give one rejected record)."""
+    doc = head.first
+    if not isinstance(doc, dict) or not doc:
+        return
+    values = list(doc.values())
+    if not all(isinstance(v, dict | list) for v in values):
+        return
+    if any(isinstance(v, list) and v and all(isinstance(x, dict) for x in v) for v in values):
+        return
+    keys = ", ".join(list(doc)[:12])
+    raise UnknownShape(
+        f"{head.path}: a JSON document of a shape no reader knows (top keys: {keys}); "
+        f"formats tried: {_tried()}",
+        hint="load it with --format json --mapping, naming the fields of each column",
+        generic="json")
 
 
 def vendor(name: str) -> VendorReader | None:

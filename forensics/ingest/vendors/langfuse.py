@@ -207,9 +207,10 @@ def _items(con: duckdb.DuckDBPyConnection) -> None:
 
 def _batch_ctes() -> str:
     """CTEs over an ingestion batch (``{batch: [{id, type, body, timestamp}], metadata}``):
-    each event's body with the observation type its event type names and the trace id
-    (a body without one belongs to the batch's trace when it holds exactly one); the
-    ``-update`` events of an id merged into its ``-create``, in batch order."""
+    each ``-create`` body with the observation type its event type names, its start (the
+    event's time when the body has none) and the trace id (a body without one belongs to
+    the batch's trace when it holds exactly one); the ``-update`` events of an id merged
+    into its ``-create``, in batch order."""
     types = "MAP {" + ", ".join(f"{literal(k)}: {literal(v)}"
                                 for k, v in INGESTION_TYPES.items()) + "}"
     return f"""
@@ -225,9 +226,14 @@ def _batch_ctes() -> str:
             SELECT b._ord, b.locator, b.i, e ->> 'type' AS etype,
                    coalesce(e ->> '$.body.id', 'event ' || b.i) AS oid,
                    json_merge_patch(json_extract(e, '$.body'), CASE
-                       WHEN (e ->> 'type') = 'trace-create' THEN json_object(
+                       WHEN (e ->> 'type') IN ('trace-create', 'score-create')
+                       THEN json_object(
                            'timestamp', coalesce(e ->> '$.body.timestamp', e ->> 'timestamp'))
-                       WHEN (e ->> 'type') = 'score-create' THEN '{{}}'::JSON
+                       WHEN ends_with(e ->> 'type', '-update')
+                       THEN CASE WHEN coalesce(e ->> '$.body.type', {types}[e ->> 'type'])
+                                      IS NULL THEN '{{}}'::JSON
+                                 ELSE json_object('type', coalesce(e ->> '$.body.type',
+                                                                   {types}[e ->> 'type'])) END
                        ELSE json_object(
                            'type', coalesce(e ->> '$.body.type', {types}[e ->> 'type']),
                            'traceId', coalesce(e ->> '$.body.traceId',

@@ -1,7 +1,8 @@
 """HTTP recordings of model calls, whatever the provider: VCR cassettes (vcrpy's YAML
 ``interactions``, Ruby VCR's ``http_interactions``), nock recordings (JSON
-``[{scope, method, path, body, status, response, rawHeaders}]``), HAR files and
-response-only recordings (``{status, headers, body}``).
+``[{scope, method, path, body, status, response, rawHeaders}]``), HAR files,
+response-only recordings (``{status, headers, body}``) and ``{request, response}``
+exchanges (JSON or JSON Lines, as proxies log them) to providers other than OpenAI.
 
 Each interaction is one record: its body decoded (:mod:`.transport`: gzip / deflate /
 brotli, ``!!binary``, hex, SSE / NDJSON / AWS event streams), then read by the first
@@ -40,6 +41,7 @@ PROVIDERS = (bedrock, gemini, cohere, anthropic, openai_api)
 KINDS = {"chat": "llm", "text_completion": "llm", "embeddings": "embedding",
          "moderation": "guardrail"}
 RAW_LIMIT = 2000
+PAIR_FILE_BYTES = 64 << 20   # JSON Lines of exchanges read here (in Python) up to this size
 
 
 def _yaml_key(text: str) -> str | None:
@@ -61,6 +63,20 @@ def _is_response_only(d: Any) -> bool:
         "status", "headers", "body", "statusText", "url"} and isinstance(d["body"], str | dict)
 
 
+def _is_pair(d: Any) -> bool:
+    """A ``{request: {url, body, ...}, response: {...}}`` exchange (proxy and gateway
+    logs) to a provider other than OpenAI (those stay with the ``openai`` reader, which
+    reads large files of them set-based)."""
+    if not (isinstance(d, dict) and isinstance(d.get("request"), dict)
+            and isinstance(d.get("response"), dict)):
+        return False
+    url = d["request"].get("url", d["request"].get("uri"))
+    if not isinstance(url, str):
+        return False
+    probe = Exchange("", "POST", url, None, {}, None, {}, Body("empty"))
+    return any(p.claims(probe) for p in (bedrock, gemini, cohere, anthropic))
+
+
 def _is_har(d: Any) -> bool:
     return isinstance(d, dict) and isinstance(d.get("log"), dict) and isinstance(
         d["log"].get("entries"), list)
@@ -79,8 +95,10 @@ class RecordingReader:
             return True
         doc = head.first if head.whole else None
         if isinstance(doc, list) and doc and all(isinstance(x, dict) for x in doc[:5]):
-            return all(_is_nock(x) for x in doc[:5])
-        return _is_response_only(doc) or _is_har(doc)
+            return all(_is_nock(x) for x in doc[:5]) or all(_is_pair(x) for x in doc[:5])
+        if not head.whole and head.lines and head.path.stat().st_size <= PAIR_FILE_BYTES:
+            return all(_is_pair(x) for x in head.lines[:5])
+        return _is_response_only(doc) or _is_har(doc) or _is_pair(doc)
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         stage_recording(con, path)
@@ -160,6 +178,24 @@ def _har(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _pairs(docs: list[Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for n, d in enumerate(docs, 1):
+        req, resp = d.get("request") or {}, d.get("response") or {}
+        body = resp.get("body", resp.get("content", resp.get("json")))
+        if isinstance(body, dict) and "string" in body:
+            body = body["string"]
+        status = resp.get("status", resp.get("status_code"))
+        out.append((f"{name} {n}", {
+            "method": req.get("method"), "url": req.get("url", req.get("uri")),
+            "request": req.get("body", req.get("json", req.get("content"))),
+            "req_headers": req.get("headers"),
+            "status": status.get("code") if isinstance(status, dict) else status,
+            "headers": resp.get("headers"), "body": body,
+            "recorded_at": d.get("timestamp", d.get("recorded_at"))}))
+    return out
+
+
 def read_exchanges(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """(locator, fields) of each interaction of the recording at ``path``."""
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -172,7 +208,15 @@ def read_exchanges(path: Path) -> list[tuple[str, dict[str, Any]]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}: not a valid JSON recording: {exc}") from exc
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        try:
+            return _pairs([json.loads(ln) for ln in lines], "line")
+        except json.JSONDecodeError:
+            raise FormatError(f"{path}: not a valid JSON recording: {exc}") from exc
+    if isinstance(doc, list) and doc and all(_is_pair(d) for d in doc[:5]):
+        return _pairs(doc, "element")
+    if _is_pair(doc):
+        return _pairs([doc], "document")
     if isinstance(doc, list):
         return _nock(doc)
     if _is_har(doc):

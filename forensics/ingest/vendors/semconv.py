@@ -499,9 +499,9 @@ def _attributes() -> str:
     resource = ("list_filter(r, lambda e: NOT ("
                 "(e.k = 'service.name' AND _fx_str(e.v) = feature) OR "
                 "(e.k = 'service.version' AND _fx_str(e.v) = release)))")
-    events = (f"list_filter(ev, lambda e: NOT ({_moderation_event()}) AND NOT "
-              "((e ->> 'name') IN ('gen_ai.content.prompt', 'gen_ai.content.completion') "
-              "AND (_in_plain OR _out_plain)))")
+    events = (f"list_filter(ev, lambda e: NOT ({_moderation_event()}) AND NOT coalesce("
+              "(e ->> 'name') IN ('gen_ai.content.prompt', 'gen_ai.content.completion') "
+              "AND (_in_plain OR _out_plain), false))")
     more = (f"_fx_kvs([{{'k': 'resource', 'v': CASE WHEN len(r) > 0 THEN "
             f"nullif(_fx_kvjson({resource})::VARCHAR, '{{}}')::JSON END}}, "
             f"{{'k': 'events', 'v': CASE WHEN len(ev) > 0 THEN "
@@ -511,7 +511,9 @@ def _attributes() -> str:
 
 
 def _moderation_event(e: str = "e") -> str:
-    return f"regexp_matches(lower({e} ->> 'name'), 'moderation|guardrail')"
+    # an event with no name (a plain OTLP log record) is not one: false, not NULL, so a
+    # filter on it keeps the event
+    return f"coalesce(regexp_matches(lower({e} ->> 'name'), 'moderation|guardrail'), false)"
 
 
 EVENT_TEXT = ["event_id", "trace_id", "span_id", "parent_id", "user_id", "session_id",

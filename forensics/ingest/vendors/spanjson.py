@@ -38,7 +38,7 @@ from forensics.ingest.vendors.common import (
     records,
     sniff_any,
 )
-from forensics.ingest.vendors.semconv import stage_spans
+from forensics.ingest.vendors.semconv import RAW_LIMIT, stage_spans
 
 ENVELOPE = ["name", "context", "spanContext", "span_kind", "kind", "parent_id", "parentSpanId",
             "parent_span_id", "parentSpanContext", "start_time", "end_time", "startTime",
@@ -86,10 +86,63 @@ class SpanJsonReader:
     def sniff(self, head: Head) -> bool:
         if head.is_parquet:
             return self.name == "openinference" and "context.span_id" in head.columns
+        if head.whole and grouped(head.first):
+            spans = [s for v in list(head.first.values())[:5] for s in v[:5]]
+            return sum(1 for s in spans if self._test(s)) * 2 > len(spans)
         return sniff_any(head, self._test)
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         stage_span_json(con, path)
+
+
+def grouped(doc: Any) -> bool:
+    """A document that files its spans under keys (scenario or operation names):
+    ``{"generateText": [span, ...], "streamText": [span, ...]}``."""
+    return isinstance(doc, dict) and bool(doc) and all(
+        isinstance(v, list) and v and all(isinstance(x, dict) for x in v) for v in doc.values())
+
+
+def _ungroup(con: duckdb.DuckDBPyConnection) -> None:
+    """A grouped document -> one record per span (``document: <key>[i]``), its key kept
+    as ``forensics.group``; any other record stays as it is."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _sj_groups AS
+        WITH docs AS (
+            SELECT _ord, locator, j, json_keys(j) AS ks FROM _stage_records
+            WHERE json_type(j) = 'OBJECT' AND len(json_keys(j)) > 0
+              AND list_bool_and(list_transform(json_keys(j), lambda k:
+                      coalesce(json_type(json_extract(j, k)) = 'ARRAY'
+                               AND json_array_length(json_extract(j, k)) > 0, false)))),
+        groups AS (
+            SELECT _ord, locator, generate_subscripts(ks, 1) AS gi, unnest(ks) AS k, j
+            FROM docs),
+        spans AS (
+            SELECT _ord, locator, gi, k,
+                   generate_subscripts(json_extract(json_extract(j, k), '$[*]'), 1) AS si,
+                   unnest(json_extract(json_extract(j, k), '$[*]')) AS s
+            FROM groups)
+        SELECT _ord * 1048576 + row_number() OVER (PARTITION BY _ord ORDER BY gi, si) AS _ord,
+               locator || ': ' || k || '[' || (si - 1) || ']' AS locator,
+               CASE WHEN json_type(s) = 'OBJECT'
+                    THEN json_merge_patch(s, json_object('forensics.group', k)) END AS j,
+               s::VARCHAR AS raw, _ord AS _doc
+        FROM spans
+    """)
+    if not con.execute("SELECT EXISTS (SELECT 1 FROM _sj_groups)").fetchall()[0][0]:
+        con.execute("DROP TABLE _sj_groups")
+        return
+    con.execute(f"""INSERT INTO _stage_rejects SELECT locator, 'grouped entry is not a
+        JSON object', left(raw, {RAW_LIMIT}) FROM _sj_groups WHERE j IS NULL""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _sj_records AS
+        SELECT _ord, locator, j FROM _stage_records
+        WHERE _ord NOT IN (SELECT _doc FROM _sj_groups)
+        UNION ALL
+        SELECT _ord, locator, j FROM _sj_groups WHERE j IS NOT NULL
+    """)
+    drop_records(con)
+    con.execute("ALTER TABLE _sj_records RENAME TO _stage_records")
+    con.execute("DROP TABLE _sj_groups")
 
 
 def _get(*paths: str) -> str:
@@ -103,6 +156,7 @@ def stage_span_json(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     install(con)
     records(con, path)
     ensure_rejects(con)
+    _ungroup(con)
     stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
     mtime = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     mtime_sql = f"TIMESTAMP '{stamp.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
