@@ -238,7 +238,7 @@ def test_sampled_review_interval_covers_the_answer_key(tmp_path: Path) -> None:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:,.1f}"
+    return f"{round(value):,}"      # an estimated count reads as a whole number
 
 
 def test_report_keeps_an_edited_draft(drills: Any, tmp_path: Path) -> None:
@@ -263,3 +263,26 @@ def test_report_keeps_an_edited_draft(drills: Any, tmp_path: Path) -> None:
     assert "--force" in said
     _report(case_path, out, "--no-evals", "--force")       # --force overwrites
     assert notice.read_text(encoding="utf-8") == written
+
+
+@pytest.mark.parametrize("scenario", ["prompt_regression", "retrieval_leak"])
+def test_canned_statements_agree_with_their_figures(drills: Any, scenario: str,
+                                                    tmp_path: Path) -> None:
+    """Each canned sentence is checked against the number it rests on, and numbers read
+    as a person would say them: whole counts, no -0.00, no "0.0 h"."""
+    case_path, _ = drills[scenario]
+    data = _report(case_path, tmp_path / "pm", "--no-evals")
+    text = (tmp_path / "pm" / "postmortem.md").read_text(encoding="utf-8")
+    seen = re.search(r"moderation flagged ([\d,]+) of ([\d,]+) affected events", text)
+    action = re.search(r"they flagged ([\d,]+) of ([\d,]+) affected events \(([\d.<]+)%\)", text)
+    if seen:
+        flagged, affected = (int(g.replace(",", "")) for g in seen.groups())
+        assert (action is not None) == (flagged < 0.5 * affected)
+        if action:
+            assert action.groups()[:2] == seen.groups()
+            assert action[3] == f"{100 * flagged / affected:.1f}" or action[3].startswith("<")
+    for s in data["suspects"]:
+        if "is no worse" in s["explanation"]:
+            assert s["ci_high"] <= 0, s["explanation"]
+    assert "-0.00" not in text and "0.0 h" not in text and "0.0 hours" not in text
+    assert not re.search(r"\b\d+\.\d+ (users|events|sessions)\b", text)

@@ -59,7 +59,8 @@ def timeline_figure(inc: PostmortemFacts) -> Figure:
         end = min(inc.change["window"][1] or hi, hi)
         ax.axvspan(start, end, color=WINDOW, alpha=0.35, lw=0,
                    label=f"exposure window ({inc.change['change_id']})")
-    ax.set_xlim(lo, hi)
+    if lo is not None and lo != hi:
+        ax.set_xlim(lo, hi)
     top = max([v for v in df["high" if "high" in df.columns else "value"].to_list()
                if v is not None] or [0.0])
     ax.set_ylim(0, max(top * 1.08, 0.01))
