@@ -190,6 +190,8 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b
 _DIGITS = re.compile(r"(?<![\w+.,/:\-])(?:\+|00)?\(?\d[\d \t().\-]{5,24}\d(?![\w]|[.,]\d)")
 _DATE_LIKE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$|^\d{1,2}[./\-]\d{1,2}[./\-]\d{2,4}$|"
                         r"^\d{1,2}:\d{2}|^\d+(?:\.\d+){1,3}$")
+_TIME_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{1,2}$")
+_TIME_AFTER = re.compile(r"[:h]\d{2}")
 _SSN = re.compile(r"(?<![\w\-])\d{3}[- ]\d{2}[- ]\d{4}(?![\w\-])|(?<![\w\-.])\d{9}(?![\w\-.])")
 _NINO = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 _DNI = re.compile(r"\b[XYZ]?\d{7,8}-?[A-Z]\b")
@@ -253,11 +255,15 @@ def numbers(text: str) -> Iterator[Hit]:
             raw = raw.lstrip("(")
         start = m.start() + m.group(0).index(raw)
         digits = re.sub(r"\D", "", raw)
-        if len(digits) < 7 or _DATE_LIKE.match(raw):
-            continue
+        if len(digits) < 7 or _DATE_LIKE.match(raw) or _TIME_STAMP.match(raw) \
+                or _TIME_AFTER.match(text, start + len(raw)):
+            continue    # a date, a date with its hour, or digits that run into a clock time
         kind = _number_kind(raw, digits)
         if kind:
-            yield Hit(kind, start, start + len(raw), raw, kind != "number")
+            # a bare run of digits that some region's plan accepts is a phone only in
+            # context (an order or account number looks the same)
+            strict = kind != "number" and not (kind == "phone" and raw.isdigit())
+            yield Hit(kind, start, start + len(raw), raw, strict)
 
 
 def _number_kind(raw: str, digits: str) -> str | None:
