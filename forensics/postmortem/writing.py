@@ -826,7 +826,7 @@ def section_incident(doc: Document, row: dict[str, Any], facts: PostmortemFacts,
         section(sub, facts, own)
     doc.heading(f"Incident {row['incident_id']}: {_families(row)}", 2)
     for kind, value in sub.blocks:
-        doc.blocks.append((kind, (value[0] + 1, value[1]) if kind == "heading" else value))
+        doc.blocks.append((kind, (value[0] + 1, *value[1:]) if kind == "heading" else value))
 
 
 def _top_suspects(inc: PostmortemFacts, n: int = 3) -> list[dict[str, Any]]:
