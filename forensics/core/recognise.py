@@ -192,6 +192,9 @@ _DATE_LIKE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$|^\d{1,2}[./\-]\d{1,2}[./\-]\d{
                         r"^\d{1,2}:\d{2}|^\d+(?:\.\d+){1,3}$")
 _TIME_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{1,2}$")
 _TIME_AFTER = re.compile(r"[:h]\d{2}")
+# words right before a bare digit run that say it is a phone number
+_PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|telephone|mobile|cell|call|ring|text|"
+                            r"whatsapp|fax)\b\W*(?:(?:number|no|is|me|at|on)\W*)*$")
 _SSN = re.compile(r"(?<![\w\-])\d{3}[- ]\d{2}[- ]\d{4}(?![\w\-])|(?<![\w\-.])\d{9}(?![\w\-.])")
 _NINO = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 _DNI = re.compile(r"\b[XYZ]?\d{7,8}-?[A-Z]\b")
@@ -262,7 +265,9 @@ def numbers(text: str) -> Iterator[Hit]:
         if kind:
             # a bare run of digits that some region's plan accepts is a phone only in
             # context (an order or account number looks the same)
-            strict = kind != "number" and not (kind == "phone" and raw.isdigit())
+            strict = kind != "number" and not (
+                kind == "phone" and raw.isdigit()
+                and not _PHONE_CONTEXT.search(text, max(0, start - 40), start))
             yield Hit(kind, start, start + len(raw), raw, strict)
 
 
