@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import forensics
+from forensics.case import SCHEMA_VERSION
 from forensics.cli.main import cli
 from forensics.core.errors import ReadOnlyCaseError, UsageError
 from forensics.playbook import detection_gap as alerts
@@ -68,12 +69,12 @@ def test_version_1_case_file_migrates_to_milestones(tmp_path: Path) -> None:
     assert old.milestones().meta["warnings"]
     old.close()
     case = forensics.open(path)
-    assert case.schema_version == 2
+    assert case.schema_version == SCHEMA_VERSION
     assert case.count("events") == 1 and case.count("milestones") == 0
     case.mark("detected", "2026-03-01T10:00:00Z")
     case.close()
     again = forensics.open(path)                         # reopening migrates nothing twice
-    assert again.schema_version == 2 and again.count("milestones") == 1
+    assert again.schema_version == SCHEMA_VERSION and again.count("milestones") == 1
     new = forensics.open(tmp_path / "new.duckdb")        # a new case has the same table
     cols = lambda c: c.con.execute(  # noqa: E731
         "SELECT column_name, data_type FROM information_schema.columns "
