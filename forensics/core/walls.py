@@ -18,7 +18,6 @@ forensics.core.errors.QueryError: evidence is append-only: statement 2 (DELETE) 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,17 +51,6 @@ _WRITING = {_T.INSERT, _T.UPDATE, _T.DELETE, _T.CREATE, _T.DROP, _T.ALTER, _T.CO
 FILE_WRITING = {_T.COPY, _T.EXPORT, _T.ATTACH, _T.DETACH, _T.LOAD}
 
 
-_PARSER_LOCK = threading.Lock()
-_PARSERS: list[duckdb.DuckDBPyConnection] = []
-
-
-def _parser() -> duckdb.DuckDBPyConnection:
-    """DuckDB's own parser, on an empty in-memory database made once."""
-    if not _PARSERS:
-        _PARSERS.append(duckdb.connect())
-    return _PARSERS[0]
-
-
 def lock_down(con: duckdb.DuckDBPyConnection) -> None:
     """Lock the configuration of ``con``: no ``SET`` can lift a wall afterwards."""
     con.execute("SET lock_configuration = true")
@@ -75,8 +63,10 @@ def check_statements(text: str, *, single: bool = False,
     """The statements of ``text``, refused when there is not exactly one (``single``),
     when one is of a type in ``refuse``, or when one writes to a ``protect``-ed table."""
     try:
-        with _PARSER_LOCK:
-            statements = _parser().extract_statements(text)
+        # DuckDB's own parser on an empty in-memory database, closed at once (a connection
+        # kept in a module global outlives DuckDB at interpreter exit)
+        with duckdb.connect() as parser:
+            statements = parser.extract_statements(text)
     except duckdb.Error as exc:
         raise QueryError(f"query failed: {exc}") from exc
     if single and len(statements) != 1:

@@ -24,7 +24,15 @@ Object stores (``s3://``, ``gs://``, ``az://``) work where DuckDB's httpfs and t
 library can reach them, with credentials from the environment (``AWS_*`` ...); the case
 records the URL and the snapshot, never a credential.
 
->>> case.attach(SAMPLE / "missing_folder")  # doctest: +SKIP
+>>> import polars as pl
+>>> Path("lake").mkdir()
+>>> pl.DataFrame({"ts": ["2026-03-02T10:00:00Z"], "user_id": ["u1"], "model": ["gpt-4o"],
+...               "output": ["Hello"]}).write_parquet("lake/part-0.parquet")
+>>> with forensics.open("new.duckdb") as new:
+...     attached = new.attach("lake")
+...     row = new.sql("SELECT user_id, model, output_text FROM events").df.row(0)
+>>> attached.df.select("kind", "files", "rows_loaded", "status").row(0), row
+(('parquet', 1, 1, 'attached'), ('u1', 'gpt-4o', 'Hello'))
 """
 
 from __future__ import annotations

@@ -14,7 +14,24 @@ The time is the one the response body states (OpenAI ``created``), else its ``Da
 header, else the request's date, else the file's modification time
 (``forensics.ts_source`` says so).
 
->>> case.load("cassettes/test_tools.yaml")   # doctest: +SKIP
+>>> import yaml
+>>> answer = {"type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+...           "content": [{"type": "text", "text": "Hi!"}], "stop_reason": "end_turn",
+...           "usage": {"input_tokens": 9, "output_tokens": 3}}
+>>> cassette = {"interactions": [{
+...     "request": {"method": "POST", "uri": "https://api.anthropic.com/v1/messages",
+...                 "body": json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 64,
+...                                     "messages": [{"role": "user", "content": "Say hi"}]})},
+...     "response": {"status": {"code": 200, "message": "OK"},
+...                  "headers": {"Date": ["Mon, 02 Mar 2026 10:00:00 GMT"]},
+...                  "body": {"string": json.dumps(answer)}}}]}
+>>> _ = Path("cassette.yaml").write_text(yaml.safe_dump(cassette))
+>>> with forensics.open("new.duckdb") as new:
+...     fmt = new.load("cassette.yaml").df["format"][0]
+...     row = new.sql("SELECT provider, model, output_text, finish_reason, output_tokens, "
+...                   "ts::VARCHAR FROM events").df.row(0)
+>>> fmt, row
+('recording', ('anthropic', 'claude-sonnet-4-6', 'Hi!', 'stop', 3, '2026-03-02 10:00:00'))
 """
 
 from __future__ import annotations
