@@ -118,14 +118,15 @@ def test_downstream_stages_read_the_spark_labels_unchanged(twins: Any) -> None:
                   lambda c: c.compare(at="2026-03-04T15:00:00")):
         a, b = stage(duck), stage(spark)
         assert a.df.height > 0
-        assert a.df.equals(b.df)
+        # the same rows; rows tied on the stage's own ordering may come in either order
+        assert a.df.sort(a.df.columns).equals(b.df.sort(b.df.columns))
 
 
 @pytest.mark.spark
 def test_cli_detect_engine_spark(engine: SparkEngine, tmp_path: Path) -> None:
     path = tmp_path / "c.duckdb"
     _load(path).close()
-    out = CliRunner().invoke(cli, ["detect", str(path), "--engine", "spark", "--only",
+    out = CliRunner().invoke(cli, ["detect", str(path), "--engine", "spark", "--rule",
                                    "error", "--json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)
