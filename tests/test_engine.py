@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -20,7 +19,6 @@ from click.testing import CliRunner
 import forensics
 from forensics.cli.main import cli
 from forensics.core.engine import (
-    SPARK_UDFS,
     SparkEngine,
     spark_args,
     spark_available,
@@ -29,7 +27,7 @@ from forensics.core.engine import (
     translate_with_params,
 )
 from forensics.detect.detectors import SPARK_RULES
-from forensics.detect.rules import MACROS, RULES, Params
+from forensics.detect.rules import RULES, Params
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "model_upgrade"
 
@@ -57,24 +55,6 @@ def test_duckdb_forms_that_need_a_spark_spelling() -> None:
     assert r"\b" not in spark_regex(r"\bno\b")
     args = spark_args({"k": '$."a.b"', "p": r"\bx", "l": ("a", "b")}, {"p"})
     assert args == {"k": "$['a.b']", "p": spark_regex(r"\bx"), "l": ["a", "b"]}
-
-
-def test_checksum_udfs_agree_with_the_duckdb_macros() -> None:
-    con = duckdb.connect()
-    for macro in MACROS:
-        con.execute(macro)
-    values = ["4111111111111111", "4111111111111112", "79927398713", "5", "",
-              "GB82WEST12345698765432", "GB82WEST12345698765431", "DE89370400440532013000",
-              "12345678Z", "12345678A", "00000000T"]
-    for name, fn in SPARK_UDFS.items():
-        for v in values:
-            arg = v if name != "luhn_ok" else "".join(ch for ch in v if ch.isdigit())
-            if name == "dni_ok" and not (len(arg) == 9 and arg[:8].isdigit()):
-                continue
-            if name == "iban_ok" and not arg[:2].isalpha():
-                continue
-            want = con.execute(f"SELECT {name}($v)", {"v": arg}).fetchall()[0][0]
-            assert fn(arg) == want, (name, arg)
 
 
 # ---------------------------------------------------------------------------------------
@@ -138,14 +118,15 @@ def test_downstream_stages_read_the_spark_labels_unchanged(twins: Any) -> None:
                   lambda c: c.compare(at="2026-03-04T15:00:00")):
         a, b = stage(duck), stage(spark)
         assert a.df.height > 0
-        assert a.df.equals(b.df)
+        # the same rows; rows tied on the stage's own ordering may come in either order
+        assert a.df.sort(a.df.columns).equals(b.df.sort(b.df.columns))
 
 
 @pytest.mark.spark
 def test_cli_detect_engine_spark(engine: SparkEngine, tmp_path: Path) -> None:
     path = tmp_path / "c.duckdb"
     _load(path).close()
-    out = CliRunner().invoke(cli, ["detect", str(path), "--engine", "spark", "--only",
+    out = CliRunner().invoke(cli, ["detect", str(path), "--engine", "spark", "--rule",
                                    "error", "--json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.output)

@@ -4,14 +4,15 @@ Spark.
 
 For Spark, :func:`translate` turns the DuckDB SQL into Spark SQL with sqlglot; the few
 constructs that do not translate by name get their Spark form here, in one place
-(:class:`SparkDialect` and :data:`SPARK_UDFS`):
+(:class:`SparkDialect`, :func:`translate_with_params`):
 
 * ``json_object(k, v, ...)`` -> ``to_json(named_struct(...))`` keeping null members;
 * ``hash(x)`` (DuckDB's 64-bit hash) -> ``xxhash64(x)``: a 32-bit hash would collide on
   millions of distinct texts;
 * JSON paths with quoted keys (``$."gen_ai.request.max_tokens"``) -> ``$['...']``;
 * ``regexp_extract_all(s, p)`` keeps DuckDB's default group 0 (Spark's default is 1);
-* DuckDB macros (``luhn_ok``, ``iban_ok``, ``dni_ok``) -> vectorised (pandas) UDFs.
+* RE2 patterns (literals and bound parameters) -> Java patterns (:func:`spark_regex`);
+* ``json_valid(x)`` -> ``try_parse_json``.
 
 Parameters stay bound: ``$name`` becomes Spark's named marker ``:name`` and the values go
 to ``spark.sql(..., args=...)``. What comes back to the case is small (labels, counts,
@@ -34,7 +35,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -174,46 +174,6 @@ def spark_args(params: dict[str, Any] | None,
 
 
 # ---------------------------------------------------------------------------------------
-# the DuckDB macros' Spark forms (vectorised over Arrow batches)
-
-def _luhn(d: str | None) -> bool | None:
-    if d is None:
-        return None
-    if len(d) <= 1 or not d.isdigit():
-        return False if len(d) <= 1 else None
-    total = 0
-    for i, ch in enumerate(reversed(d)):
-        v = int(ch) * (2 if i % 2 else 1)
-        total += v - 9 if v > 9 else v
-    return total % 10 == 0
-
-
-def _iban(s: str | None) -> bool | None:
-    if s is None:
-        return None
-    t = s.replace(" ", "")
-    acc = 0
-    for c in t[4:] + t[:4]:
-        v = ord(c) - 48 if "0" <= c <= "9" else ord(c) - 55
-        acc = (acc * (100 if v >= 10 else 10) + v) % 97
-    return acc == 1
-
-
-def _dni(s: str | None) -> bool | None:
-    if s is None:
-        return None
-    try:
-        n = int(s[:8])
-    except ValueError:
-        return None
-    return "TRWAGMYFPDXBNJZSQVHLCKE"[n % 23] == s[-1:]
-
-
-SPARK_UDFS: dict[str, Callable[[str | None], bool | None]] = {
-    "luhn_ok": _luhn, "iban_ok": _iban, "dni_ok": _dni}
-
-
-# ---------------------------------------------------------------------------------------
 # the session
 
 def spark_available() -> str | None:
@@ -268,23 +228,14 @@ class SparkEngine:
         self.spark = session if session is not None else spark_session()
         self._scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="fx-spark-"))
         self._owns_scratch = scratch is None
-        self._registered = False
 
     def close(self) -> None:
         if self._owns_scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
-    def _register_udfs(self) -> None:
-        if self._registered:
-            return
-        for name, fn in SPARK_UDFS.items():
-            self.spark.udf.register(name, _arrow_udf(fn, pa.bool_(), "boolean"))
-        self._registered = True
-
     def attach_case(self, con: duckdb.DuckDBPyConnection,
                     tables: tuple[str, ...] = CASE_TABLES) -> None:
         """The case's tables as Spark temp views of the same names."""
-        self._register_udfs()
         for table in tables:
             target = self._scratch / table
             shutil.rmtree(target, ignore_errors=True)
@@ -316,31 +267,6 @@ class SparkEngine:
             raise EngineError(f"Spark failed running the stage SQL: {_first_line(exc)}") \
                 from exc
 
-    def map_column(self, sql: str, params: dict[str, Any] | None, column: str,
-                   fn: Callable[[list[str]], list[tuple[Any, ...]]],
-                   fields: list[tuple[str, pa.DataType, str]], view: str) -> int:
-        """Apply ``fn`` (a batch function over texts, e.g. a language identifier) to
-        ``column`` of the rows of ``sql`` as a vectorised Arrow UDF, keeping the other
-        columns; ``fields`` are its outputs (name, Arrow type, Spark type). The result
-        becomes the temp view ``view``; returns its row count."""
-        from pyspark.sql.functions import arrow_udf, col
-
-        df = self.dataframe(sql, params)
-        struct = pa.struct([(n, t) for n, t, _ in fields])
-        ddl = "struct<" + ",".join(f"{n}:{st}" for n, _, st in fields) + ">"
-
-        def apply(texts: pa.Array) -> pa.Array:
-            found = fn([str(t) for t in texts.to_pylist()])
-            return pa.array([dict(zip([n for n, _, _ in fields], row, strict=True))
-                             for row in found], type=struct)
-
-        udf = arrow_udf(apply, ddl)  # type: ignore[call-overload]
-        out = df.withColumn("_fx", udf(col(column)))
-        out = out.select(*[c for c in df.columns if c != column],
-                         *[col("_fx." + n).alias(n) for n, _, _ in fields])
-        out.cache().createOrReplaceTempView(view)
-        return int(out.count())
-
 
 def _first_line(exc: BaseException) -> str:
     """The message of a Spark error without its JVM stack (Spark 4 logs it as JSON)."""
@@ -352,17 +278,6 @@ def _first_line(exc: BaseException) -> str:
         with contextlib.suppress(ValueError):
             text = str(json.loads(text.splitlines()[0]).get("msg", text))
     return (text.splitlines() or [""])[0][:400]
-
-
-def _arrow_udf(fn: Callable[[str | None], bool | None], arrow_type: pa.DataType,
-               spark_type: str) -> Any:
-    """A scalar function over strings as a vectorised Arrow UDF."""
-    from pyspark.sql.functions import arrow_udf
-
-    def apply(values: pa.Array) -> pa.Array:
-        return pa.array([fn(v) for v in values.to_pylist()], type=arrow_type)
-
-    return arrow_udf(apply, spark_type)  # type: ignore[call-overload]
 
 
 def resolve_engine(engine: str | SparkEngine | None) -> SparkEngine | None:
@@ -377,5 +292,6 @@ def resolve_engine(engine: str | SparkEngine | None) -> SparkEngine | None:
     raise UsageError(f"unknown engine {engine!r}", hint="engines: " + ", ".join(ENGINES))
 
 
-__all__ = ["ENGINES", "SPARK_UDFS", "EngineError", "SparkDialect", "SparkEngine",
-           "resolve_engine", "spark_args", "spark_available", "spark_session", "translate"]
+__all__ = ["ENGINES", "EngineError", "SparkDialect", "SparkEngine", "resolve_engine",
+           "spark_args", "spark_available", "spark_regex", "spark_session", "translate",
+           "translate_with_params"]
