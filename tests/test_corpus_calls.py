@@ -839,6 +839,7 @@ def event(case: Any, row: dict[str, Any], locator: str) -> dict[str, Any]:
     return dict(ev)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder", list(FOLDERS))
 def test_every_file_is_in_the_table_and_loads_clean(loaded: Any, folder: str) -> None:
     case, rows = loaded[folder]

@@ -71,6 +71,7 @@ def test_drill_cli_writes_the_format(tmp_path: Path) -> None:
     assert bad.exit_code == 2
 
 
+@pytest.mark.slow
 def test_otlp_drill_in_many_chunks_and_flushes_loads_the_same(
         drills: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # short lines, each its own chunk, parsed in parallel waves and flattened a few spans

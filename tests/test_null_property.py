@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -128,6 +129,7 @@ extras = st.dictionaries(st.from_regex(r"x_[a-z]{1,8}", fullmatch=True),
 
 @settings(max_examples=4, deadline=None, derandomize=True, phases=[Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.slow
 @given(seed=st.integers(0, 1), nulls=cells, extra=extras)
 def test_nulls_and_extra_columns_neither_crash_nor_change_answers(
         seed: int, nulls: list[tuple[int, str]], extra: dict[str, Any]) -> None:

@@ -197,6 +197,7 @@ def check_formats(result: Any, name: str) -> None:
             assert result.meta["note"] in shown.replace("\n", " ") or fmt == "table", name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["audit_log", "empty"])
 def test_every_output_format_through_the_cli(shape: str, built: dict[str, Path],
                                              tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -78,6 +78,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     return case, key, root
 
 
+@pytest.mark.slow
 def test_no_planted_value_reaches_any_export(planted: Any) -> None:
     case, key, root = planted
     raw = export_all(case, root / "raw", key, redact=False)
@@ -90,6 +91,7 @@ def test_no_planted_value_reaches_any_export(planted: Any) -> None:
     assert all(f"[{t}]" in cases for t in ("PHONE", "SECRET", "API_KEY", "ADDRESS", "DOB", "IP"))
 
 
+@pytest.mark.slow
 def test_every_export_is_a_safe_file(planted: Any) -> None:
     case, key, root = planted
     exports = export_all(case, root / "safe", key)
@@ -162,6 +164,7 @@ def test_brazilian_phone_and_postgres_password_are_whole() -> None:
     assert redact_text("export DB_PASSWORD='s3cret value'") == "export DB_PASSWORD='[SECRET]'"
 
 
+@pytest.mark.slow
 @pytest.mark.corpus
 def test_no_real_leak_reaches_any_export(tmp_path: Path) -> None:
     plants = decodingtrust(CORPUS)

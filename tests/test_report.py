@@ -241,6 +241,7 @@ def _fmt(value: float) -> str:
     return f"{round(value):,}"      # an estimated count reads as a whole number
 
 
+@pytest.mark.slow
 def test_report_keeps_an_edited_draft(drills: Any, tmp_path: Path) -> None:
     case_path, _ = drills["prompt_regression"]
     out = tmp_path / "pm"
