@@ -126,6 +126,7 @@ def client_counts(path: Path, saved: queries.SavedQuery,
             for block in blocks]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("saved", ALL, ids=[q.name for q in ALL])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_saved_query_on_every_shape(shape: str, saved: queries.SavedQuery,
