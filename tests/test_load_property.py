@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -46,6 +47,7 @@ def render(kind: str, i: int, text: str) -> bytes:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(KINDS), st.text(max_size=30)), min_size=1,
                 max_size=40))
+@pytest.mark.slow
 def test_counts_always_balance(records: list[tuple[str, str]]) -> None:
     kinds = [k for k, _ in records]
     lines = [render(k, i, t) for i, (k, t) in enumerate(records)]

@@ -171,6 +171,7 @@ def test_saved_query_on_every_shape(shape: str, saved: queries.SavedQuery,
             assert got == want
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_every_output_format_on_every_shape(shape: str, built: dict[str, Path],
                                             tmp_path_factory: pytest.TempPathFactory) -> None:

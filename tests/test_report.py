@@ -65,6 +65,7 @@ def _report(case: Path, out: Path, *extra: str) -> dict[str, Any]:
     return json.loads(result.output)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_report_matches_the_answer_key(drills: Any, scenario: str, tmp_path: Path) -> None:
     case, key = drills[scenario]

@@ -167,6 +167,7 @@ def test_readers_wait_for_a_load_and_then_read(shared: Path, tmp_path: Path) -> 
         assert "load" in err
 
 
+@pytest.mark.slow
 def test_a_wait_that_runs_out_names_the_holder(shared: Path, tmp_path: Path) -> None:
     # a kernel that keeps case.con (temp tables between cells) keeps the write lock
     kernel = Kernel(f"case = forensics.open({str(shared)!r}); con = case.con")
